@@ -1,0 +1,225 @@
+"""What the rest of the service may assume of storage.
+
+Every backend (``InMemoryEventStore``, ``MongoEventStore`` on PyMongo's async
+client or on Motor) implements these protocols with the same observable
+behaviour; ``tests/store/test_contract.py`` runs one suite against all of them.
+The Application Service and the consumers depend on these protocols only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event about to be appended. ``data`` holds JSON-like plain values."""
+
+    event_id: str
+    type: str
+    data: Mapping[str, Any]
+    schema_version: int = 1
+
+
+@dataclass(frozen=True)
+class CommitMetadata:
+    """Who and what caused a commit; stored once per commit."""
+
+    command_id: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    actor: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """One stored event, flattened out of its commit.
+
+    ``version`` is this event's own version in its stream (1-based).
+    ``position`` is its global position, ``None`` until the sequencer stamps it.
+    ``recorded_at`` is timezone-aware UTC.
+    """
+
+    stream_id: str
+    stream_type: str
+    version: int
+    event_id: str
+    type: str
+    schema_version: int
+    data: Mapping[str, Any]
+    metadata: CommitMetadata
+    recorded_at: datetime
+    position: int | None = None
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """The outcome of one successful append: a single commit."""
+
+    stream_id: str
+    version: int  # the stream's version after the commit (its last event's version)
+    events: tuple[RecordedEvent, ...] = field(default_factory=tuple)
+
+
+class ConcurrencyError(Exception):
+    """The stream was not at ``expected_version`` when the commit was written."""
+
+    def __init__(self, stream_id: str, expected_version: int, actual_version: int | None) -> None:
+        super().__init__(
+            f"stream {stream_id!r} expected at version {expected_version}, "
+            f"actually at {actual_version}"
+        )
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+
+
+class DuplicateCommandError(Exception):
+    """A commit carrying this command id already exists; nothing was written."""
+
+    def __init__(self, command_id: str) -> None:
+        super().__init__(f"command {command_id!r} was already applied")
+        self.command_id = command_id
+
+
+class EventStore(Protocol):
+    """Append-only event storage with optimistic concurrency and a global order."""
+
+    async def append(
+        self,
+        stream_id: str,
+        stream_type: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        metadata: CommitMetadata = CommitMetadata(),
+    ) -> AppendResult:
+        """Write ``events`` as one atomic commit at ``expected_version + 1``.
+
+        ``expected_version`` is 0 for a new stream. Raises ``ConcurrencyError``
+        when the stream is at another version and ``DuplicateCommandError`` when
+        ``metadata.command_id`` is already recorded. ``events`` must not be empty.
+        """
+        ...
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        """The stream's events with ``from_version <= version <= to_version``, in order.
+
+        Events appear here as soon as ``append`` returns, sequenced or not.
+        """
+        ...
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's current version; 0 when it does not exist."""
+        ...
+
+    async def version_at(self, stream_id: str, moment: datetime) -> int:
+        """The stream's version as of ``moment`` (last commit recorded at or before it)."""
+        ...
+
+    async def read_all(
+        self,
+        after_position: int = 0,
+        limit: int = 1000,
+        *,
+        stream_id: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[RecordedEvent]:
+        """Sequenced events with ``position > after_position``, in position order.
+
+        At most ``limit`` events, optionally filtered by stream and event types.
+        A reader that has seen position p has seen every position below p.
+        """
+        ...
+
+    async def head_position(self) -> int:
+        """The highest stamped global position; 0 when none."""
+        ...
+
+    async def sequence(self) -> int:
+        """Stamp global positions on commits appended so far, where not yet done.
+
+        Returns the number of commits stamped by this call. Backends that assign
+        positions while appending return 0.
+        """
+        ...
+
+    async def find_command(self, command_id: str) -> AppendResult | None:
+        """The commit written by ``command_id``, if any."""
+        ...
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An aggregate's state as of ``version``, in the decider's snapshot shape."""
+
+    stream_id: str
+    stream_type: str
+    version: int
+    schema_version: int
+    state: Mapping[str, Any]
+
+
+class SnapshotStore(Protocol):
+    """Derived, disposable copies of aggregate state. Losing them loses nothing."""
+
+    async def save(self, snapshot: Snapshot) -> None:
+        """Store ``snapshot``; saving a version that exists again is harmless."""
+        ...
+
+    async def latest(self, stream_id: str, max_version: int | None = None) -> Snapshot | None:
+        """The snapshot with the highest version ``<= max_version`` (any, if None)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CommandRejection:
+    """A command id whose command was rejected by a domain rule."""
+
+    command_id: str
+    stream_id: str
+    code: str
+    message: str
+    details: Mapping[str, Any]
+
+
+class CommandLog(Protocol):
+    """Durable record of rejected commands, so a repeat returns the same rejection."""
+
+    async def record_rejection(self, rejection: CommandRejection) -> CommandRejection:
+        """Store ``rejection`` unless one exists for its id; return the stored one."""
+        ...
+
+    async def find_rejection(self, command_id: str) -> CommandRejection | None: ...
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    """Who holds a named lease and until when (epoch milliseconds)."""
+
+    name: str
+    owner: str
+    expires_at_ms: int
+
+
+class Leases(Protocol):
+    """Named leases with expiry: at most one live owner per name, cluster-wide."""
+
+    async def acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        """Take the lease if free or expired, or renew it if ``owner`` holds it.
+
+        Returns whether ``owner`` holds the lease afterwards.
+        """
+        ...
+
+    async def release(self, name: str, owner: str) -> None:
+        """Give the lease up if ``owner`` holds it."""
+        ...
+
+    async def holder(self, name: str) -> LeaseHolder | None:
+        """The current holder, expired or not; None if never taken or released."""
+        ...
