@@ -1,0 +1,242 @@
+"""In-process publish/subscribe with bounded per-subscriber queues.
+
+Topics used by the service: ``"account:<id>"``, ``"transfer:<id>"``,
+``"ledger"``, ``"events"`` and ``"events:<stream_id>"``.
+
+Two kinds of subscriber, chosen at ``subscribe``:
+
+- *latest only* (read-model streams): the subscriber holds at most one pending
+  message; a newer one replaces it. A slow reader sees the latest state and
+  may miss intermediate ones, which is fine for documents that carry their
+  own version.
+- *strict* (event streams): messages queue up to ``maxsize``. When a publish
+  finds the queue full the subscriber is detached from its topic; it still
+  receives what was queued, then its iteration ends with ``SubscriberOverflow``
+  naming the position of the last message it received, which is where the
+  client resumes (``events(after: resume_after)``).
+
+``publish`` never blocks and never awaits: projectors and the feed call it from
+their loops, and one stuck subscriber cannot slow the others. Everything runs
+on one event loop; the hub is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+PositionOf = Callable[[Any], int | None]
+
+
+class SubscriberOverflow(Exception):
+    """A strict subscriber fell ``maxsize`` messages behind and was ended.
+
+    ``resume_after`` is the position of the last message the subscriber
+    received (``None`` if it received none): resuming after it misses nothing.
+    """
+
+    def __init__(self, topic: str, resume_after: int | None) -> None:
+        super().__init__(
+            f"subscriber to {topic!r} fell too far behind; resume after position {resume_after}"
+        )
+        self.topic = topic
+        self.resume_after = resume_after
+
+
+def position_of(message: Any) -> int | None:
+    """The ``position`` a message carries, as an attribute or a mapping key."""
+    if isinstance(message, Mapping):
+        value = message.get("position")
+    else:
+        value = getattr(message, "position", None)
+    return value if isinstance(value, int) else None
+
+
+class Subscription:
+    """One subscriber's queue; an async iterator of messages.
+
+    Iteration ends (``StopAsyncIteration``) after ``close()`` or ``Hub.close()``,
+    or raises ``SubscriberOverflow`` once a strict queue overflowed and drained.
+    ``close()`` is idempotent and detaches the subscriber from the hub at once.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        topic: str,
+        *,
+        latest_only: bool,
+        maxsize: int,
+        resume_position: PositionOf = position_of,
+    ) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self.topic = topic
+        self.latest_only = latest_only
+        self.maxsize = 1 if latest_only else maxsize
+        self._hub = hub
+        self._queue: deque[Any] = deque()
+        self._ready = asyncio.Event()
+        self._closed = False
+        self._overflowed = False
+        self._resume_position = resume_position
+        self._last_position: int | None = None
+        self.dropped = 0  # messages replaced (latest only); for metrics and tests
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def overflowed(self) -> bool:
+        return self._overflowed
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def _offer(self, message: Any) -> bool:
+        """Queue ``message``; False when a strict queue just overflowed."""
+        if self.latest_only:
+            if self._queue:
+                self._queue.clear()
+                self.dropped += 1
+        elif len(self._queue) >= self.maxsize:
+            self._overflowed = True
+            self._ready.set()
+            return False
+        self._queue.append(message)
+        self._ready.set()
+        return True
+
+    def _end(self) -> None:
+        self._closed = True
+        self._ready.set()
+
+    def close(self) -> None:
+        """Stop receiving, drop pending messages and detach from the hub."""
+        if not self._closed:
+            self._end()
+            self._queue.clear()
+            self._hub._detach(self)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            if self._queue:
+                message = self._queue.popleft()
+                position = self._resume_position(message)
+                if position is not None:
+                    self._last_position = position
+                return message
+            if self._overflowed:
+                self.close()
+                raise SubscriberOverflow(self.topic, self._last_position)
+            if self._closed:
+                raise StopAsyncIteration
+            self._ready.clear()
+            await self._ready.wait()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Hub:
+    """Topic -> subscribers; ``publish`` fans a message out without waiting.
+
+    ``subscriber_count()``/``topic_count()`` feed metrics and clean-up tests; a
+    topic disappears with its last subscriber. ``on_topic_change`` callbacks
+    learn when a topic gains its first or loses its last subscriber (the live
+    read-model service only does work for watched topics).
+    """
+
+    def __init__(self) -> None:
+        self._topics: dict[str, set[Subscription]] = {}
+        self._watchers: list[Callable[[str, bool], None]] = []
+        self.published = 0
+        self.overflows = 0
+
+    def subscribe(
+        self,
+        topic: str,
+        *,
+        latest_only: bool,
+        maxsize: int = 100,
+        resume_position: PositionOf = position_of,
+    ) -> Subscription:
+        """A new subscription to ``topic``; close it when done (or use ``async with``)."""
+        subscription = Subscription(
+            self, topic, latest_only=latest_only, maxsize=maxsize, resume_position=resume_position
+        )
+        subscribers = self._topics.setdefault(topic, set())
+        subscribers.add(subscription)
+        if len(subscribers) == 1:
+            self._notify(topic, True)
+        return subscription
+
+    def publish(self, topic: str, message: Any) -> int:
+        """Offer ``message`` to every subscriber of ``topic``; returns how many took it."""
+        subscribers = self._topics.get(topic)
+        if not subscribers:
+            return 0
+        self.published += 1
+        delivered = 0
+        for subscription in list(subscribers):
+            if subscription._offer(message):
+                delivered += 1
+            else:
+                self.overflows += 1
+                self._detach(subscription)
+        return delivered
+
+    def has_subscribers(self, topic: str) -> bool:
+        return bool(self._topics.get(topic))
+
+    def subscriber_count(self, topic: str | None = None) -> int:
+        if topic is not None:
+            return len(self._topics.get(topic, ()))
+        return sum(len(subscribers) for subscribers in self._topics.values())
+
+    def topic_count(self) -> int:
+        return len(self._topics)
+
+    def topics(self) -> list[str]:
+        return sorted(self._topics)
+
+    def on_topic_change(self, callback: Callable[[str, bool], None]) -> None:
+        """Call ``callback(topic, watched)`` when a topic gains/loses all subscribers."""
+        self._watchers.append(callback)
+
+    def close(self) -> None:
+        """End every subscription (their iteration stops) and forget all topics."""
+        topics, self._topics = self._topics, {}
+        for topic, subscribers in topics.items():
+            for subscription in subscribers:
+                subscription._end()
+            self._notify(topic, False)
+
+    def _detach(self, subscription: Subscription) -> None:
+        subscribers = self._topics.get(subscription.topic)
+        if subscribers is None or subscription not in subscribers:
+            return
+        subscribers.discard(subscription)
+        if not subscribers:
+            del self._topics[subscription.topic]
+            self._notify(subscription.topic, False)
+
+    def _notify(self, topic: str, watched: bool) -> None:
+        for callback in list(self._watchers):
+            callback(topic, watched)

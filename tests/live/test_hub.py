@@ -1,0 +1,140 @@
+"""Hub semantics: latest-only, strict overflow with a resume position, clean-up."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from projections.hub import Hub, SubscriberOverflow, Subscription
+
+
+async def next_of(sub: Subscription) -> Any:
+    return await asyncio.wait_for(anext(sub), 2)
+
+
+async def test_strict_subscriber_receives_every_message_in_order() -> None:
+    hub = Hub()
+    sub = hub.subscribe("events", latest_only=False, maxsize=10)
+    for position in range(1, 6):
+        hub.publish("events", {"position": position})
+    received = [(await next_of(sub))["position"] for _ in range(5)]
+    assert received == [1, 2, 3, 4, 5]
+    sub.close()
+
+
+async def test_latest_only_subscriber_keeps_only_the_newest_message() -> None:
+    hub = Hub()
+    sub = hub.subscribe("account:a", latest_only=True)
+    for version in range(1, 51):
+        hub.publish("account:a", {"version": version})
+    assert sub.pending == 1
+    assert (await next_of(sub)) == {"version": 50}
+    assert sub.dropped == 49
+    hub.publish("account:a", {"version": 51})
+    assert (await next_of(sub)) == {"version": 51}
+    sub.close()
+
+
+async def test_overflowing_strict_subscriber_ends_with_the_position_to_resume_after() -> None:
+    hub = Hub()
+    sub = hub.subscribe("events", latest_only=False, maxsize=3)
+    other = hub.subscribe("events", latest_only=False, maxsize=100)
+    hub.publish("events", {"position": 1})
+    assert (await next_of(sub))["position"] == 1
+    for position in range(2, 10):
+        hub.publish("events", {"position": position})
+    # Detached at once: the hub holds only the healthy subscriber now.
+    assert hub.subscriber_count("events") == 1
+    assert hub.overflows == 1
+    drained = [(await next_of(sub))["position"] for _ in range(3)]
+    assert drained == [2, 3, 4]
+    with pytest.raises(SubscriberOverflow) as failure:
+        await next_of(sub)
+    assert failure.value.resume_after == 4
+    assert other.pending == 9
+    other.close()
+    assert hub.subscriber_count() == 0
+
+
+async def test_overflow_before_anything_was_received_names_no_position() -> None:
+    hub = Hub()
+    sub = hub.subscribe("events", latest_only=False, maxsize=1)
+    hub.publish("events", {"position": 7})
+    hub.publish("events", {"position": 8})
+    assert (await next_of(sub))["position"] == 7
+    with pytest.raises(SubscriberOverflow) as failure:
+        await next_of(sub)
+    assert failure.value.resume_after == 7
+
+
+async def test_a_waiting_reader_wakes_on_publish() -> None:
+    hub = Hub()
+    sub = hub.subscribe("ledger", latest_only=True)
+    reader = asyncio.create_task(next_of(sub))
+    await asyncio.sleep(0.01)
+    hub.publish("ledger", "hello")
+    assert await reader == "hello"
+    sub.close()
+
+
+async def test_close_ends_iteration_and_detaches() -> None:
+    hub = Hub()
+    sub = hub.subscribe("transfer:t", latest_only=True)
+    reader = asyncio.create_task(anext(sub, "ended"))
+    await asyncio.sleep(0.01)
+    sub.close()
+    assert await reader == "ended"
+    sub.close()  # idempotent
+    assert hub.subscriber_count() == 0
+    assert hub.topic_count() == 0
+    assert hub.publish("transfer:t", "nobody") == 0
+
+
+async def test_hub_close_ends_all_subscriptions_and_forgets_topics() -> None:
+    hub = Hub()
+    subs = [hub.subscribe(f"account:{i % 3}", latest_only=True) for i in range(9)]
+    subs.append(hub.subscribe("events", latest_only=False, maxsize=5))
+    assert hub.subscriber_count() == 10
+    assert hub.topic_count() == 4
+    hub.close()
+    assert hub.subscriber_count() == 0
+    assert hub.topic_count() == 0
+    for sub in subs:
+        assert (await anext(sub, "ended")) == "ended"
+
+
+async def test_topic_watchers_see_first_and_last_subscriber() -> None:
+    hub = Hub()
+    changes: list[tuple[str, bool]] = []
+    hub.on_topic_change(lambda topic, watched: changes.append((topic, watched)))
+    first = hub.subscribe("account:a", latest_only=True)
+    second = hub.subscribe("account:a", latest_only=True)
+    first.close()
+    second.close()
+    assert changes == [("account:a", True), ("account:a", False)]
+
+
+async def test_a_subscriber_that_never_reads_stays_bounded() -> None:
+    hub = Hub()
+    latest = hub.subscribe("account:a", latest_only=True)
+    strict = hub.subscribe("events", latest_only=False, maxsize=50)
+    for position in range(1, 10_001):
+        hub.publish("account:a", {"version": position})
+        hub.publish("events", {"position": position})
+    assert latest.pending == 1
+    assert strict.pending == 50
+    assert hub.subscriber_count() == 1  # the strict one was detached
+    latest.close()
+    strict.close()
+    assert hub.subscriber_count() == 0
+
+
+async def test_async_with_closes() -> None:
+    hub = Hub()
+    async with hub.subscribe("ledger", latest_only=True) as sub:
+        assert hub.subscriber_count("ledger") == 1
+        hub.publish("ledger", 1)
+        assert await next_of(sub) == 1
+    assert hub.subscriber_count() == 0
