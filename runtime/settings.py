@@ -1,0 +1,216 @@
+"""Every setting of the service, read once from the environment (and an optional .env).
+
+``load_settings()`` is the only entry point the rest of the service uses; it
+turns pydantic's validation errors into one readable ``SettingsError`` naming
+each bad variable. Variables are upper case (``PORT=9000``); names are
+case-insensitive. Defaults suit a developer's laptop: the embedded database
+under ``DATA_DIR``, ``AUTH_MODE=dev``, GraphiQL on. ``APP_ENV=production``
+refuses to start unless a real database and JWT auth are configured, and turns
+GraphiQL and introspection off unless they are switched on explicitly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_JWT_SECRET_LENGTH = 32
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(ValueError):
+    """The environment holds an invalid or incomplete configuration."""
+
+
+class Settings(BaseSettings):
+    """The service configuration. See the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        frozen=True,
+    )
+
+    # Where the service listens.
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    forwarded_allow_ips: str = "127.0.0.1"
+    shutdown_timeout_seconds: float = Field(10.0, gt=0, le=300)
+
+    # Storage.
+    app_env: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".data")
+    mongodb_url: SecretStr | None = None
+    mongodb_database: str = Field("ledger", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    store: Literal["mongo", "memory"] = "mongo"
+    snapshot_every: int = Field(100, ge=1, le=1_000_000)
+
+    # Auth and exposure.
+    auth_mode: Literal["dev", "jwt"] = "dev"
+    jwt_secret: SecretStr | None = None
+    graphiql: bool | None = None
+    introspection: bool | None = None
+
+    # Logs.
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] | None = None
+
+    # GraphQL limits.
+    max_query_depth: int = Field(15, ge=1, le=100)
+    max_aliases: int = Field(30, ge=1, le=10_000)
+    max_tokens: int = Field(2_000, ge=10, le=1_000_000)
+    max_page_size: int = Field(100, ge=1, le=10_000)
+    max_subscriptions_per_connection: int = Field(20, ge=1, le=10_000)
+    connection_init_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    max_body_bytes: int = Field(1_000_000, ge=1_024, le=100_000_000)
+    consistency_timeout_seconds: float = Field(5.0, gt=0, le=60)
+
+    # Background work: leases and polling.
+    lease_ttl_seconds: float = Field(10.0, gt=0, le=600)
+    poll_interval_seconds: float = Field(0.2, gt=0, le=60)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, data: Any) -> Any:
+        """``FOO=`` in a .env or compose file means "use the default", not "empty"."""
+        if isinstance(data, Mapping):
+            return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+        return data
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
+    @field_validator("mongodb_url")
+    @classmethod
+    def _mongodb_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.match(r"^mongodb(\+srv)?://", value.get_secret_value()):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        problems = [*self._field_problems(), *self._production_problems()]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _field_problems(self) -> list[str]:
+        problems: list[str] = []
+        if self.auth_mode == "jwt" and not self._secret_long_enough():
+            problems.append(
+                f"AUTH_MODE=jwt needs JWT_SECRET of at least {MIN_JWT_SECRET_LENGTH} characters"
+            )
+        return problems
+
+    def _production_problems(self) -> list[str]:
+        if self.app_env != "production":
+            return []
+        problems: list[str] = []
+        if self.mongodb_url is None:
+            problems.append(
+                "APP_ENV=production needs MONGODB_URL (the embedded database is for development)"
+            )
+        if self.store != "mongo":
+            problems.append("APP_ENV=production needs STORE=mongo")
+        if self.auth_mode != "jwt":
+            # A short JWT_SECRET with AUTH_MODE=jwt is reported by _field_problems.
+            problems.append("APP_ENV=production needs AUTH_MODE=jwt (and JWT_SECRET)")
+        return problems
+
+    def _secret_long_enough(self) -> bool:
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+        return len(secret) >= MIN_JWT_SECRET_LENGTH
+
+    # Resolved values: what the rest of the service reads.
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        """True when the service starts its own nx-27017 under ``data_dir``."""
+        return self.store == "mongo" and self.mongodb_url is None
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.graphiql if self.graphiql is not None else not self.is_production
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.introspection if self.introspection is not None else not self.is_production
+
+    @property
+    def effective_log_format(self) -> Literal["json", "text"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.is_production else "text"
+
+    @property
+    def effective_log_level(self) -> str:
+        return self.log_level
+
+    def mongodb_url_value(self) -> str | None:
+        """The configured database URL in clear (it may hold a password: never log it)."""
+        return self.mongodb_url.get_secret_value() if self.mongodb_url else None
+
+    def jwt_secret_value(self) -> str | None:
+        return self.jwt_secret.get_secret_value() if self.jwt_secret else None
+
+    def describe(self) -> dict[str, object]:
+        """The effective settings without secrets, for the start-up log line."""
+        url = self.mongodb_url_value()
+        return {
+            "app_env": self.app_env,
+            "host": self.host,
+            "port": self.port,
+            "store": self.store,
+            "database": "embedded nx-27017" if self.uses_embedded_database else redact_url(url),
+            "mongodb_database": self.mongodb_database,
+            "data_dir": str(self.data_dir),
+            "auth_mode": self.auth_mode,
+            "graphiql": self.graphiql_enabled,
+            "introspection": self.introspection_enabled,
+            "log_format": self.effective_log_format,
+        }
+
+
+def redact_url(url: str | None) -> str | None:
+    """``mongodb://user:pw@host`` -> ``mongodb://user:***@host``."""
+    if url is None:
+        return None
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Read the settings; raise ``SettingsError`` with one line per problem.
+
+    ``overrides`` take precedence over the environment (used by tests and the CLI).
+    """
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as error:
+        raise SettingsError(_explain(error)) from None
+
+
+def _explain(error: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for item in error.errors():
+        name = "_".join(str(part) for part in item["loc"]).upper()
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if name:
+            lines.append(f"  {name}: {message}")
+        else:
+            lines.extend(f"  {part}" for part in message.split("; "))
+    return "\n".join(lines)
