@@ -1,0 +1,115 @@
+"""Who is asking, and what they may see or change.
+
+Two modes (``AuthSettings.mode``):
+
+- ``dev``: every request is the admin user "dev" (the service warns at start).
+- ``jwt``: a bearer token signed with HS256 and ``JWT_SECRET``; claims ``sub``
+  (the user, which is the account owner name), ``roles`` (a list; "admin"
+  grants everything) and ``exp`` (required). A request without a token is
+  anonymous and may see nothing; an expired or forged token is refused (HTTP
+  401, WebSocket close 4403) rather than downgraded to anonymous.
+
+Rules: users see and change only their own accounts and the transfers *from*
+them (a transfer *to* them is visible too); admins see everything; the audit
+log, other people's history and projection status are admin-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import jwt
+
+ADMIN_ROLE = "admin"
+
+
+@dataclass(frozen=True)
+class User:
+    """The caller. ``name`` is the owner name their accounts carry."""
+
+    name: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+    authenticated: bool = True
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN_ROLE in self.roles
+
+    def owns(self, owner: str) -> bool:
+        """Whether this user may see and change things belonging to ``owner``."""
+        return self.is_admin or (self.authenticated and owner == self.name)
+
+
+DEV_USER = User("dev", frozenset({ADMIN_ROLE}))
+ANONYMOUS = User("", frozenset(), authenticated=False)
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """``mode`` "dev" or "jwt"; ``jwt_secret`` is required in jwt mode."""
+
+    mode: Literal["dev", "jwt"] = "dev"
+    jwt_secret: str | None = None
+    leeway_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.mode == "jwt" and not self.jwt_secret:
+            raise ValueError("AUTH_MODE=jwt needs JWT_SECRET")
+
+
+class AuthError(Exception):
+    """A presented credential is invalid (forged, expired, malformed)."""
+
+
+def user_from_token(settings: AuthSettings, token: str) -> User:
+    """Verify ``token`` (HS256) and return its user; raise ``AuthError`` if invalid."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret or "",
+            algorithms=["HS256"],
+            options={"require": ["sub", "exp"]},
+            leeway=settings.leeway_seconds,
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise AuthError("token expired") from exc
+    except jwt.PyJWTError as exc:
+        raise AuthError("invalid token") from exc
+    sub, roles = claims.get("sub"), claims.get("roles", [])
+    if not isinstance(sub, str) or not sub or not isinstance(roles, list):
+        raise AuthError("invalid token claims")
+    return User(sub, frozenset(str(role) for role in roles))
+
+
+def bearer_token(value: object) -> str | None:
+    """The token in ``Bearer <token>`` (or a bare token); None when absent."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    scheme, _, rest = value.strip().partition(" ")
+    if rest and scheme.lower() == "bearer":
+        return rest.strip()
+    if not rest:
+        return scheme
+    raise AuthError("unsupported authorization scheme")
+
+
+def authenticate_header(settings: AuthSettings, authorization: str | None) -> User:
+    """The user for an HTTP request's ``Authorization`` header."""
+    if settings.mode == "dev":
+        return DEV_USER
+    token = bearer_token(authorization)
+    return ANONYMOUS if token is None else user_from_token(settings, token)
+
+
+def authenticate_params(settings: AuthSettings, params: Mapping[str, object] | None) -> User:
+    """The user for a WebSocket's connection params; a token is required in jwt mode."""
+    if settings.mode == "dev":
+        return DEV_USER
+    params = params or {}
+    raw = params.get("Authorization", params.get("authorization", params.get("token")))
+    token = bearer_token(raw)
+    if token is None:
+        raise AuthError("missing token")
+    return user_from_token(settings, token)
