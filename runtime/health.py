@@ -1,0 +1,103 @@
+"""Liveness and readiness.
+
+``/healthz`` answers 200 while the process can answer at all (a load balancer
+or Docker restarts it otherwise). ``/readyz`` answers 200 only when every
+registered check passes: the database answers a ping, and each piece of
+background work (the sequencer, each consumer) either runs here or is held
+by another process's live lease. It answers 503 while starting and while
+shutting down, so a balancer stops sending traffic before the drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from store.protocol import Leases
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    detail: str
+
+
+Check = Callable[[], Awaitable[CheckResult]]
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+class Health:
+    """The set of readiness checks plus the process's life-cycle phase."""
+
+    def __init__(self) -> None:
+        self.checks: dict[str, Check] = {}
+        self.phase = "starting"  # starting -> serving -> stopping
+
+    def add(self, name: str, check: Check) -> None:
+        self.checks[name] = check
+
+    async def readiness(self) -> tuple[bool, dict[str, object]]:
+        """Run every check (each bounded in time); ready only if all pass while serving."""
+        names = list(self.checks)
+        results = await asyncio.gather(*(self._run(self.checks[n]) for n in names))
+        report = {n: {"ok": r.ok, "detail": r.detail} for n, r in zip(names, results, strict=True)}
+        ready = self.phase == "serving" and all(r.ok for r in results)
+        return ready, {"status": "ready" if ready else "not ready", "phase": self.phase,
+                       "checks": report}  # fmt: skip
+
+    @staticmethod
+    async def _run(check: Check) -> CheckResult:
+        try:
+            return await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
+        except TimeoutError:
+            return CheckResult(False, f"no answer within {CHECK_TIMEOUT_SECONDS}s")
+        except Exception as error:  # a failing check is a "not ready", never a 500
+            return CheckResult(False, f"{type(error).__name__}: {error}")
+
+
+def ping_check(ping: Callable[[], Awaitable[object]]) -> Check:
+    """Passes when ``ping()`` returns (e.g. ``client.admin.command("ping")``)."""
+
+    async def check() -> CheckResult:
+        await ping()
+        return CheckResult(True, "reachable")
+
+    return check
+
+
+def worker_check(
+    running: Callable[[], bool], leases: Leases | None = None, lease_name: str | None = None
+) -> Check:
+    """Passes when the worker runs here, or another process holds its unexpired lease."""
+
+    async def check() -> CheckResult:
+        if running():
+            return CheckResult(True, "running here")
+        if leases is None or lease_name is None:
+            return CheckResult(False, "not running")
+        holder = await leases.holder(lease_name)
+        if holder is not None and holder.expires_at_ms > time.time() * 1000:
+            return CheckResult(True, f"leased by {holder.owner}")
+        return CheckResult(False, "not running and no live lease elsewhere")
+
+    return check
+
+
+def health_routes(health: Health) -> list[Route]:
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "phase": health.phase})
+
+    async def readyz(request: Request) -> JSONResponse:
+        ready, report = await health.readiness()
+        return JSONResponse(report, status_code=200 if ready else 503)
+
+    return [
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", readyz, methods=["GET", "HEAD"]),
+    ]

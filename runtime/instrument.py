@@ -1,0 +1,172 @@
+"""Measuring the other packages from the outside, without editing them.
+
+- ``InstrumentedEventStore``: an ``EventStore`` proxy timing appends and
+  counting concurrency conflicts.
+- ``InstrumentedService``: an Application Service proxy counting commands by
+  type and outcome and binding command / correlation ids into the log context.
+- ``OperationMetrics``: a strawberry schema extension counting GraphQL
+  operations by type, name and outcome, with latency.
+
+The ASGI middleware (request ids, body limit, WebSocket counts) is in
+``runtime/middleware.py``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from strawberry.extensions import SchemaExtension
+
+from domain.aggregate import DomainError
+from runtime.logging import bind
+from runtime.metrics import Metrics
+from store.protocol import (
+    AppendResult,
+    CommitMetadata,
+    ConcurrencyError,
+    EventStore,
+    NewEvent,
+    RecordedEvent,
+)
+
+log = logging.getLogger(__name__)
+_NO_METADATA = CommitMetadata()
+
+# Conflicts met by the command running in this task (None outside a command).
+_conflicts: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "conflicts", default=None
+)
+
+
+class InstrumentedEventStore:
+    """Delegates everything to ``inner``; measures ``append``."""
+
+    def __init__(self, inner: EventStore, metrics: Metrics) -> None:
+        self.inner = inner
+        self._metrics = metrics
+
+    async def append(
+        self,
+        stream_id: str,
+        stream_type: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        metadata: CommitMetadata = _NO_METADATA,
+    ) -> AppendResult:
+        started = time.perf_counter()
+        try:
+            return await self.inner.append(
+                stream_id, stream_type, expected_version, events, metadata
+            )
+        except ConcurrencyError:
+            self._metrics.append_conflicts.labels(stream_type).inc()
+            counter = _conflicts.get()
+            if counter is not None:
+                counter[0] += 1
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            self._metrics.append_seconds.labels(stream_type).observe(elapsed)
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        return await self.inner.read_stream(stream_id, from_version, to_version)
+
+    async def stream_version(self, stream_id: str) -> int:
+        return await self.inner.stream_version(stream_id)
+
+    async def version_at(self, stream_id: str, moment: datetime) -> int:
+        return await self.inner.version_at(stream_id, moment)
+
+    async def read_all(
+        self,
+        after_position: int = 0,
+        limit: int = 1000,
+        *,
+        stream_id: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[RecordedEvent]:
+        return await self.inner.read_all(after_position, limit, stream_id=stream_id, types=types)
+
+    async def head_position(self) -> int:
+        return await self.inner.head_position()
+
+    async def sequence(self) -> int:
+        return await self.inner.sequence()
+
+    async def find_command(self, command_id: str) -> AppendResult | None:
+        return await self.inner.find_command(command_id)
+
+    def __getattr__(self, name: str) -> Any:
+        # Backend extras (e.g. a sequencer hook) stay reachable through the proxy.
+        return getattr(self.inner, name)
+
+
+class InstrumentedService:
+    """Wraps an Application Service: ``handle`` is measured, the rest delegated."""
+
+    def __init__(self, inner: Any, metrics: Metrics) -> None:
+        self.inner = inner
+        self._metrics = metrics
+
+    async def handle(self, command: object, context: Any = None) -> Any:
+        kind = type(command).__name__
+        counter = [0]
+        token = _conflicts.set(counter)
+        command_id = getattr(context, "command_id", None)
+        correlation_id = getattr(context, "correlation_id", None)
+        outcome = "error"
+        try:
+            with bind(command_id=command_id, correlation_id=correlation_id):
+                result = await self._call(command, context)
+                outcome = "duplicate" if getattr(result, "duplicate", False) else "ok"
+                return result
+        except DomainError as error:
+            outcome = "conflict" if error.code == "concurrency_conflict" else "rejected"
+            raise
+        finally:
+            _conflicts.reset(token)
+            self._metrics.commands.labels(kind, outcome).inc()
+            retries = counter[0] if outcome != "conflict" else max(counter[0] - 1, 0)
+            if retries:
+                self._metrics.command_retries.labels(kind).inc(retries)
+
+    async def _call(self, command: object, context: Any) -> Any:
+        if context is None:
+            return await self.inner.handle(command)
+        return await self.inner.handle(command, context)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def operation_metrics(metrics: Metrics) -> type[SchemaExtension]:
+    """A strawberry extension class bound to ``metrics`` (pass it in ``extensions``)."""
+
+    class OperationMetrics(SchemaExtension):
+        def on_operation(self) -> Iterator[None]:
+            started = time.perf_counter()
+            yield
+            context = self.execution_context
+            kind = _operation_type(context)
+            name = (context.operation_name or "anonymous")[:64]
+            result = getattr(context, "result", None)
+            failed = result is None or bool(getattr(result, "errors", None))
+            outcome = "error" if failed else "ok"
+            metrics.graphql_operations.labels(kind, name, outcome).inc()
+            metrics.graphql_seconds.labels(kind, name).observe(time.perf_counter() - started)
+
+    return OperationMetrics
+
+
+def _operation_type(context: Any) -> str:
+    try:
+        return str(context.operation_type.value)
+    except Exception:  # an unparsable document has no operation type
+        return "unknown"

@@ -1,0 +1,205 @@
+"""ASGI middleware around the whole app: request ids, body limit, HTTP and WebSocket counts.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) so that it also sees WebSockets and never
+buffers a streamed response.
+
+- Every HTTP request and WebSocket connection gets a request id: the client's
+  ``X-Request-ID`` when it is a short plain token, else a fresh one. It is
+  bound into the log context and echoed in the ``X-Request-ID`` response header.
+- HTTP bodies larger than ``max_body_bytes`` get 413 before the app reads them
+  (by ``Content-Length``, or while streaming when it is absent).
+- WebSocket connections are counted, and so are subscriptions, by watching the
+  GraphQL-over-WebSocket messages of both protocols (``subscribe``/``start``
+  opens one, ``complete``/``stop``/``error`` or the socket's end closes it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from runtime.logging import bind
+from runtime.metrics import Metrics
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_OPEN = {"subscribe", "start"}
+_CLOSE = {"complete", "stop", "error"}
+_PATH_GROUPS = ("/graphql", "/healthz", "/readyz", "/metrics")
+
+
+class BodyTooLarge(Exception):
+    """The request body passed the limit while streaming."""
+
+
+def request_id_from(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text: str = value.decode("latin-1")
+            if _REQUEST_ID.match(text):
+                return text
+    return uuid.uuid4().hex
+
+
+class RuntimeMiddleware:
+    """See the module docstring."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = request_id_from(scope)
+        status = [500]
+        started = [False]
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started[0] = True
+                status[0] = int(message["status"])
+                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        with bind(request_id=request_id):
+            try:
+                if _declared_length(scope) > self.max_body_bytes:
+                    await _too_large(send_with_id)
+                else:
+                    await self.app(scope, self._limited(receive), send_with_id)
+            except BodyTooLarge:
+                if started[0]:
+                    raise
+                await _too_large(send_with_id)
+            finally:
+                group = _path_group(scope.get("path", ""))
+                self.metrics.http_requests.labels(group, f"{status[0] // 100}xx").inc()
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = [0]
+
+        async def limited_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                seen[0] += len(message.get("body", b""))
+                if seen[0] > self.max_body_bytes:
+                    raise BodyTooLarge
+            return message
+
+        return limited_receive
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tracker = _SubscriptionTracker(self.metrics)
+
+        async def tracked_receive() -> Message:
+            message = await receive()
+            if message["type"] == "websocket.receive":
+                tracker.client_said(message.get("text"))
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            if message["type"] == "websocket.accept":
+                tracker.connected()
+            elif message["type"] == "websocket.send":
+                tracker.server_said(message.get("text"))
+            await send(message)
+
+        with bind(request_id=request_id_from(scope)):
+            try:
+                await self.app(scope, tracked_receive, tracked_send)
+            finally:
+                tracker.closed()
+
+
+class _SubscriptionTracker:
+    """Live subscription ids of one WebSocket connection, mirrored into the gauges."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.active: set[str] = set()
+        self.is_connected = False
+
+    def connected(self) -> None:
+        if not self.is_connected:
+            self.is_connected = True
+            self.metrics.websocket_connections.inc()
+
+    def client_said(self, text: str | None) -> None:
+        kind, op_id = _message(text)
+        if kind in _OPEN and op_id is not None and op_id not in self.active:
+            self.active.add(op_id)
+            self.metrics.subscriptions.inc()
+        elif kind in _CLOSE:
+            self._end(op_id)
+
+    def server_said(self, text: str | None) -> None:
+        kind, op_id = _message(text)
+        if kind in _CLOSE:
+            self._end(op_id)
+
+    def _end(self, op_id: str | None) -> None:
+        if op_id is not None and op_id in self.active:
+            self.active.discard(op_id)
+            self.metrics.subscriptions.dec()
+
+    def closed(self) -> None:
+        if self.active:
+            self.metrics.subscriptions.dec(len(self.active))
+            self.active.clear()
+        if self.is_connected:
+            self.is_connected = False
+            self.metrics.websocket_connections.dec()
+
+
+def _message(text: str | None) -> tuple[str | None, str | None]:
+    """The ``type`` and ``id`` of one protocol message; (None, None) if it is not one."""
+    if not text or len(text) > 1_000_000:
+        return None, None
+    try:
+        data: Any = json.loads(text)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    kind, op_id = data.get("type"), data.get("id")
+    return (kind if isinstance(kind, str) else None), (op_id if isinstance(op_id, str) else None)
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+async def _too_large(send: Send) -> None:
+    body = b'{"errors":[{"message":"request body too large"}]}'
+    await send({
+        "type": "http.response.start",
+        "status": 413,
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+def _path_group(path: str) -> str:
+    for group in _PATH_GROUPS:
+        if path == group or path.startswith(group + "/"):
+            return group
+    return "other"
