@@ -1,0 +1,71 @@
+"""The embedded database for benchmarks, and the raw-driver baselines on it.
+
+``embedded_server()`` starts one nx-27017 child in a temporary directory (its
+own pid and log files there) and always stops it. The raw baselines are what
+the store cannot beat on the same server: one ``insert_one`` per command, and
+one sorted ``find`` over already-stored documents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from bench.harness import Metrics, Stopwatch
+from runtime.embedded import EmbeddedMongo
+
+Doc = dict[str, Any]
+
+
+@contextlib.contextmanager
+def embedded_server() -> Iterator[EmbeddedMongo]:
+    """A running nx-27017 on a free loopback port, stopped on exit."""
+    with tempfile.TemporaryDirectory(prefix="bench-nx-") as tmp:
+        server = EmbeddedMongo(Path(tmp))
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(url: str) -> AsyncIterator[AsyncDatabase[Doc]]:
+    """A uniquely named database, dropped afterwards so runs start equal."""
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(url)
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    try:
+        yield client[name]
+    finally:
+        with contextlib.suppress(Exception):
+            await client.drop_database(name)
+        await client.close()
+
+
+def small_commit(stream: int, version: int) -> Doc:
+    """About the size of one deposit commit, without the store's bookkeeping."""
+    return {
+        "_id": f"acc-{stream:032x}:{version}",
+        "stream_id": f"acc-{stream:032x}",
+        "version": version,
+        "events": [{"type": "MoneyDeposited", "data": {"amount": 100, "balance": 100 * version}}],
+    }
+
+
+async def raw_insert_run(url: str, accounts: int, rounds: int) -> Metrics:
+    """Insert as many single small documents as the workload sends commands."""
+    async with fresh_database(url) as db:
+        collection = db["raw"]
+        await collection.insert_one({"_id": "warm-up"})
+        with Stopwatch() as write:
+            for version in range(1, rounds + 2):
+                for stream in range(accounts):
+                    await collection.insert_one(small_commit(stream, version))
+    return {"commands/s": accounts * (rounds + 1) / write.seconds}
