@@ -1,0 +1,224 @@
+"""In-memory backends: the same observable behaviour as MongoDB, in one process.
+
+Used by unit tests and the in-memory benchmark. Positions are stamped while
+appending (so ``sequence()`` has nothing to do), every append is atomic (no
+``await`` between its check and its write) and yields to the loop once before
+checking, so concurrent writers really interleave as they would over a network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from store.notifier import HeadNotifier
+from store.protocol import (
+    AppendResult,
+    CommandRejection,
+    CommitMetadata,
+    ConcurrencyError,
+    DuplicateCommandError,
+    LeaseHolder,
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+)
+from store.records import (
+    NO_METADATA,
+    Clock,
+    MillisClock,
+    check_append,
+    epoch_ms,
+    flatten,
+    to_stored_time,
+    utc_now,
+)
+
+__all__ = [
+    "InMemoryCommandLog",
+    "InMemoryEventStore",
+    "InMemoryLeases",
+    "InMemorySnapshotStore",
+]
+
+
+@dataclass(frozen=True)
+class _Commit:
+    events: tuple[RecordedEvent, ...]
+
+    @property
+    def version(self) -> int:
+        return self.events[-1].version
+
+    @property
+    def recorded_at(self) -> datetime:
+        return self.events[0].recorded_at
+
+    def result(self) -> AppendResult:
+        return AppendResult(self.events[0].stream_id, self.version, self.events)
+
+
+class InMemoryEventStore:
+    """``EventStore`` in a Python process; ``clock`` fixes ``recorded_at`` in tests."""
+
+    def __init__(self, *, clock: Clock = utc_now) -> None:
+        self._clock = clock
+        self._streams: dict[str, list[_Commit]] = {}
+        self._log: list[RecordedEvent] = []  # index i holds position i + 1
+        self._stream_positions: dict[str, list[int]] = {}
+        self._commands: dict[str, _Commit] = {}
+        self.notifier = HeadNotifier()
+
+    async def append(
+        self,
+        stream_id: str,
+        stream_type: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        metadata: CommitMetadata = NO_METADATA,
+    ) -> AppendResult:
+        check_append(expected_version, events)
+        await asyncio.sleep(0)  # a real store's round trip lets others run here
+        command_id = metadata.command_id
+        if command_id is not None and command_id in self._commands:
+            raise DuplicateCommandError(command_id)
+        commits = self._streams.setdefault(stream_id, [])
+        actual = commits[-1].version if commits else 0
+        if actual != expected_version:
+            raise ConcurrencyError(stream_id, expected_version, actual)
+        commit = _Commit(
+            flatten(
+                stream_id=stream_id,
+                stream_type=stream_type,
+                first_version=expected_version + 1,
+                events=[_copied(event) for event in events],
+                metadata=metadata,
+                recorded_at=to_stored_time(self._clock()),
+                first_position=len(self._log) + 1,
+            )
+        )
+        commits.append(commit)
+        self._log.extend(commit.events)
+        self._stream_positions.setdefault(stream_id, []).extend(
+            e.position for e in commit.events if e.position is not None
+        )
+        if command_id is not None:
+            self._commands[command_id] = commit
+        self.notifier.advance(len(self._log))
+        return commit.result()
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        last = to_version if to_version is not None else float("inf")
+        return [
+            event
+            for commit in self._streams.get(stream_id, ())
+            for event in commit.events
+            if from_version <= event.version <= last
+        ]
+
+    async def stream_version(self, stream_id: str) -> int:
+        commits = self._streams.get(stream_id)
+        return commits[-1].version if commits else 0
+
+    async def version_at(self, stream_id: str, moment: datetime) -> int:
+        moment = to_stored_time(moment)
+        versions = [c.version for c in self._streams.get(stream_id, ()) if c.recorded_at <= moment]
+        return max(versions, default=0)
+
+    async def read_all(
+        self,
+        after_position: int = 0,
+        limit: int = 1000,
+        *,
+        stream_id: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[RecordedEvent]:
+        after_position = max(after_position, 0)
+        if limit <= 0:
+            return []
+        wanted = set(types) if types is not None else None
+        if stream_id is None:
+            candidates: Sequence[RecordedEvent] = self._log[after_position:]
+        else:
+            positions = self._stream_positions.get(stream_id, [])
+            start = bisect.bisect_right(positions, after_position)
+            candidates = [self._log[p - 1] for p in positions[start:]]
+        found: list[RecordedEvent] = []
+        for event in candidates:
+            if wanted is None or event.type in wanted:
+                found.append(event)
+                if len(found) >= limit:
+                    break
+        return found
+
+    async def head_position(self) -> int:
+        return len(self._log)
+
+    async def sequence(self) -> int:
+        return 0
+
+    async def find_command(self, command_id: str) -> AppendResult | None:
+        commit = self._commands.get(command_id)
+        return commit.result() if commit is not None else None
+
+
+def _copied(event: NewEvent) -> NewEvent:
+    """A shallow copy, so a caller mutating its dict later cannot change history."""
+    return NewEvent(event.event_id, event.type, dict(event.data), event.schema_version)
+
+
+class InMemorySnapshotStore:
+    """``SnapshotStore`` in a dict; saving an existing version replaces it."""
+
+    def __init__(self) -> None:
+        self._snapshots: dict[str, dict[int, Snapshot]] = {}
+
+    async def save(self, snapshot: Snapshot) -> None:
+        self._snapshots.setdefault(snapshot.stream_id, {})[snapshot.version] = snapshot
+
+    async def latest(self, stream_id: str, max_version: int | None = None) -> Snapshot | None:
+        by_version = self._snapshots.get(stream_id, {})
+        usable = [v for v in by_version if max_version is None or v <= max_version]
+        return by_version[max(usable)] if usable else None
+
+
+class InMemoryCommandLog:
+    """``CommandLog`` in a dict; the first rejection recorded for an id wins."""
+
+    def __init__(self) -> None:
+        self._rejections: dict[str, CommandRejection] = {}
+
+    async def record_rejection(self, rejection: CommandRejection) -> CommandRejection:
+        return self._rejections.setdefault(rejection.command_id, rejection)
+
+    async def find_rejection(self, command_id: str) -> CommandRejection | None:
+        return self._rejections.get(command_id)
+
+
+class InMemoryLeases:
+    """``Leases`` in a dict; ``clock_ms`` (epoch milliseconds) is injectable for tests."""
+
+    def __init__(self, *, clock_ms: MillisClock = epoch_ms) -> None:
+        self._clock_ms = clock_ms
+        self._holders: dict[str, LeaseHolder] = {}
+
+    async def acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        now = self._clock_ms()
+        current = self._holders.get(name)
+        if current is not None and current.owner != owner and current.expires_at_ms >= now:
+            return False
+        self._holders[name] = LeaseHolder(name, owner, now + int(ttl_seconds * 1000))
+        return True
+
+    async def release(self, name: str, owner: str) -> None:
+        current = self._holders.get(name)
+        if current is not None and current.owner == owner:
+            del self._holders[name]
+
+    async def holder(self, name: str) -> LeaseHolder | None:
+        return self._holders.get(name)

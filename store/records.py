@@ -1,0 +1,70 @@
+"""Helpers shared by the store backends: clocks and commit flattening."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from store.protocol import CommitMetadata, NewEvent, RecordedEvent
+
+#: The default commit metadata (no ids, no actor).
+NO_METADATA = CommitMetadata()
+
+#: A clock returning a timezone-aware UTC datetime (injectable for tests).
+Clock = Callable[[], datetime]
+#: A clock returning epoch milliseconds (leases).
+MillisClock = Callable[[], int]
+
+
+def utc_now() -> datetime:
+    """Now in UTC, truncated to milliseconds (what MongoDB can store)."""
+    return to_stored_time(datetime.now(UTC))
+
+
+def epoch_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def to_stored_time(moment: datetime) -> datetime:
+    """``moment`` as tz-aware UTC truncated to ms; naive datetimes are taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def check_append(expected_version: int, events: Sequence[NewEvent]) -> None:
+    """Reject arguments no backend accepts."""
+    if not events:
+        raise ValueError("an append needs at least one event")
+    if expected_version < 0:
+        raise ValueError(f"expected_version must be >= 0, got {expected_version}")
+
+
+def flatten(
+    *,
+    stream_id: str,
+    stream_type: str,
+    first_version: int,
+    events: Sequence[NewEvent],
+    metadata: CommitMetadata,
+    recorded_at: datetime,
+    first_position: int | None,
+) -> tuple[RecordedEvent, ...]:
+    """The recorded events of one commit, versions and positions counted from its first."""
+    return tuple(
+        RecordedEvent(
+            stream_id=stream_id,
+            stream_type=stream_type,
+            version=first_version + offset,
+            event_id=event.event_id,
+            type=event.type,
+            schema_version=event.schema_version,
+            data=event.data,
+            metadata=metadata,
+            recorded_at=recorded_at,
+            position=None if first_position is None else first_position + offset,
+        )
+        for offset, event in enumerate(events)
+    )
