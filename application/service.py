@@ -1,0 +1,289 @@
+"""The Application Service: the one way commands reach the event store.
+
+``handle(command, context)``:
+
+1. dedupe: a command id with a stored commit returns that commit's outcome
+   (``duplicate=True``); one with a stored rejection raises the same typed
+   ``DomainError`` again;
+2. load: the cached state, or the latest usable snapshot plus newer events;
+3. decide: the aggregate's pure ``decide``;
+4. append at the loaded version with the commit metadata, every event with a
+   fresh event id;
+5. on ``ConcurrencyError``: catch up and decide again (bounded attempts,
+   jittered exponential backoff); a client's ``expected_version`` is never
+   retried: a mismatch raises ``ConcurrencyConflict`` with the actual version.
+
+Rejections of commands with an id are recorded in the ``CommandLog``. A
+``ConcurrencyConflict`` is not recorded: nothing happened, a repeat may work.
+
+Known limit: two copies of one command id racing in different processes can
+in rare interleavings see one copy rejected (decided on an older state) while
+the other commits; later repeats then return the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from application.cache import AggregateCache
+from application.context import CommandContext
+from application.dedupe import CommandDeduplicator
+from application.errors import ConcurrencyConflict
+from application.ids import new_event_id
+from application.loading import AnyDecider, Rehydrator
+from application.outcomes import CommandOutcome, HistoryEntry, Loaded
+from application.rejections import RejectionCodes
+from application.retry import Backoff
+from application.snapshots import SnapshotWriter, snapshot_due
+from domain.aggregate import DomainError
+from domain.codec import EventRegistry
+from domain.errors import ERROR_TYPES
+from store.protocol import (
+    AppendResult,
+    CommandLog,
+    CommitMetadata,
+    ConcurrencyError,
+    DuplicateCommandError,
+    EventStore,
+    NewEvent,
+    SnapshotStore,
+)
+
+__all__ = ["ApplicationService", "CommandOutcome", "HistoryEntry", "Loaded"]
+
+_NO_CONTEXT = CommandContext()
+
+
+class ApplicationService:
+    """Load -> decide -> append, with dedupe, retries, snapshots and a state cache.
+
+    ``deciders`` maps each command class to its decider. ``rejection_types``
+    lists the ``DomainError`` subclasses whose stored rejections are rebuilt by
+    code (default: the bank's ``domain.errors.ERROR_TYPES``). ``snapshot_every``
+    0 disables snapshots; ``cache_size`` 0 disables the aggregate cache. Call
+    ``close()`` (or ``drain()``) before shutdown so background snapshot writes
+    finish.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        snapshots: SnapshotStore,
+        command_log: CommandLog,
+        registry: EventRegistry,
+        deciders: Mapping[type, AnyDecider],
+        *,
+        snapshot_every: int = 100,
+        cache_size: int = 1024,
+        max_attempts: int = 10,
+        backoff: Backoff | None = None,
+        rejection_types: Iterable[type[DomainError]] | None = None,
+        event_ids: Callable[[], str] = new_event_id,
+    ) -> None:
+        if max_attempts < 1 or snapshot_every < 0:
+            raise ValueError("max_attempts must be >= 1 and snapshot_every >= 0")
+        self._store = store
+        self._registry = registry
+        self._deciders = dict(deciders)
+        self._by_type = {d.stream_type: d for d in self._deciders.values()}
+        self._snapshot_every = snapshot_every
+        self._max_attempts = max_attempts
+        self._backoff = backoff or Backoff()
+        self._dedupe = CommandDeduplicator(
+            store,
+            command_log,
+            RejectionCodes(ERROR_TYPES.values() if rejection_types is None else rejection_types),
+        )
+        self._event_ids = event_ids
+        self._loader = Rehydrator(store, snapshots, registry)
+        self._cache = AggregateCache(cache_size)
+        self.snapshots = SnapshotWriter(snapshots)
+
+    # -- commands -----------------------------------------------------------------
+
+    async def handle(self, command: Any, context: CommandContext = _NO_CONTEXT) -> CommandOutcome:
+        """Apply ``command`` at most once; raise its ``DomainError`` if rejected."""
+        decider = self.decider_for(command)
+        stream_id = decider.stream_id(command)
+        if context.command_id is not None:
+            previous = await self._dedupe.previous_outcome(context.command_id)
+            if previous is not None:
+                return previous
+        try:
+            return await self._decide_and_append(decider, stream_id, command, context)
+        except ConcurrencyConflict:
+            raise
+        except DomainError as error:
+            if context.command_id is None:
+                raise
+            return await self._dedupe.settle_rejection(context.command_id, stream_id, error)
+
+    def decider_for(self, command: Any) -> AnyDecider:
+        """The decider handling ``command``'s class (``LookupError`` if none)."""
+        decider = self._deciders.get(type(command))
+        if decider is None:
+            raise LookupError(f"no decider handles {type(command).__name__}")
+        return decider
+
+    async def _decide_and_append(
+        self, decider: AnyDecider, stream_id: str, command: Any, context: CommandContext
+    ) -> CommandOutcome:
+        loaded = self._cache.get((decider.stream_type, stream_id))
+        if loaded is None:
+            loaded = await self._current(decider, stream_id)
+        for attempt in range(1, self._max_attempts + 1):
+            if context.expected_version is not None and loaded.version != context.expected_version:
+                loaded = await self._current(decider, stream_id)
+                if loaded.version != context.expected_version:
+                    raise ConcurrencyConflict(stream_id, context.expected_version, loaded.version)
+            events = decider.decide(loaded.state, command)
+            if not events:
+                return CommandOutcome(stream_id, loaded.version)
+            try:
+                result = await self._append(decider, stream_id, loaded.version, events, context)
+            except DuplicateCommandError as twin:
+                return await self._dedupe.twin_outcome(twin.command_id)
+            except ConcurrencyError as conflict:
+                await self._after_conflict(decider, stream_id, conflict, context, attempt)
+                loaded = await self._current(decider, stream_id)
+                continue
+            self._committed(decider, stream_id, loaded, events, result)
+            return CommandOutcome(stream_id, result.version, result.events)
+        raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
+
+    async def _append(
+        self,
+        decider: AnyDecider,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[Any],
+        context: CommandContext,
+    ) -> AppendResult:
+        new_events = [self._new_event(event) for event in events]
+        metadata = CommitMetadata(
+            command_id=context.command_id,
+            correlation_id=context.correlation_id,
+            causation_id=context.causation_id,
+            actor=context.actor,
+        )
+        return await self._store.append(
+            stream_id, decider.stream_type, expected_version, new_events, metadata
+        )
+
+    def _new_event(self, event: Any) -> NewEvent:
+        encoded = self._registry.encode(event)
+        return NewEvent(self._event_ids(), encoded.type, encoded.data, encoded.schema_version)
+
+    async def _after_conflict(
+        self,
+        decider: AnyDecider,
+        stream_id: str,
+        conflict: ConcurrencyError,
+        context: CommandContext,
+        attempt: int,
+    ) -> None:
+        """Forget the stale state; raise if the conflict is final, else back off."""
+        self._cache.discard((decider.stream_type, stream_id))
+        if context.expected_version is None and attempt < self._max_attempts:
+            await asyncio.sleep(self._backoff.delay(attempt))
+            return
+        actual = conflict.actual_version
+        if actual is None:
+            actual = await self._store.stream_version(stream_id)
+        raise ConcurrencyConflict(stream_id, conflict.expected_version, actual) from conflict
+
+    def _committed(
+        self,
+        decider: AnyDecider,
+        stream_id: str,
+        loaded: Loaded,
+        events: Sequence[Any],
+        result: AppendResult,
+    ) -> None:
+        """Cache the state after the commit and snapshot it when one is due."""
+        state = loaded.state
+        for event in events:
+            state = decider.evolve(state, event)
+        self._cache.put((decider.stream_type, stream_id), state, result.version)
+        if snapshot_due(self._snapshot_every, loaded.version, result.version):
+            self.snapshots.schedule(decider, stream_id, state, result.version)
+
+    # -- queries --------------------------------------------------------------------
+
+    async def load(
+        self,
+        stream_type_or_decider: str | AnyDecider,
+        stream_id: str,
+        *,
+        at_version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> Loaded:
+        """The aggregate's state now, as of a stream version, or as of a moment.
+
+        ``at_version`` beyond the stream's end gives its current state; the
+        returned ``version`` is always the last event actually folded in.
+        ``as_of`` must be timezone-aware.
+        """
+        decider = self._resolve(stream_type_or_decider)
+        if at_version is not None and as_of is not None:
+            raise ValueError("give at_version or as_of, not both")
+        if as_of is not None:
+            if as_of.tzinfo is None:
+                raise ValueError("as_of must be timezone-aware")
+            at_version = await self._store.version_at(stream_id, as_of)
+        if at_version is None:
+            return await self._current(decider, stream_id)
+        if at_version < 0:
+            raise ValueError("at_version must be >= 0")
+        cached = self._cache.get((decider.stream_type, stream_id))
+        if cached is not None and cached.version <= at_version:
+            loaded, _ = await self._loader.catch_up(decider, stream_id, cached, at_version)
+        else:
+            loaded, _ = await self._loader.load(decider, stream_id, at_version)
+        return loaded
+
+    async def history(
+        self,
+        stream_type_or_decider: str | AnyDecider,
+        stream_id: str,
+        *,
+        to_version: int | None = None,
+    ) -> list[HistoryEntry]:
+        """Every event of the stream (up to ``to_version``) with the state right after it."""
+        decider = self._resolve(stream_type_or_decider)
+        return await self._loader.history(decider, stream_id, to_version)
+
+    def _resolve(self, stream_type_or_decider: str | AnyDecider) -> AnyDecider:
+        if not isinstance(stream_type_or_decider, str):
+            return stream_type_or_decider
+        decider = self._by_type.get(stream_type_or_decider)
+        if decider is None:
+            raise LookupError(f"no decider for stream type {stream_type_or_decider!r}")
+        return decider
+
+    async def _current(self, decider: AnyDecider, stream_id: str) -> Loaded:
+        """The stream's current state: the cached entry caught up, or a fresh load."""
+        key = (decider.stream_type, stream_id)
+        cached = self._cache.get(key)
+        if cached is not None:
+            loaded, _ = await self._loader.catch_up(decider, stream_id, cached)
+        else:
+            loaded, replayed = await self._loader.load(decider, stream_id)
+            if self._snapshot_every and replayed >= self._snapshot_every:
+                # No usable snapshot (lost, or of an old shape): write one now.
+                self.snapshots.schedule(decider, stream_id, loaded.state, loaded.version)
+        self._cache.put(key, loaded.state, loaded.version)
+        return loaded
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def drain(self) -> None:
+        """Wait for the background snapshot writes scheduled so far."""
+        await self.snapshots.drain()
+
+    async def close(self) -> None:
+        """Finish background work and refuse new snapshot writes."""
+        await self.snapshots.close()
