@@ -159,13 +159,15 @@ class Hub:
 
     ``subscriber_count()``/``topic_count()`` feed metrics and clean-up tests; a
     topic disappears with its last subscriber. ``on_topic_change`` callbacks
-    learn when a topic gains its first or loses its last subscriber (the live
-    read-model service only does work for watched topics).
+    learn when a topic gains its first or loses its last subscriber and
+    observers see messages published to watched topics (the live read-model
+    service only does work for watched topics and wakes on projectors' notes).
     """
 
     def __init__(self) -> None:
         self._topics: dict[str, set[Subscription]] = {}
         self._watchers: list[Callable[[str, bool], None]] = []
+        self._observers: list[Callable[[str, Any], None]] = []
         self.published = 0
         self.overflows = 0
 
@@ -193,6 +195,8 @@ class Hub:
         if not subscribers:
             return 0
         self.published += 1
+        for observer in self._observers:
+            observer(topic, message)
         delivered = 0
         for subscription in list(subscribers):
             if subscription._offer(message):
@@ -219,6 +223,10 @@ class Hub:
     def on_topic_change(self, callback: Callable[[str, bool], None]) -> None:
         """Call ``callback(topic, watched)`` when a topic gains/loses all subscribers."""
         self._watchers.append(callback)
+
+    def add_observer(self, observer: Callable[[str, Any], None]) -> None:
+        """Call ``observer(topic, message)`` for each message published to a watched topic."""
+        self._observers.append(observer)
 
     def close(self) -> None:
         """End every subscription (their iteration stops) and forget all topics."""
