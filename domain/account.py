@@ -39,9 +39,9 @@ from domain.account_rules import (
     require_exists,
     require_open,
 )
-from domain.account_state import AccountState
+from domain.account_state import AccountState, state_from_snapshot, state_to_snapshot
 from domain.errors import AccountAlreadyExists, BalanceNotZero, CurrencyMismatch, InsufficientFunds
-from domain.legs import Leg, LegBook
+from domain.legs import Leg
 from domain.money import check_amount, parse_currency
 from domain.validation import check_id, check_owner
 
@@ -196,43 +196,6 @@ _EVOLVE: dict[type, Callable[[AccountState, Any], AccountState]] = {
 }
 
 
-# snapshots ------------------------------------------------------------------
-
-
-def _to_snapshot(state: AccountState) -> dict[str, Any]:
-    return {
-        "exists": state.exists,
-        "account_id": state.account_id,
-        "owner": state.owner,
-        "currency": state.currency,
-        "balance": state.balance,
-        "status": state.status,
-        "legs": [[tid, leg.kind, leg.amount, leg.refunded] for tid, leg in state.legs.items()],
-    }
-
-
-def _from_snapshot(data: Mapping[str, Any]) -> AccountState:
-    status = data["status"]
-    if status not in ("OPEN", "CLOSED"):
-        raise ValueError(f"malformed account snapshot: status {status!r}")
-    legs = LegBook.of((str(t), _leg(k, a, r)) for t, k, a, r in data["legs"])
-    return AccountState(
-        exists=bool(data["exists"]),
-        account_id=str(data["account_id"]),
-        owner=str(data["owner"]),
-        currency=str(data["currency"]),
-        balance=int(data["balance"]),
-        status=status,
-        legs=legs,
-    )
-
-
-def _leg(kind: object, amount: object, refunded: object) -> Leg:
-    if kind not in ("debit", "credit"):
-        raise ValueError(f"malformed account snapshot: leg kind {kind!r}")
-    return Leg("debit" if kind == "debit" else "credit", int(str(amount)), bool(refunded))
-
-
 class AccountDecider:
     """The Account aggregate; see the module docstring for its invariants."""
 
@@ -255,10 +218,10 @@ class AccountDecider:
         return handler(state, command)
 
     def to_snapshot(self, state: AccountState) -> Mapping[str, Any]:
-        return _to_snapshot(state)
+        return state_to_snapshot(state)
 
     def from_snapshot(self, data: Mapping[str, Any]) -> AccountState:
-        return _from_snapshot(data)
+        return state_from_snapshot(data)
 
 
 ACCOUNT = AccountDecider()

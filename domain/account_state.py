@@ -1,11 +1,16 @@
-"""The Account aggregate's state: a frozen value folded from its events."""
+"""The Account aggregate's state (a frozen value folded from its events) and its snapshot shape.
+
+Snapshot shape version 1: the state's fields as plain values, ``legs`` as a
+list of ``[transfer_id, kind, amount, refunded]`` sorted by transfer id.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from domain.legs import LegBook
+from domain.legs import Leg, LegBook
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,3 +28,37 @@ class AccountState:
     balance: int = 0
     status: Literal["OPEN", "CLOSED"] = "OPEN"
     legs: LegBook = dataclasses.field(default_factory=LegBook)
+
+
+def state_to_snapshot(state: AccountState) -> dict[str, Any]:
+    return {
+        "exists": state.exists,
+        "account_id": state.account_id,
+        "owner": state.owner,
+        "currency": state.currency,
+        "balance": state.balance,
+        "status": state.status,
+        "legs": [[tid, leg.kind, leg.amount, leg.refunded] for tid, leg in state.legs.items()],
+    }
+
+
+def state_from_snapshot(data: Mapping[str, Any]) -> AccountState:
+    status = data["status"]
+    if status not in ("OPEN", "CLOSED"):
+        raise ValueError(f"malformed account snapshot: status {status!r}")
+    legs = LegBook.of((str(t), _leg(k, a, r)) for t, k, a, r in data["legs"])
+    return AccountState(
+        exists=bool(data["exists"]),
+        account_id=str(data["account_id"]),
+        owner=str(data["owner"]),
+        currency=str(data["currency"]),
+        balance=int(data["balance"]),
+        status=status,
+        legs=legs,
+    )
+
+
+def _leg(kind: object, amount: object, refunded: object) -> Leg:
+    if kind not in ("debit", "credit"):
+        raise ValueError(f"malformed account snapshot: leg kind {kind!r}")
+    return Leg("debit" if kind == "debit" else "credit", int(str(amount)), bool(refunded))

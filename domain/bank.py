@@ -12,6 +12,8 @@ from domain.account import ACCOUNT
 from domain.account_messages import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, AccountOpened
 from domain.aggregate import Decider
 from domain.codec import EventRegistry
+from domain.transfer import TRANSFER
+from domain.transfer_messages import TRANSFER_COMMANDS, TRANSFER_EVENTS
 from domain.upcasters import account_opened_v1_to_v2
 
 EVENT_SCHEMA_VERSIONS: dict[type, int] = {AccountOpened: 2}
@@ -21,7 +23,7 @@ EVENT_SCHEMA_VERSIONS: dict[type, int] = {AccountOpened: 2}
 def build_registry() -> EventRegistry:
     """A fresh registry with every bank event and upcaster registered."""
     registry = EventRegistry()
-    for cls in ACCOUNT_EVENTS:
+    for cls in (*ACCOUNT_EVENTS, *TRANSFER_EVENTS):
         registry.register(cls, version=EVENT_SCHEMA_VERSIONS.get(cls, 1))
     registry.register_upcaster("AccountOpened", 1, account_opened_v1_to_v2)
     return registry
@@ -29,4 +31,7 @@ def build_registry() -> EventRegistry:
 
 EVENTS: EventRegistry = build_registry()
 
-DECIDERS: dict[type, Decider[Any, Any, Any]] = dict.fromkeys(ACCOUNT_COMMANDS, ACCOUNT)
+DECIDERS: dict[type, Decider[Any, Any, Any]] = {
+    **dict.fromkeys(ACCOUNT_COMMANDS, ACCOUNT),
+    **dict.fromkeys(TRANSFER_COMMANDS, TRANSFER),
+}
