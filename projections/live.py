@@ -1,0 +1,292 @@
+"""Live read-model change streams that work across server processes.
+
+Every process tails the same global feed (``projections.feed``), so a
+subscriber on process B sees changes caused by a mutation on process A. For
+each event the tail sees, ``LiveReadModels`` works out which read-model
+documents it affects (``route``), and only for topics somebody watches:
+
+1. remembers the highest affecting position per topic (coalesced: a burst of
+   100 deposits to one account costs one read, not 100);
+2. waits, bounded, until the projector that owns the document has passed that
+   position (its checkpoint; one checkpoint read per poll tick serves every
+   pending topic; a change note a projector in this process published on the
+   topic wakes it at once);
+3. reads the document once through its ``ReadModelSource`` and publishes a
+   ``ReadModelChange`` (document + version + position) to the topic.
+
+Subscribers (``changes(topic)``) are latest-only: a slow one skips to the
+newest state. Messages that are not ``ReadModelChange`` (a projector's change
+note on the same topic) are never handed to subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from projections.feed import Feed
+from projections.hub import Hub, position_of
+from store.protocol import RecordedEvent
+
+log = logging.getLogger(__name__)
+
+LEDGER_TOPIC = "ledger"
+Loader = Callable[[str], Awaitable[Any]]
+CheckpointReader = Callable[[str], Awaitable[int]]
+
+
+@dataclass(frozen=True)
+class ReadModelChange:
+    """A read-model document as of ``position`` (``version``: its stream version).
+
+    ``document`` is ``None`` when the document does not exist (yet).
+    """
+
+    topic: str
+    document: Any
+    version: int | None
+    position: int
+
+
+@dataclass(frozen=True)
+class ReadModelSource:
+    """How to read one kind of document and which consumer writes it.
+
+    ``load(key)`` returns the document (a mapping with ``version`` and
+    ``position`` fields, a list of such mappings, or ``None``).
+    """
+
+    consumer: str
+    load: Loader
+
+
+def topic_for(kind: str, key: str = "") -> str:
+    """``"account:<id>"``, ``"transfer:<id>"`` or ``"ledger"``."""
+    return f"{kind}:{key}" if key else kind
+
+
+def split_topic(topic: str) -> tuple[str, str]:
+    kind, _, key = topic.partition(":")
+    return kind, key
+
+
+def route(event: RecordedEvent) -> tuple[str, ...]:
+    """The read-model topics an event may change."""
+    if event.stream_type == "account":
+        return (topic_for("account", event.stream_id), LEDGER_TOPIC)
+    if event.stream_type == "transfer":
+        return (topic_for("transfer", event.stream_id),)
+    return ()
+
+
+def describe(document: Any) -> tuple[int | None, int]:
+    """(version, position) a loaded document reflects; 0 when absent."""
+    if document is None:
+        return None, 0
+    if isinstance(document, Mapping):
+        version = document.get("version")
+        return (version if isinstance(version, int) else None), position_of(document) or 0
+    if isinstance(document, Sequence) and not isinstance(document, str):
+        positions = [position_of(item) or 0 for item in document]
+        return None, max(positions, default=0)
+    return None, position_of(document) or 0
+
+
+@dataclass
+class _Pending:
+    position: int
+    since: float
+
+
+class LiveReadModels:
+    """Publishes read-model changes for watched topics; see the module docstring.
+
+    ``start()``/``stop()`` run the worker; the feed calls ``on_batch``. Work
+    that waits longer than ``wait_timeout`` for a checkpoint is published with
+    whatever the document holds then (and logged), never left pending.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        sources: Mapping[str, ReadModelSource],
+        checkpoint: CheckpointReader,
+        *,
+        poll_interval: float = 0.05,
+        wait_timeout: float = 10.0,
+    ) -> None:
+        self.hub = hub
+        self.sources = dict(sources)
+        self.checkpoint = checkpoint
+        self.poll_interval = poll_interval
+        self.wait_timeout = wait_timeout
+        self._pending: dict[str, _Pending] = {}
+        self._noted: dict[str, int] = {}  # in-process projector notes per topic
+        self._published: dict[str, ReadModelChange] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        hub.on_topic_change(self._on_topic_change)
+        hub.add_observer(self._on_publish)
+
+    def attach(self, feed: Feed) -> None:
+        feed.add_listener(self.on_batch)
+
+    @property
+    def pending_topics(self) -> int:
+        return len(self._pending)
+
+    async def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="live-read-models")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def on_batch(self, batch: Sequence[RecordedEvent]) -> None:
+        """Note the topics a batch of feed events affects (watched ones only)."""
+        now = asyncio.get_running_loop().time()
+        for event in batch:
+            assert event.position is not None
+            for topic in route(event):
+                if split_topic(topic)[0] in self.sources and self.hub.has_subscribers(topic):
+                    self._note_pending(topic, event.position, now)
+        if self._pending:
+            self._wake.set()
+
+    def _note_pending(self, topic: str, position: int, now: float) -> None:
+        pending = self._pending.get(topic)
+        if pending is None:
+            self._pending[topic] = _Pending(position, now)
+        else:
+            pending.position = max(pending.position, position)
+
+    async def current(self, topic: str) -> ReadModelChange:
+        """The document behind ``topic`` now (cached when nothing is pending)."""
+        cached = self._published.get(topic)
+        if cached is not None and topic not in self._pending:
+            return cached
+        return await self._load(topic)
+
+    async def changes(self, topic: str) -> AsyncGenerator[ReadModelChange, None]:
+        """The current document, then each newer one (latest-only when slow)."""
+        subscription = self.hub.subscribe(topic, latest_only=True)
+        try:
+            change = await self.current(topic)
+            last = change.position
+            yield change
+            async for message in subscription:
+                if isinstance(message, ReadModelChange) and message.position > last:
+                    last = message.position
+                    yield message
+        finally:
+            subscription.close()
+
+    async def _load(self, topic: str) -> ReadModelChange:
+        kind, key = split_topic(topic)
+        document = await self.sources[kind].load(key)
+        version, position = describe(document)
+        return ReadModelChange(topic, document, version, position)
+
+    def _on_topic_change(self, topic: str, watched: bool) -> None:
+        if not watched:
+            self._pending.pop(topic, None)
+            self._noted.pop(topic, None)
+            self._published.pop(topic, None)
+
+    def _on_publish(self, topic: str, message: Any) -> None:
+        if isinstance(message, ReadModelChange):
+            return
+        position = position_of(message)
+        if position is not None:  # only watched topics reach observers: bounded
+            self._noted[topic] = max(self._noted.get(topic, 0), position)
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                await self._step()
+            except Exception:  # a database hiccup: keep the work, retry next tick
+                log.exception("live read-model step failed")
+            if self._pending:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    async def _step(self) -> None:
+        checkpoints = await self._checkpoints()
+        now = asyncio.get_running_loop().time()
+        for topic, pending in list(self._pending.items()):
+            consumer = self.sources[split_topic(topic)[0]].consumer
+            passed = max(checkpoints[consumer], self._noted.get(topic, 0))
+            overdue = now - pending.since > self.wait_timeout
+            if overdue and passed < pending.position:
+                log.warning("%s: %s did not reach %s in time", topic, consumer, pending.position)
+            if passed >= pending.position or overdue:
+                await self._publish(topic, pending, pending.position)
+
+    async def _checkpoints(self) -> dict[str, int]:
+        consumers = {self.sources[split_topic(topic)[0]].consumer for topic in self._pending}
+        return {consumer: await self.checkpoint(consumer) for consumer in consumers}
+
+    async def _publish(self, topic: str, pending: _Pending, target: int) -> None:
+        """Read the document once and publish it if it is newer than the last one."""
+        change = await self._load(topic)
+        if self._pending.get(topic) is pending and pending.position == target:
+            del self._pending[topic]  # else newer work arrived while loading: keep it
+        previous = self._published.get(topic)
+        if not self.hub.has_subscribers(topic):
+            return
+        if previous is None or change.position > previous.position:
+            self._published[topic] = change
+            self.hub.publish(topic, change)
+
+
+class Live:
+    """The live services one server process runs: the feed tail and read-model changes.
+
+    ``server.py`` builds one, starts it in the lifespan and puts it in the
+    GraphQL context (``context.live``); ``schema.subscriptions`` uses only
+    ``events`` and ``changes``.
+    """
+
+    def __init__(self, hub: Hub, feed: Feed, read_models: LiveReadModels) -> None:
+        self.hub = hub
+        self.feed = feed
+        self.read_models = read_models
+        read_models.attach(feed)
+
+    async def start(self) -> None:
+        await self.read_models.start()
+        await self.feed.start()
+
+    async def stop(self) -> None:
+        """Stop both loops and end every subscription (their iterators finish)."""
+        await self.feed.stop()
+        await self.read_models.stop()
+        self.hub.close()
+
+    def events(
+        self,
+        after: int,
+        *,
+        stream_id: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> AsyncGenerator[RecordedEvent, None]:
+        return self.feed.events(after, stream_id=stream_id, types=types)
+
+    def changes(self, topic: str) -> AsyncGenerator[ReadModelChange, None]:
+        return self.read_models.changes(topic)
+
+    async def current(self, topic: str) -> ReadModelChange:
+        return await self.read_models.current(topic)
