@@ -11,6 +11,9 @@ positions) are refreshed by ``/metrics`` itself just before rendering.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import (
@@ -21,6 +24,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+log = logging.getLogger(__name__)
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -111,3 +119,25 @@ class Metrics:
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+Refresher = Callable[[Metrics], Awaitable[None]]
+
+
+def metrics_route(metrics: Metrics, refreshers: list[Refresher]) -> Route:
+    """``GET /metrics``: refresh the background-work gauges, then render everything.
+
+    A refresher that fails is logged and skipped: a scrape never fails because
+    one source (say, the database) is briefly away.
+    """
+
+    async def endpoint(request: Request) -> Response:
+        for refresh in refreshers:
+            try:
+                await asyncio.wait_for(refresh(metrics), 2.0)
+            except Exception:
+                log.warning("metrics refresher %s failed", refresh, exc_info=True)
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    return Route("/metrics", endpoint, methods=["GET"])

@@ -1,0 +1,68 @@
+"""Which MongoDB to talk to: ``MONGODB_URL``, or the embedded development database.
+
+With ``MONGODB_URL`` unset, ``open_database`` starts nx-27017 owning
+``DATA_DIR`` (see ``runtime/embedded.py``) and writes its URL next to its pid
+file, so that a second process on the same ``DATA_DIR`` (``ledger seed`` or
+``ledger events tail`` while ``make run`` serves, or a second server) attaches
+to the running database instead of failing on "already running". Only the
+process that started the database stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtime.embedded import EmbeddedMongo, _answers, _is_nx_process
+from runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+URL_FILE = "nx-27017.url"
+
+
+@dataclass
+class DatabaseHandle:
+    """The URL to connect to and, when this process started it, the embedded server."""
+
+    url: str
+    embedded: EmbeddedMongo | None = None
+    attached: bool = False
+
+    def close(self) -> None:
+        """Stop the embedded server if this process started it (blocking)."""
+        embedded, self.embedded = self.embedded, None
+        if embedded is None:
+            return
+        (embedded.data_dir / URL_FILE).unlink(missing_ok=True)
+        embedded.stop()
+        log.info("embedded database stopped")
+
+
+def open_database(settings: Settings, timeout: float = 30.0) -> DatabaseHandle:
+    """The database for ``settings`` (blocking: call it in a thread from async code)."""
+    url = settings.mongodb_url_value()
+    if url is not None:
+        return DatabaseHandle(url)
+    data_dir = Path(settings.data_dir).resolve()
+    running = running_embedded_url(data_dir)
+    if running is not None:
+        log.warning("attaching to the embedded development database already serving %s", data_dir)
+        return DatabaseHandle(running, attached=True)
+    embedded = EmbeddedMongo(data_dir)
+    embedded.start(timeout)
+    (data_dir / URL_FILE).write_text(embedded.url)
+    return DatabaseHandle(embedded.url, embedded)
+
+
+def running_embedded_url(data_dir: Path) -> str | None:
+    """The URL of a live nx-27017 owning ``data_dir``, if there is one that answers."""
+    try:
+        pid = int((data_dir / "nx-27017.pid").read_text().strip())
+        url = (data_dir / URL_FILE).read_text().strip()
+    except (FileNotFoundError, ValueError):
+        return None
+    if _is_nx_process(pid) and _answers(url):
+        return url
+    return None
