@@ -123,3 +123,19 @@ def verdict(ratio: float, target: float, *, higher_is_better: bool = True) -> st
     met = ratio >= target if higher_is_better else ratio <= target
     sign = ">=" if higher_is_better else "<="
     return f"target {sign} {target:g}x: {'MET' if met else 'MISSED'}"
+
+
+def comparison_row(
+    figure: str, comparison: Comparison, unit: str, target: float | None, *, higher: bool = True
+) -> list[str]:
+    """One table row: figure, both medians, the paired-ratio median and the verdict."""
+    return [
+        figure,
+        f"{comparison.a_name}: {comparison.a_median:,.1f}{unit}",
+        f"{comparison.b_name}: {comparison.b_median:,.1f}{unit}",
+        fmt_ratio(comparison.ratio),
+        "-" if target is None else verdict(comparison.ratio, target, higher_is_better=higher),
+    ]
+
+
+COMPARISON_HEADER = ("figure", "ours (median)", "baseline (median)", "ratio", "target")

@@ -1,0 +1,129 @@
+"""Rehydrate a 10,000-event account vs a 10-event account, snapshots on (target <= 3x).
+
+Both accounts are built through the ApplicationService (snapshot every 100
+events, written in the background and drained). Loads go through a service
+with the aggregate cache disabled, so each one reads the latest snapshot plus
+the newer events from the store. For context, the long account is also loaded
+with an empty snapshot store (a full replay). In memory and on embedded Mongo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from application.ids import new_account_id
+from application.service import ApplicationService
+from bench import cli
+from bench.harness import COMPARISON_HEADER, Metrics, Stopwatch, alternate, compare, comparison_row
+from bench.report import Section, table
+from bench.workload import DEPOSIT_MINOR, Backend, memory_backend, service_on
+from domain.account import Deposit, OpenAccount
+from domain.bank import DECIDERS, EVENTS
+from store.memory import InMemorySnapshotStore
+
+
+def build_parser() -> argparse.ArgumentParser:
+    result = cli.parser(__doc__, runs=7)
+    result.add_argument("--long", type=int, default=10_000, help="events in the long stream")
+    result.add_argument("--short", type=int, default=10, help="events in the short stream")
+    result.add_argument("--loads", type=int, default=50, help="loads of each stream per run")
+    result.add_argument("--skip-mongo", action="store_true", help="in-memory store only")
+    return result
+
+
+async def build_account(service: ApplicationService, events: int) -> str:
+    """An account with exactly ``events`` events: opened, then ``events - 1`` deposits."""
+    account_id = new_account_id()
+    await service.handle(OpenAccount(account_id, "bench", "EUR"))
+    for _ in range(events - 1):
+        await service.handle(Deposit(account_id, DEPOSIT_MINOR))
+    return account_id
+
+
+def uncached_reader(backend: Backend) -> ApplicationService:
+    return ApplicationService(
+        backend.store, backend.snapshots, backend.command_log, EVENTS, DECIDERS, cache_size=0
+    )
+
+
+async def time_loads(
+    reader: ApplicationService, account_id: str, loads: int, events: int
+) -> Metrics:
+    with Stopwatch() as watch:
+        for _ in range(loads):
+            loaded = await reader.load("account", account_id)
+    if loaded.version != events or loaded.state.balance != (events - 1) * DEPOSIT_MINOR:
+        raise AssertionError(f"{account_id}: version {loaded.version}")
+    return {"ms/load": watch.seconds * 1000 / loads}
+
+
+async def measure(backend: Backend, label: str, args: argparse.Namespace) -> list[list[str]]:
+    writer = service_on(backend)
+    long_id = await build_account(writer, args.long)
+    short_id = await build_account(writer, args.short)
+    await writer.close()
+    snapshot = await backend.snapshots.latest(long_id)
+    reader = uncached_reader(backend)
+    replayer = uncached_reader(Backend(backend.store, InMemorySnapshotStore(), backend.command_log))
+    long_name, short_name = f"{args.long:,} events", f"{args.short} events"
+    results = await alternate(
+        {
+            long_name: lambda: time_loads(reader, long_id, args.loads, args.long),
+            short_name: lambda: time_loads(reader, short_id, args.loads, args.short),
+            "no snapshots": lambda: time_loads(
+                replayer, long_id, max(1, args.loads // 10), args.long
+            ),
+        },
+        args.runs,
+    )
+    at = "none" if snapshot is None else f"v{snapshot.version}"
+    return [
+        comparison_row(
+            f"{label}: ms per load (latest snapshot {at})",
+            compare(results, long_name, short_name, "ms/load"),
+            " ms",
+            3.0,
+            higher=False,
+        ),
+        comparison_row(
+            f"{label}: full replay vs snapshot (context)",
+            compare(results, "no snapshots", long_name, "ms/load"),
+            " ms",
+            None,
+        ),
+    ]
+
+
+@contextlib.asynccontextmanager
+async def embedded_backend() -> AsyncIterator[Backend]:
+    from bench.mongo import embedded_server, fresh_database
+    from bench.mongo_backend import mongo_backend
+
+    with embedded_server() as server:
+        async with fresh_database(server.url) as db:
+            yield await mongo_backend(db)
+
+
+async def run(args: argparse.Namespace) -> Section:
+    section = Section("rehydrate", "Rehydrating a long stream (snapshots on)")
+    section.add(
+        f"One account of {args.long:,} events vs one of {args.short}; {args.loads} loads of each "
+        f"per run, {args.runs} alternated runs; cache off, snapshot every 100 events."
+    )
+    section.add()
+    rows = await measure(await memory_backend(), "in-memory", args)
+    if not args.skip_mongo:
+        async with embedded_backend() as backend:
+            rows += await measure(backend, "embedded Mongo", args)
+    section.lines += table(COMPARISON_HEADER, rows)
+    return section
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.main(build_parser, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
