@@ -53,7 +53,12 @@ class Rehydrator:
         self, decider: AnyDecider, stream_id: str, max_version: int | None
     ) -> Loaded | None:
         """The latest usable snapshot at or below ``max_version``, if any."""
-        found = await self._snapshots.latest(stream_id, max_version)
+        try:
+            found = await self._snapshots.latest(stream_id, max_version)
+        except Exception:
+            # Snapshots are disposable: an unreachable store means a full replay.
+            log.warning("snapshot lookup for %s failed", stream_id, exc_info=True)
+            return None
         if found is None:
             return None
         if (
