@@ -1,39 +1,47 @@
 """The ceiling of the HTTP stack: a trivial strawberry mutation on Starlette.
 
-It parses the same GraphQL request as the service's ``deposit`` mutation and
-answers with a payload of the same size, but keeps balances in a dict: what
-is left of a request's cost is strawberry, Starlette and uvicorn. Served with
+It accepts the same GraphQL request as the service's ``deposit`` mutation
+(``AmountInput`` in, ``AccountResult`` union out, same field names) but only
+counts versions in a dict: what is left of a request's cost is strawberry,
+Starlette and uvicorn. Served with
 the same uvicorn settings as ``server.py`` (``bench/servers.py``).
 """
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import strawberry
 from starlette.applications import Starlette
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
-_balances: dict[str, int] = {}
+_versions: dict[str, int] = {}
 
 
 @strawberry.input
-class DepositInput:
+class AmountInput:
     account_id: strawberry.ID
     amount: str
     command_id: str | None = None
+    expected_version: int | None = None
 
 
 @strawberry.type
 class AccountPayload:
-    id: strawberry.ID
-    balance: str
+    account_id: strawberry.ID
     version: int
+    position: int | None
+    duplicate: bool
 
 
 @strawberry.type
-class DepositSucceeded:
-    account: AccountPayload
-    version: int
+class InvalidInput:
+    message: str
+    field: str
+
+
+AccountResult = Annotated[AccountPayload | InvalidInput, strawberry.union("AccountResult")]
 
 
 @strawberry.type
@@ -46,12 +54,16 @@ class Query:
 @strawberry.type
 class Mutation:
     @strawberry.mutation
-    def deposit(self, input: DepositInput) -> DepositSucceeded:
-        minor = round(float(input.amount) * 100)  # a toy: the real service never uses floats
-        balance = _balances.get(str(input.account_id), 0) + minor
-        _balances[str(input.account_id)] = balance
-        account = AccountPayload(id=input.account_id, balance=f"{balance / 100:.2f}", version=1)
-        return DepositSucceeded(account=account, version=1)
+    def deposit(self, input: AmountInput) -> AccountResult:
+        """Count the deposit; no parsing, no storage, no events."""
+        if not input.amount:
+            return InvalidInput(message="amount is empty", field="amount")
+        account_id = str(input.account_id)
+        version = _versions.get(account_id, 1) + 1
+        _versions[account_id] = version
+        return AccountPayload(
+            account_id=input.account_id, version=version, position=None, duplicate=False
+        )
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutation)

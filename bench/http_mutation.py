@@ -1,0 +1,153 @@
+"""Deposit mutations over HTTP: the real server vs a trivial strawberry app (target >= 0.6x).
+
+The real server is ``server:create_app`` with ``STORE=memory`` (dev auth);
+the ceiling is ``bench.trivial_app:app``. Both run under uvicorn with the
+same settings (``bench/servers.py``), one worker each, and are loaded
+alternately by wrk (one thread, a Lua script rotating the account id in the
+POST body). The generator shares the machine's cores with the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from bench import cli
+from bench.harness import COMPARISON_HEADER, Contender, Metrics, alternate, compare, comparison_row
+from bench.loadgen import (
+    LoadResult,
+    ensure_wrk,
+    lua_script,
+    request_body,
+    run_httpx,
+    run_wrk,
+)
+from bench.report import Section, table
+from bench.servers import UVICORN_SETTINGS, uvicorn_server
+
+DEPOSIT = (
+    "mutation Deposit($input: AmountInput!) { deposit(input: $input) "
+    "{ __typename ... on AccountPayload { accountId version position } } }"
+)
+OPEN = (
+    "mutation Open($input: OpenAccountInput!) { openAccount(input: $input) "
+    "{ __typename ... on AccountPayload { accountId } } }"
+)
+VARIABLES: dict[str, Any] = {"input": {"accountId": "__ACCOUNT_ID__", "amount": "1.00"}}
+SERVER_ENV = {"STORE": "memory", "AUTH_MODE": "dev", "LOG_LEVEL": "WARNING"}
+OURS, TRIVIAL = "server.py, STORE=memory", "trivial strawberry app"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    result = cli.parser(__doc__, runs=5)
+    result.add_argument("--seconds", type=float, default=10.0, help="length of each load run")
+    result.add_argument("--connections", type=int, default=16, help="open HTTP connections")
+    result.add_argument(
+        "--accounts", type=int, default=100, help="accounts the deposits rotate over"
+    )
+    result.add_argument("--no-wrk", action="store_true", help="use the httpx fallback generator")
+    return result
+
+
+async def open_accounts(url: str, count: int) -> list[str]:
+    """Open ``count`` accounts through the real API; their ids."""
+    ids: list[str] = []
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        for number in range(count):
+            variables = {"input": {"owner": f"bench-{number}", "currency": "EUR"}}
+            reply = await client.post(url, json={"query": OPEN, "variables": variables})
+            ids.append(_payload(reply, "openAccount")["accountId"])
+    return ids
+
+
+def _payload(reply: httpx.Response, field: str) -> dict[str, Any]:
+    body = reply.json()
+    result = (body.get("data") or {}).get(field) or {}
+    if reply.status_code != 200 or result.get("__typename") != "AccountPayload":
+        raise RuntimeError(f"{field} failed: HTTP {reply.status_code} {body}")
+    return dict(result)
+
+
+async def check_deposit(url: str, account_id: str) -> None:
+    """One deposit by hand: the load below sends exactly this body."""
+    body = request_body(DEPOSIT, VARIABLES, account_id)
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        reply = await client.post(url, content=body, headers={"Content-Type": "application/json"})
+    _payload(reply, "deposit")
+
+
+def load_contender(
+    url: str, ids: list[str], args: argparse.Namespace, wrk: str | None
+) -> Contender:
+    async def run() -> Metrics:
+        result: LoadResult
+        if wrk is None:
+            result = await run_httpx(
+                url, DEPOSIT, VARIABLES, ids, connections=args.connections, seconds=args.seconds
+            )
+        else:
+            script = lua_script(DEPOSIT, VARIABLES, ids)
+            result = await asyncio.to_thread(
+                run_wrk, wrk, url, script, connections=args.connections, seconds=args.seconds
+            )
+        return {
+            "req/s": result.requests_per_s,
+            "p50": result.p50_ms,
+            "p99": result.p99_ms,
+            "bad": float(result.bad_responses),
+        }
+
+    return run
+
+
+async def run(args: argparse.Namespace) -> Section:
+    wrk = None if args.no_wrk else ensure_wrk()
+    with (
+        uvicorn_server("server:create_app", factory=True, env=SERVER_ENV) as ours,
+        uvicorn_server("bench.trivial_app:app") as trivial,
+    ):
+        ids = await open_accounts(ours.url, args.accounts)
+        await check_deposit(ours.url, ids[0])
+        await check_deposit(trivial.url, ids[0])
+        results = await alternate(
+            {
+                OURS: load_contender(ours.url, ids, args, wrk),
+                TRIVIAL: load_contender(trivial.url, ids, args, wrk),
+            },
+            args.runs,
+        )
+    return report(args, results, wrk)
+
+
+def report(args: argparse.Namespace, results: dict[str, list[Metrics]], wrk: str | None) -> Section:
+    section = Section("http_mutation", "GraphQL deposit mutation over HTTP")
+    tool = f"wrk (`{wrk}`, 1 thread, Lua script)" if wrk else "httpx fallback (wrk unavailable)"
+    section.add(
+        f"Load generator: {tool}, {args.connections} connections, {args.seconds:g} s per run, "
+        f"{args.runs} alternated runs; deposits rotate over {args.accounts} accounts. "
+        "**The generator runs on the same machine and takes CPU from the server.** "
+        f"uvicorn settings for both: `{' '.join(UVICORN_SETTINGS)}`."
+    )
+    section.add()
+    rows = [
+        comparison_row("requests/s", compare(results, OURS, TRIVIAL, "req/s"), "", 0.6),
+        comparison_row("p50 latency", compare(results, OURS, TRIVIAL, "p50"), " ms", None),
+        comparison_row("p99 latency", compare(results, OURS, TRIVIAL, "p99"), " ms", None),
+    ]
+    section.lines += table(COMPARISON_HEADER, rows)
+    bad = {name: sum(m["bad"] for m in runs) for name, runs in results.items()}
+    section.add()
+    section.add(f"Non-2xx responses and socket errors over all runs: {bad}.")
+    return section
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.main(build_parser, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
