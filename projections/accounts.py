@@ -1,0 +1,104 @@
+"""The ``accounts`` read model: one document per account, as of its stream version.
+
+``{_id: account_id, owner, currency, balance, status "OPEN"|"CLOSED", version,
+position, opened_at, updated_at}``; money in int minor units, times ISO-8601
+UTC strings. Writes are guarded by ``version``; a batch's events for one
+account are merged into a single write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from domain.codec import EventRegistry
+from projections.documents import DocumentStore, GuardedWrite, WriteBatch
+from projections.projector import (
+    ChangePublisher,
+    Target,
+    change_note,
+    default_registry,
+    iso,
+    payload,
+    position_of,
+)
+from store.protocol import RecordedEvent
+
+NAME = "accounts"
+INDEXES = [[("owner", 1)]]
+
+FieldsOf = Callable[[RecordedEvent, dict[str, Any]], dict[str, Any]]
+
+
+def _opened(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "owner": data["owner"],
+        "currency": data["currency"],
+        "balance": 0,
+        "status": "OPEN",
+        "opened_at": iso(event.recorded_at),
+    }
+
+
+def _balance(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
+    return {"balance": data["balance"]}
+
+
+def _closed(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
+    return {"status": "CLOSED"}
+
+
+FIELDS: dict[str, FieldsOf] = {
+    "AccountOpened": _opened,
+    "MoneyDeposited": _balance,
+    "MoneyWithdrawn": _balance,
+    "MoneyDebitedForTransfer": _balance,
+    "MoneyCreditedForTransfer": _balance,
+    "MoneyRefundedForTransfer": _balance,
+    "AccountClosed": _closed,
+}
+
+
+class AccountsProjector:
+    """Projects account events into ``accounts`` (or the fixed ``physical`` collection)."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        documents: DocumentStore,
+        *,
+        hub: ChangePublisher | None = None,
+        registry: EventRegistry | None = None,
+        physical: str | None = None,
+    ) -> None:
+        self.target = Target(documents, NAME, INDEXES, physical=physical)
+        self._hub = hub
+        self._registry = registry or default_registry()
+
+    async def prepare(self) -> None:
+        await self.target.prepare()
+
+    async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
+        batch = WriteBatch()
+        for event in events:
+            fields_of = FIELDS.get(event.type)
+            if fields_of is None or event.stream_type != "account":
+                continue
+            fields = fields_of(event, payload(self._registry, event))
+            fields.update(
+                version=event.version,
+                position=position_of(event),
+                updated_at=iso(event.recorded_at),
+            )
+            batch.add(GuardedWrite(event.stream_id, "version", event.version, fields))
+        writes = batch.writes()
+        await self.target.documents.apply(self.target.name, writes)
+        self._publish(writes)
+
+    def _publish(self, writes: Sequence[GuardedWrite]) -> None:
+        if self._hub is None:
+            return
+        for write in writes:
+            note = change_note(write.doc_id, write.guard_value, write.fields["position"])
+            self._hub.publish(f"account:{write.doc_id}", note)

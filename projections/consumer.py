@@ -1,0 +1,361 @@
+"""The consumer runtime shared by projectors and process managers (DESIGN.md section 3).
+
+A ``Consumer`` reads ``store.read_all(after=checkpoint)`` in batches, hands each
+batch to its handler in position order, then moves its durable checkpoint.
+Delivery is at least once (a crash between handling and the checkpoint replays
+the batch), so handlers must be idempotent.
+
+- One active instance per consumer name cluster-wide: the instance holding the
+  lease ``name`` runs, the others stand by and take over once it expires.
+- Wake-up: the store's in-process ``notifier`` (``wait_beyond``), plus polling
+  for positions stamped by other processes.
+- Poison events: when a batch fails, its events are retried one by one with
+  backoff; an event that still fails stops the consumer, which keeps its lease
+  and reports the position and error (state ``stopped_on_error``). It never
+  skips. ``retry()`` (or ``CheckpointStore.request_retry`` from any process)
+  resumes it. Connection failures are not poison: they are retried forever.
+- A rebuild of the consumer's collection may ask it to stand aside (the
+  checkpoint's pause flag); it releases the lease until the pause ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pymongo.errors import ConnectionFailure
+
+from projections.checkpoints import CheckpointStore, now_ms
+from projections.progress import ProgressBoard
+from projections.status import (
+    REBUILDING,
+    RUNNING,
+    STANDBY,
+    STOPPED,
+    STOPPED_ON_ERROR,
+    ConsumerStatus,
+    lag_seconds,
+)
+from store.protocol import EventStore, Leases, RecordedEvent
+
+log = logging.getLogger(__name__)
+
+
+class EventHandler(Protocol):
+    """What a consumer drives: a projector or a process manager."""
+
+    name: str
+
+    async def prepare(self) -> None:
+        """Called each time this instance becomes the active one (resolve targets, indexes)."""
+        ...
+
+    async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
+        """Apply ``events`` (in position order) idempotently; raise to signal failure."""
+        ...
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    batch_size: int = 500
+    poll_interval: float = 0.5
+    lease_ttl: float = 10.0
+    max_attempts: int = 5
+    backoff_initial: float = 0.05
+    backoff_max: float = 2.0
+    transient_errors: tuple[type[BaseException], ...] = (ConnectionFailure, ConnectionError)
+
+
+def new_owner_id() -> str:
+    """A lease owner id naming this process: ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Consumer:
+    """One named consumer instance; see the module docstring."""
+
+    def __init__(
+        self,
+        handler: EventHandler,
+        store: EventStore,
+        checkpoints: CheckpointStore,
+        leases: Leases,
+        *,
+        settings: ConsumerSettings | None = None,
+        owner: str | None = None,
+        progress: ProgressBoard | None = None,
+    ) -> None:
+        self.handler = handler
+        self._store = store
+        self._checkpoints = checkpoints
+        self._leases = leases
+        self.settings = settings or ConsumerSettings()
+        self.owner = owner or new_owner_id()
+        self._progress = progress
+        self.position = 0
+        self.state = STOPPED
+        self.last_error: str | None = None
+        self.error_position: int | None = None
+        self._holding = False
+        self._renewed_at = 0.0
+        self._retry = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.handler.name
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Run in a background task until ``stop``."""
+        if self._task is None or self._task.done():
+            self.state = STANDBY
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"consumer:{self.name}"
+            )
+
+    async def stop(self) -> None:
+        """Stop the task and give the lease up, so another instance takes over at once."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._holding:
+            self._holding = False
+            with contextlib.suppress(Exception):
+                await self._leases.release(self.name, self.owner)
+        self.state = STOPPED
+
+    def retry(self) -> None:
+        """Resume after ``stopped_on_error``: the failed event is tried again."""
+        self._retry.set()
+
+    async def status(self) -> ConsumerStatus:
+        head = await self._store.head_position()
+        position = self.position
+        return ConsumerStatus(
+            name=self.name,
+            checkpoint=position,
+            head=head,
+            lag_events=max(head - position, 0),
+            lag_seconds=await lag_seconds(self._store, position, head),
+            state=self.state,
+            last_error=self.last_error,
+            error_position=self.error_position,
+            owner=self.owner if self._holding else None,
+        )
+
+    # -- the loop ----------------------------------------------------------
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._cycle()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except self.settings.transient_errors as error:
+                failures += 1
+                self.last_error = _describe(error)
+                log.warning("consumer %s: %s (retrying)", self.name, self.last_error)
+                await asyncio.sleep(self._backoff(failures))
+            except Exception as error:
+                # A fault outside any event (the store, a checkpoint write): retry later.
+                failures += 1
+                self.last_error = _describe(error)
+                log.exception("consumer %s failed outside a handler", self.name)
+                await asyncio.sleep(self._backoff(failures))
+
+    async def _cycle(self) -> None:
+        if not await self._ensure_lease():
+            await asyncio.sleep(self._standby_wait())
+            return
+        if self.state == STOPPED_ON_ERROR:
+            await self._wait_for_retry()
+            return
+        if not await self.step():
+            await self._idle_wait()
+
+    async def step(self) -> bool:
+        """Handle the next batch, if any; return whether there was one."""
+        events = await self._store.read_all(self.position, self.settings.batch_size)
+        if not events:
+            return False
+        await self._process(events)
+        return True
+
+    async def _process(self, events: Sequence[RecordedEvent]) -> None:
+        try:
+            await self.handler.handle_batch(events)
+        except self.settings.transient_errors:
+            raise
+        except Exception:
+            log.warning("consumer %s: batch failed, retrying event by event", self.name)
+            await self._process_one_by_one(events)
+            return
+        await self._advance(_last_position(events))
+
+    async def _process_one_by_one(self, events: Sequence[RecordedEvent]) -> None:
+        for event in events:
+            error = await self._attempt(event)
+            if error is not None:
+                await self._stop_on_error(event, error)
+                return
+            await self._advance(_position(event))
+
+    async def _attempt(self, event: RecordedEvent) -> BaseException | None:
+        """Try ``event`` up to ``max_attempts`` times; the last error, or None on success."""
+        last: BaseException | None = None
+        for attempt in range(1, self.settings.max_attempts + 1):
+            try:
+                await self.handler.handle_batch([event])
+                return None
+            except self.settings.transient_errors:
+                raise
+            except Exception as error:
+                last = error
+                if attempt < self.settings.max_attempts:
+                    await asyncio.sleep(self._backoff(attempt))
+        return last
+
+    async def _stop_on_error(self, event: RecordedEvent, error: BaseException) -> None:
+        self.state = STOPPED_ON_ERROR
+        self.last_error = _describe(error)
+        self.error_position = event.position
+        log.error(
+            "consumer %s stopped at position %s (%s %s): %s",
+            self.name,
+            event.position,
+            event.type,
+            event.event_id,
+            self.last_error,
+        )
+        self._retry.clear()
+        await self._checkpoints.report(self.name, STOPPED_ON_ERROR, self.last_error, event.position)
+
+    async def _wait_for_retry(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._retry.wait(), self.settings.poll_interval)
+        requested = self._retry.is_set()
+        if not requested:
+            requested = (await self._checkpoints.load(self.name)).retry_requested()
+        if requested:
+            self._retry.clear()
+            self.state = RUNNING
+            self.last_error = None
+            self.error_position = None
+            await self._checkpoints.report(self.name, RUNNING)
+
+    async def _advance(self, position: int) -> None:
+        await self._checkpoints.advance(self.name, position, self.owner)
+        self.position = max(self.position, position)
+        if self._progress is not None:
+            self._progress.advance(self.name, self.position)
+
+    # -- lease ---------------------------------------------------------------
+
+    async def _ensure_lease(self) -> bool:
+        """Hold (or renew, every third of the TTL) the lease; False when standing by."""
+        if self._holding and time.monotonic() - self._renewed_at < self.settings.lease_ttl / 3:
+            return True
+        checkpoint = await self._checkpoints.load(self.name)
+        if checkpoint.paused(now_ms()):
+            await self._stand_aside()
+            return False
+        held = await self._leases.acquire(self.name, self.owner, self.settings.lease_ttl)
+        if held and not self._holding:
+            await self._take_over(checkpoint.position)
+        elif not held:
+            self._holding = False
+            self.state = STANDBY
+        self._renewed_at = time.monotonic()
+        self._holding = held
+        return held
+
+    async def _take_over(self, position: int) -> None:
+        log.info("consumer %s: active here (%s) from position %s", self.name, self.owner, position)
+        self.position = position
+        self.state = RUNNING
+        self.last_error = None
+        self.error_position = None
+        await self.handler.prepare()
+        await self._checkpoints.report(self.name, RUNNING)
+        if self._progress is not None:
+            self._progress.advance(self.name, position)
+
+    async def _stand_aside(self) -> None:
+        if self._holding:
+            await self._leases.release(self.name, self.owner)
+        self._holding = False
+        self.state = REBUILDING
+
+    # -- waiting -------------------------------------------------------------
+
+    async def _idle_wait(self) -> None:
+        renew_in = self.settings.lease_ttl / 3 - (time.monotonic() - self._renewed_at)
+        timeout = max(min(self.settings.poll_interval, renew_in), 0.0)
+        notifier: Any = getattr(self._store, "notifier", None)
+        if notifier is not None and getattr(notifier, "head", 0) <= self.position:
+            await notifier.wait_beyond(self.position, timeout)
+        else:
+            # No notifier, or it knows of positions not yet readable here: poll.
+            await asyncio.sleep(timeout if notifier is None else min(timeout, 0.02))
+
+    def _standby_wait(self) -> float:
+        return min(self.settings.poll_interval, self.settings.lease_ttl / 3)
+
+    def _backoff(self, attempt: int) -> float:
+        delay = self.settings.backoff_initial * (2 ** (attempt - 1))
+        return float(min(delay, self.settings.backoff_max))
+
+
+def _position(event: RecordedEvent) -> int:
+    if event.position is None:
+        raise ValueError(f"event {event.event_id} has no global position")
+    return event.position
+
+
+def _last_position(events: Sequence[RecordedEvent]) -> int:
+    return _position(events[-1])
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+class ConsumerGroup:
+    """Starts, stops and reports every consumer of one process."""
+
+    def __init__(self, consumers: Sequence[Consumer]) -> None:
+        self._consumers = {c.name: c for c in consumers}
+
+    def __getitem__(self, name: str) -> Consumer:
+        return self._consumers[name]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._consumers)
+
+    def start(self) -> None:
+        for consumer in self._consumers.values():
+            consumer.start()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(c.stop() for c in self._consumers.values()))
+
+    def retry(self, name: str) -> None:
+        self._consumers[name].retry()
+
+    async def statuses(self) -> list[ConsumerStatus]:
+        return [await c.status() for c in self._consumers.values()]

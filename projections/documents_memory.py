@@ -1,0 +1,113 @@
+"""An in-memory ``DocumentStore`` with the observable behaviour of the Mongo one."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from projections.documents import Document, GuardedWrite, Query, SortKey
+
+
+class InMemoryDocumentStore:
+    """Collections as dicts of deep-copied documents; one event loop, no I/O."""
+
+    def __init__(self) -> None:
+        self._collections: dict[str, dict[str, Document]] = {}
+        self._aliases: dict[str, str] = {}
+
+    def _coll(self, name: str) -> dict[str, Document]:
+        return self._collections.setdefault(name, {})
+
+    async def get(self, collection: str, doc_id: str) -> Document | None:
+        doc = self._coll(collection).get(doc_id)
+        return copy.deepcopy(doc) if doc is not None else None
+
+    async def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, Document]:
+        docs = self._coll(collection)
+        return {i: copy.deepcopy(docs[i]) for i in doc_ids if i in docs}
+
+    async def apply(self, collection: str, writes: Sequence[GuardedWrite]) -> int:
+        docs = self._coll(collection)
+        landed = 0
+        for write in writes:
+            current = docs.get(write.doc_id)
+            if current is not None and not _guard_passes(current, write):
+                continue
+            updated = dict(current) if current is not None else {"_id": write.doc_id}
+            updated.update(copy.deepcopy(dict(write.fields)))
+            docs[write.doc_id] = updated
+            landed += 1
+        return landed
+
+    async def insert_new(self, collection: str, docs: Sequence[Mapping[str, Any]]) -> int:
+        stored = self._coll(collection)
+        new = 0
+        for doc in docs:
+            if doc["_id"] not in stored:
+                stored[doc["_id"]] = copy.deepcopy(dict(doc))
+                new += 1
+        return new
+
+    async def set_fields(self, collection: str, doc_id: str, fields: Mapping[str, Any]) -> None:
+        docs = self._coll(collection)
+        docs.setdefault(doc_id, {"_id": doc_id}).update(copy.deepcopy(dict(fields)))
+
+    async def find(self, collection: str, query: Query) -> list[Document]:
+        docs = [d for d in self._coll(collection).values() if _matches(d, query)]
+        docs.sort(key=functools.cmp_to_key(lambda a, b: _compare(a, b, query.sort)))
+        if query.after is not None:
+            after = dict(zip((name for name, _ in query.sort), query.after, strict=True))
+            docs = [d for d in docs if _compare(d, after, query.sort) > 0]
+        if query.limit is not None:
+            docs = docs[: query.limit]
+        return copy.deepcopy(docs)
+
+    async def delete(self, collection: str, doc_id: str) -> None:
+        self._coll(collection).pop(doc_id, None)
+
+    async def drop(self, collection: str) -> None:
+        self._collections.pop(collection, None)
+
+    async def ensure_index(self, collection: str, keys: Sequence[SortKey]) -> None:
+        self._coll(collection)
+
+    async def resolve(self, logical: str, *, fresh: bool = False) -> str:
+        return self._aliases.get(logical, logical)
+
+    async def swap(self, logical: str, physical: str) -> str:
+        old = self._aliases.get(logical, logical)
+        self._aliases[logical] = physical
+        return old
+
+    def collection_names(self) -> list[str]:
+        """Physical collections that exist (tests and diagnostics)."""
+        return sorted(self._collections)
+
+
+def _guard_passes(current: Mapping[str, Any], write: GuardedWrite) -> bool:
+    stored = current.get(write.guard_field)
+    # A document without the guard field matches no ``$lt`` filter on MongoDB.
+    return isinstance(stored, int) and stored < write.guard_value
+
+
+def _matches(doc: Mapping[str, Any], query: Query) -> bool:
+    if any(doc.get(k) != v for k, v in query.where.items()):
+        return False
+    if not query.any_of:
+        return True
+    return any(all(doc.get(k) == v for k, v in alt.items()) for alt in query.any_of)
+
+
+def _compare(a: Mapping[str, Any], b: Mapping[str, Any], sort: Sequence[SortKey]) -> int:
+    for name, direction in sort:
+        left, right = _key(a.get(name)), _key(b.get(name))
+        if left != right:
+            return direction if left > right else -direction
+    return 0
+
+
+def _key(value: Any) -> tuple[bool, Any]:
+    # None sorts first, as on MongoDB.
+    return (value is not None, value if value is not None else 0)

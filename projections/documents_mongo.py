@@ -1,0 +1,134 @@
+"""The ``DocumentStore`` on a PyMongo async database (works on nx-27017 and MongoDB).
+
+Only single-document writes, unique ``_id`` collisions, equality/range filters,
+sort and limit are used (DESIGN.md section 8). No transactions, no renames.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from projections.documents import ALIASES, Document, GuardedWrite, Query, SortKey
+
+DUPLICATE_KEY = 11000
+
+
+class MongoDocumentStore:
+    """Read-model collections in ``database``; aliases cached ``alias_ttl`` seconds."""
+
+    def __init__(self, database: AsyncDatabase[dict[str, Any]], *, alias_ttl: float = 0.5) -> None:
+        self._db = database
+        self._alias_ttl = alias_ttl
+        self._alias_cache: dict[str, tuple[str, float]] = {}
+
+    async def get(self, collection: str, doc_id: str) -> Document | None:
+        return await self._db[collection].find_one({"_id": doc_id})
+
+    async def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, Document]:
+        if not doc_ids:
+            return {}
+        cursor = self._db[collection].find({"_id": {"$in": list(doc_ids)}})
+        return {doc["_id"]: doc async for doc in cursor}
+
+    async def apply(self, collection: str, writes: Sequence[GuardedWrite]) -> int:
+        if not writes:
+            return 0
+        requests = [
+            UpdateOne(
+                {"_id": w.doc_id, w.guard_field: {"$lt": w.guard_value}},
+                {"$set": {k: v for k, v in w.fields.items() if k != "_id"}},
+                upsert=True,
+            )
+            for w in writes
+        ]
+        try:
+            result = await self._db[collection].bulk_write(requests, ordered=False)
+        except BulkWriteError as error:
+            # 11000: the guard did not match an existing document, i.e. already applied.
+            _reraise_unless_duplicates(error)
+            details = error.details
+            return int(details.get("nMatched", 0)) + int(details.get("nUpserted", 0))
+        return result.matched_count + result.upserted_count
+
+    async def insert_new(self, collection: str, docs: Sequence[Mapping[str, Any]]) -> int:
+        if not docs:
+            return 0
+        try:
+            result = await self._db[collection].insert_many([dict(d) for d in docs], ordered=False)
+        except BulkWriteError as error:
+            _reraise_unless_duplicates(error)
+            return int(error.details.get("nInserted", 0))
+        return len(result.inserted_ids)
+
+    async def set_fields(self, collection: str, doc_id: str, fields: Mapping[str, Any]) -> None:
+        await self._db[collection].update_one({"_id": doc_id}, {"$set": dict(fields)}, upsert=True)
+
+    async def find(self, collection: str, query: Query) -> list[Document]:
+        cursor = self._db[collection].find(_filter(query)).sort(list(query.sort))
+        if query.limit is not None:
+            cursor = cursor.limit(query.limit)
+        return [doc async for doc in cursor]
+
+    async def delete(self, collection: str, doc_id: str) -> None:
+        await self._db[collection].delete_one({"_id": doc_id})
+
+    async def drop(self, collection: str) -> None:
+        await self._db.drop_collection(collection)
+
+    async def ensure_index(self, collection: str, keys: Sequence[SortKey]) -> None:
+        await self._db[collection].create_index(list(keys))
+
+    async def resolve(self, logical: str, *, fresh: bool = False) -> str:
+        cached = self._alias_cache.get(logical)
+        now = time.monotonic()
+        if cached is not None and not fresh and now - cached[1] < self._alias_ttl:
+            return cached[0]
+        doc = await self._db[ALIASES].find_one({"_id": logical})
+        physical = str(doc["collection"]) if doc is not None else logical
+        self._alias_cache[logical] = (physical, now)
+        return physical
+
+    async def swap(self, logical: str, physical: str) -> str:
+        old = await self.resolve(logical, fresh=True)
+        await self._db[ALIASES].update_one(
+            {"_id": logical}, {"$set": {"collection": physical}}, upsert=True
+        )
+        self._alias_cache[logical] = (physical, time.monotonic())
+        return old
+
+
+def _reraise_unless_duplicates(error: BulkWriteError) -> None:
+    codes = {e.get("code") for e in error.details.get("writeErrors", [])}
+    if codes - {DUPLICATE_KEY} or error.details.get("writeConcernErrors"):
+        raise error
+
+
+def _filter(query: Query) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = []
+    if query.where:
+        parts.append(dict(query.where))
+    if query.any_of:
+        parts.append({"$or": [dict(alt) for alt in query.any_of]})
+    if query.after is not None:
+        parts.append(_after_filter(query.sort, query.after))
+    if not parts:
+        return {}
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def _after_filter(sort: Sequence[SortKey], after: Sequence[Any]) -> dict[str, Any]:
+    """Keyset continuation: documents strictly after ``after`` in ``sort`` order."""
+    if len(after) != len(sort):
+        raise ValueError("cursor does not match the sort")
+    branches: list[dict[str, Any]] = []
+    for i, (name, direction) in enumerate(sort):
+        branch = {prev: after[j] for j, (prev, _) in enumerate(sort[:i])}
+        branch[name] = {"$gt" if direction > 0 else "$lt": after[i]}
+        branches.append(branch)
+    return branches[0] if len(branches) == 1 else {"$or": branches}

@@ -1,0 +1,163 @@
+"""The ``ledger`` read model: totals per currency.
+
+``{_id: currency, open_accounts, total_balance, total_deposited,
+total_withdrawn, position}``. ``total_balance`` is the sum of account
+balances: money in flight between a transfer's debit and its credit or refund
+is in no balance. Writes are guarded by ``position`` (the last event that
+changed the currency's totals): a batch reads the stored totals and applies
+only events beyond their position, so replays and overlapping batches are
+no-ops.
+
+Most account events do not name their currency; the account's currency comes
+from its ``AccountOpened`` (seen in this run, or read from the event store).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from domain.codec import EventRegistry
+from projections.documents import DocumentStore, GuardedWrite
+from projections.projector import (
+    ChangePublisher,
+    Target,
+    change_note,
+    default_registry,
+    payload,
+    position_of,
+)
+from store.protocol import EventStore, RecordedEvent
+
+NAME = "ledger"
+TOPIC = "ledger"
+CACHE_SIZE = 100_000
+
+Totals = dict[str, Any]
+Apply = Callable[[Totals, dict[str, Any]], None]
+
+
+def _opened(totals: Totals, data: dict[str, Any]) -> None:
+    totals["open_accounts"] += 1
+
+
+def _closed(totals: Totals, data: dict[str, Any]) -> None:
+    totals["open_accounts"] -= 1
+
+
+def _deposited(totals: Totals, data: dict[str, Any]) -> None:
+    totals["total_balance"] += data["amount"]
+    totals["total_deposited"] += data["amount"]
+
+
+def _withdrawn(totals: Totals, data: dict[str, Any]) -> None:
+    totals["total_balance"] -= data["amount"]
+    totals["total_withdrawn"] += data["amount"]
+
+
+def _leg_out(totals: Totals, data: dict[str, Any]) -> None:
+    totals["total_balance"] -= data["amount"]
+
+
+def _leg_in(totals: Totals, data: dict[str, Any]) -> None:
+    totals["total_balance"] += data["amount"]
+
+
+APPLY: dict[str, Apply] = {
+    "AccountOpened": _opened,
+    "AccountClosed": _closed,
+    "MoneyDeposited": _deposited,
+    "MoneyWithdrawn": _withdrawn,
+    "MoneyDebitedForTransfer": _leg_out,
+    "MoneyCreditedForTransfer": _leg_in,
+    "MoneyRefundedForTransfer": _leg_in,
+}
+
+
+def empty_totals(currency: str) -> Totals:
+    return {
+        "_id": currency,
+        "open_accounts": 0,
+        "total_balance": 0,
+        "total_deposited": 0,
+        "total_withdrawn": 0,
+        "position": 0,
+    }
+
+
+class LedgerProjector:
+    """Projects account events into ``ledger`` (or the fixed ``physical`` collection)."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        documents: DocumentStore,
+        store: EventStore,
+        *,
+        hub: ChangePublisher | None = None,
+        registry: EventRegistry | None = None,
+        physical: str | None = None,
+    ) -> None:
+        self.target = Target(documents, NAME, (), physical=physical)
+        self._store = store
+        self._hub = hub
+        self._registry = registry or default_registry()
+        self._currencies: OrderedDict[str, str] = OrderedDict()
+
+    async def prepare(self) -> None:
+        await self.target.prepare()
+
+    async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
+        relevant = [
+            (event, payload(self._registry, event))
+            for event in events
+            if event.type in APPLY and event.stream_type == "account"
+        ]
+        if not relevant:
+            return
+        keyed = [(await self._currency(e, data), e, data) for e, data in relevant]
+        stored = await self.target.documents.get_many(
+            self.target.name, sorted({c for c, _, _ in keyed})
+        )
+        changed: dict[str, Totals] = {}
+        for currency, event, data in keyed:
+            totals = changed.get(currency) or stored.get(currency) or empty_totals(currency)
+            if position_of(event) <= totals["position"]:
+                continue  # this currency's totals already include the event
+            APPLY[event.type](totals, data)
+            totals["position"] = position_of(event)
+            changed[currency] = totals
+        await self._write(changed)
+
+    async def _write(self, changed: dict[str, Totals]) -> None:
+        writes = [
+            GuardedWrite(c, "position", t["position"], {k: v for k, v in t.items() if k != "_id"})
+            for c, t in changed.items()
+        ]
+        await self.target.documents.apply(self.target.name, writes)
+        if self._hub is not None:
+            for write in writes:
+                self._hub.publish(TOPIC, change_note(write.doc_id, None, write.guard_value))
+
+    async def _currency(self, event: RecordedEvent, data: dict[str, Any]) -> str:
+        currency = data.get("currency")
+        if not isinstance(currency, str):
+            currency = self._currencies.get(event.stream_id)
+        if currency is None:
+            currency = await self._opened_currency(event.stream_id)
+        self._remember(event.stream_id, currency)
+        return currency
+
+    async def _opened_currency(self, account_id: str) -> str:
+        first = await self._store.read_stream(account_id, 1, 1)
+        if not first or first[0].type != "AccountOpened":
+            raise LookupError(f"account {account_id} has no AccountOpened event")
+        return str(payload(self._registry, first[0])["currency"])
+
+    def _remember(self, account_id: str, currency: str) -> None:
+        self._currencies[account_id] = currency
+        self._currencies.move_to_end(account_id)
+        if len(self._currencies) > CACHE_SIZE:
+            self._currencies.popitem(last=False)

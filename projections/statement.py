@@ -1,0 +1,90 @@
+"""The ``account_statement`` read model: one line per money movement, in stream order.
+
+``{_id: "<account_id>:<version>", account_id, version, position, kind
+("deposit"|"withdrawal"|"transfer_out"|"transfer_in"|"refund"), amount
+(signed minor units), balance (after the line), transfer_id|None,
+recorded_at}``. Lines are immutable: inserting an existing ``_id`` again is
+"already applied".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from domain.codec import EventRegistry
+from projections.documents import DocumentStore
+from projections.projector import (
+    ChangePublisher,
+    Target,
+    change_note,
+    default_registry,
+    iso,
+    payload,
+    position_of,
+)
+from store.protocol import RecordedEvent
+
+NAME = "account_statement"
+INDEXES = [[("account_id", 1), ("version", 1)]]
+
+# event type -> (kind, sign of the amount)
+KINDS: dict[str, tuple[str, int]] = {
+    "MoneyDeposited": ("deposit", 1),
+    "MoneyWithdrawn": ("withdrawal", -1),
+    "MoneyDebitedForTransfer": ("transfer_out", -1),
+    "MoneyCreditedForTransfer": ("transfer_in", 1),
+    "MoneyRefundedForTransfer": ("refund", 1),
+}
+
+
+def line_id(account_id: str, version: int) -> str:
+    return f"{account_id}:{version}"
+
+
+def statement_line(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
+    kind, sign = KINDS[event.type]
+    return {
+        "_id": line_id(event.stream_id, event.version),
+        "account_id": event.stream_id,
+        "version": event.version,
+        "position": position_of(event),
+        "kind": kind,
+        "amount": sign * int(data["amount"]),
+        "balance": int(data["balance"]),
+        "transfer_id": data.get("transfer_id"),
+        "recorded_at": iso(event.recorded_at),
+    }
+
+
+class StatementProjector:
+    """Projects money movements into ``account_statement`` (or a fixed ``physical``)."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        documents: DocumentStore,
+        *,
+        hub: ChangePublisher | None = None,
+        registry: EventRegistry | None = None,
+        physical: str | None = None,
+    ) -> None:
+        self.target = Target(documents, NAME, INDEXES, physical=physical)
+        self._hub = hub
+        self._registry = registry or default_registry()
+
+    async def prepare(self) -> None:
+        await self.target.prepare()
+
+    async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
+        lines = [
+            statement_line(event, payload(self._registry, event))
+            for event in events
+            if event.type in KINDS and event.stream_type == "account"
+        ]
+        await self.target.documents.insert_new(self.target.name, lines)
+        if self._hub is not None:
+            for line in lines:
+                note = change_note(line["_id"], line["version"], line["position"])
+                self._hub.publish(f"statement:{line['account_id']}", note)

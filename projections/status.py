@@ -1,0 +1,103 @@
+"""How far each consumer is: checkpoint, head, lag, state, last error.
+
+``ConsumerStatus`` is what the CLI's status command and the GraphQL
+``projections`` query show. ``StatusReporter`` builds it from durable state
+(checkpoints and leases), so it works in any process, also one that runs no
+consumers; a ``Consumer`` reports its own live status the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from projections.checkpoints import Checkpoint, CheckpointStore, now_ms
+from store.protocol import EventStore, Leases
+
+RUNNING = "running"
+STANDBY = "standby"
+REBUILDING = "rebuilding"
+STOPPED_ON_ERROR = "stopped_on_error"
+STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class ConsumerStatus:
+    """One consumer's progress. ``lag_seconds`` is the age of its oldest unprocessed event."""
+
+    name: str
+    checkpoint: int
+    head: int
+    lag_events: int
+    lag_seconds: float
+    state: str
+    last_error: str | None = None
+    error_position: int | None = None
+    owner: str | None = None
+
+
+async def lag_seconds(store: EventStore, checkpoint: int, head: int) -> float:
+    """Seconds since the oldest event the consumer has not processed was recorded."""
+    if checkpoint >= head:
+        return 0.0
+    pending = await store.read_all(checkpoint, 1)
+    if not pending:
+        return 0.0
+    age = datetime.now(UTC) - pending[0].recorded_at
+    return max(age.total_seconds(), 0.0)
+
+
+def rebuild_lease_name(name: str) -> str:
+    """The lease a rebuild of consumer ``name`` holds for its whole run."""
+    return f"rebuild:{name}"
+
+
+def durable_state(checkpoint: Checkpoint, lease_live: bool, rebuilding: bool) -> str:
+    """The state as seen from outside the consumer's process."""
+    if rebuilding:
+        return REBUILDING
+    if checkpoint.state == STOPPED_ON_ERROR and lease_live:
+        return STOPPED_ON_ERROR
+    return RUNNING if lease_live else STOPPED
+
+
+class StatusReporter:
+    """Status of the named consumers from checkpoints, leases and the store head."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        checkpoints: CheckpointStore,
+        leases: Leases,
+        names: Sequence[str],
+    ) -> None:
+        self._store = store
+        self._checkpoints = checkpoints
+        self._leases = leases
+        self._names = list(names)
+
+    async def report(self) -> list[ConsumerStatus]:
+        head = await self._store.head_position()
+        checkpoints = await self._checkpoints.load_all(self._names)
+        return [await self._one(checkpoints[name], head) for name in self._names]
+
+    async def _one(self, checkpoint: Checkpoint, head: int) -> ConsumerStatus:
+        at = now_ms()
+        holder = await self._leases.holder(checkpoint.name)
+        live = holder is not None and holder.expires_at_ms >= at
+        rebuilder = await self._leases.holder(rebuild_lease_name(checkpoint.name))
+        rebuilding = rebuilder is not None and rebuilder.expires_at_ms >= at
+        state = durable_state(checkpoint, live, rebuilding)
+        failed = state == STOPPED_ON_ERROR
+        return ConsumerStatus(
+            name=checkpoint.name,
+            checkpoint=checkpoint.position,
+            head=head,
+            lag_events=max(head - checkpoint.position, 0),
+            lag_seconds=await lag_seconds(self._store, checkpoint.position, head),
+            state=state,
+            last_error=checkpoint.error if failed else None,
+            error_position=checkpoint.error_position if failed else None,
+            owner=holder.owner if live and holder is not None else None,
+        )

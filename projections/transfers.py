@@ -1,0 +1,118 @@
+"""The ``transfers`` read model: one document per transfer, as of its stream version.
+
+``{_id: transfer_id, from_account_id, to_account_id, amount, currency|None,
+status "REQUESTED"|"DEBITED"|"COMPLETED"|"FAILED", reason|None, version,
+position, requested_at, updated_at}``. A refused credit keeps the status
+``DEBITED`` with its ``reason`` until the refund fails the transfer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from domain.codec import EventRegistry
+from projections.documents import DocumentStore, GuardedWrite, WriteBatch
+from projections.projector import (
+    ChangePublisher,
+    Target,
+    change_note,
+    default_registry,
+    iso,
+    payload,
+    position_of,
+)
+from store.protocol import RecordedEvent
+
+NAME = "transfers"
+INDEXES = [
+    [("status", 1), ("requested_at", -1)],
+    [("from_account_id", 1), ("requested_at", -1)],
+    [("to_account_id", 1), ("requested_at", -1)],
+    [("requested_at", -1)],
+]
+
+FieldsOf = Callable[[RecordedEvent, dict[str, Any]], dict[str, Any]]
+
+
+def _requested(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "from_account_id": data["from_account_id"],
+        "to_account_id": data["to_account_id"],
+        "amount": data["amount"],
+        "currency": None,
+        "status": "REQUESTED",
+        "reason": None,
+        "requested_at": iso(event.recorded_at),
+    }
+
+
+def _debited(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
+    return {"status": "DEBITED", "currency": data["currency"]}
+
+
+def _credit_refused(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
+    return {"reason": data["reason"]}
+
+
+def _refunded(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+def _completed(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
+    return {"status": "COMPLETED"}
+
+
+def _failed(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
+    return {"status": "FAILED", "reason": data["reason"]}
+
+
+FIELDS: dict[str, FieldsOf] = {
+    "TransferRequested": _requested,
+    "TransferDebited": _debited,
+    "TransferCreditRefused": _credit_refused,
+    "TransferRefunded": _refunded,
+    "TransferCompleted": _completed,
+    "TransferFailed": _failed,
+}
+
+
+class TransfersProjector:
+    """Projects transfer events into ``transfers`` (or the fixed ``physical`` collection)."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        documents: DocumentStore,
+        *,
+        hub: ChangePublisher | None = None,
+        registry: EventRegistry | None = None,
+        physical: str | None = None,
+    ) -> None:
+        self.target = Target(documents, NAME, INDEXES, physical=physical)
+        self._hub = hub
+        self._registry = registry or default_registry()
+
+    async def prepare(self) -> None:
+        await self.target.prepare()
+
+    async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
+        batch = WriteBatch()
+        for event in events:
+            fields_of = FIELDS.get(event.type)
+            if fields_of is None or event.stream_type != "transfer":
+                continue
+            fields = fields_of(event, payload(self._registry, event))
+            fields.update(
+                version=event.version,
+                position=position_of(event),
+                updated_at=iso(event.recorded_at),
+            )
+            batch.add(GuardedWrite(event.stream_id, "version", event.version, fields))
+        writes = batch.writes()
+        await self.target.documents.apply(self.target.name, writes)
+        if self._hub is not None:
+            for write in writes:
+                note = change_note(write.doc_id, write.guard_value, write.fields["position"])
+                self._hub.publish(f"transfer:{write.doc_id}", note)
