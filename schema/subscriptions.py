@@ -1,0 +1,205 @@
+"""GraphQL subscriptions: the live audit log and live read models.
+
+- ``events(after, streamId, types)``: every event in global order with
+  ``position > after`` (caught up from the store, then live; no gap and no
+  duplicate at the seam). Admin only. A subscriber that falls too far behind
+  is ended with an error whose ``extensions`` are
+  ``{code: "SUBSCRIBER_TOO_SLOW", resumeAfter: <position>}``: subscribing again
+  with ``after: resumeAfter`` misses nothing. Without ``after`` it starts at
+  the current head (live only).
+- ``accountChanged(id)``, ``transferChanged(id)``, ``ledgerChanged``: the
+  current read model first (when it exists), then the read model after each
+  change. Each carries the ``version``/``position`` it reflects. A slow
+  subscriber skips intermediate states and gets the latest.
+
+Every stream comes from ``context.live`` (``projections.live.Live``), which
+tails the global feed once per process; nothing here opens a database cursor
+per subscriber. Generators are closed with ``aclosing`` so that a client that
+disconnects leaves no hub subscription behind. In jwt mode users subscribe
+only to their own accounts and to transfers from or to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import aclosing, contextmanager
+from typing import Any, TypeVar
+
+import strawberry
+
+from projections.hub import SubscriberOverflow
+from projections.live import LEDGER_TOPIC, ReadModelChange, topic_for
+from schema.context import Context
+from schema.errors import ClientError, forbidden_query
+from schema.types import Account, Event, Ledger, Transfer
+
+MAX_EVENT_TYPES = 50
+T = TypeVar("T")
+
+# Open subscriptions per connection context (by id: contexts are unhashable).
+_open: dict[int, int] = {}
+
+
+def slow_subscriber(resume_after: int) -> ClientError:
+    error = ClientError(
+        f"subscriber fell too far behind; subscribe again with after: {resume_after}",
+        "SUBSCRIBER_TOO_SLOW",
+    )
+    error.extensions["resumeAfter"] = resume_after
+    return error
+
+
+@contextmanager
+def _slot(ctx: Context) -> Any:
+    """Count this subscription against the connection's limit, for its lifetime."""
+    key, limit = id(ctx), ctx.limits.max_subscriptions_per_connection
+    if _open.get(key, 0) >= limit:
+        raise ClientError(f"at most {limit} subscriptions per connection", "TOO_MANY_SUBSCRIPTIONS")
+    _open[key] = _open.get(key, 0) + 1
+    try:
+        yield
+    finally:
+        _open[key] -= 1
+        if not _open[key]:
+            del _open[key]
+
+
+def _live(ctx: Context) -> Any:
+    if ctx.live is None:
+        raise ClientError("this server process serves no subscriptions", "UNAVAILABLE")
+    return ctx.live
+
+
+async def _documents(
+    ctx: Context, topic: str, convert: Callable[[Any], T]
+) -> AsyncGenerator[T, None]:
+    """Converted documents of ``topic``; an absent document is not sent."""
+    changes: AsyncGenerator[ReadModelChange, None] = _live(ctx).changes(topic)
+    async with aclosing(changes):
+        async for change in changes:
+            if change.document is not None:
+                yield convert(change.document)
+
+
+async def _owner_of(ctx: Context, account_id: str) -> str | None:
+    change: ReadModelChange = await _live(ctx).current(topic_for("account", account_id))
+    document = change.document
+    return str(document["owner"]) if isinstance(document, Mapping) else None
+
+
+async def _may_watch_account(ctx: Context, account_id: str) -> bool:
+    if ctx.user.is_admin:
+        return True
+    owner = await _owner_of(ctx, account_id)
+    return owner is not None and ctx.user.owns(owner)
+
+
+async def _may_watch_transfer(ctx: Context, transfer_id: str) -> bool:
+    if ctx.user.is_admin:
+        return True
+    change: ReadModelChange = await _live(ctx).current(topic_for("transfer", transfer_id))
+    document = change.document
+    if not isinstance(document, Mapping):
+        return False
+    for side in ("from_account_id", "to_account_id"):
+        owner = await _owner_of(ctx, str(document[side]))
+        if owner is not None and ctx.user.owns(owner):
+            return True
+    return False
+
+
+def _ledger(document: Any) -> list[Ledger]:
+    docs: Sequence[Any] = document if isinstance(document, list) else [document]
+    return [Ledger.from_doc(doc) for doc in docs]
+
+
+async def _event_stream(
+    ctx: Context, after: int | None, stream_id: str | None, types: list[str] | None
+) -> AsyncGenerator[Event, None]:
+    if not ctx.user.is_admin:
+        raise forbidden_query("the event stream is only available to admins")
+    if after is not None and after < 0:
+        raise ClientError("after must be >= 0")
+    if types is not None and len(types) > MAX_EVENT_TYPES:
+        raise ClientError(f"at most {MAX_EVENT_TYPES} event types")
+    start = after if after is not None else await ctx.events.head_position()
+    events = _live(ctx).events(start, stream_id=stream_id, types=types)
+    last = start
+    async with aclosing(events):
+        try:
+            async for event in events:
+                last = event.position
+                yield Event.from_recorded(event)
+        except SubscriberOverflow as overflow:
+            raise slow_subscriber(overflow.resume_after or last) from overflow
+
+
+async def events(
+    info: strawberry.Info[Context, None],
+    after: int | None = None,
+    stream_id: strawberry.ID | None = None,
+    types: list[str] | None = None,
+) -> AsyncGenerator[Event, None]:
+    ctx = info.context
+    with _slot(ctx):
+        stream = _event_stream(ctx, after, str(stream_id) if stream_id else None, types)
+        async with aclosing(stream):
+            async for event in stream:
+                yield event
+
+
+async def account_changed(
+    info: strawberry.Info[Context, None], id: strawberry.ID
+) -> AsyncGenerator[Account, None]:
+    ctx = info.context
+    with _slot(ctx):
+        if not await _may_watch_account(ctx, str(id)):
+            raise forbidden_query("you may only subscribe to your own accounts")
+        stream = _documents(ctx, topic_for("account", str(id)), Account.from_doc)
+        async with aclosing(stream):
+            async for account in stream:
+                yield account
+
+
+async def transfer_changed(
+    info: strawberry.Info[Context, None], id: strawberry.ID
+) -> AsyncGenerator[Transfer, None]:
+    ctx = info.context
+    with _slot(ctx):
+        if not await _may_watch_transfer(ctx, str(id)):
+            raise forbidden_query("you may only subscribe to transfers of your accounts")
+        stream = _documents(ctx, topic_for("transfer", str(id)), Transfer.from_doc)
+        async with aclosing(stream):
+            async for transfer in stream:
+                yield transfer
+
+
+async def ledger_changed(
+    info: strawberry.Info[Context, None],
+) -> AsyncGenerator[list[Ledger], None]:
+    ctx = info.context
+    with _slot(ctx):
+        if not ctx.user.authenticated:
+            raise forbidden_query("the ledger needs a signed-in user")
+        stream = _documents(ctx, LEDGER_TOPIC, _ledger)
+        async with aclosing(stream):
+            async for ledger in stream:
+                yield ledger
+
+
+@strawberry.type
+class Subscription:
+    events: AsyncGenerator[Event, None] = strawberry.subscription(
+        resolver=events,
+        description="Every event in global order after `after` (admin only): catch-up, then live.",
+    )
+    account_changed: AsyncGenerator[Account, None] = strawberry.subscription(
+        resolver=account_changed, description="The account now, then after each change."
+    )
+    transfer_changed: AsyncGenerator[Transfer, None] = strawberry.subscription(
+        resolver=transfer_changed, description="The transfer now, then after each change."
+    )
+    ledger_changed: AsyncGenerator[list[Ledger], None] = strawberry.subscription(
+        resolver=ledger_changed,
+        description="The ledger (totals per currency) now, then after each change.",
+    )
