@@ -1,0 +1,135 @@
+"""Snapshots: written every N events off the critical path, used when loading."""
+
+from __future__ import annotations
+
+import asyncio
+
+from domain.account import ACCOUNT, Deposit
+from store.memory import InMemorySnapshotStore
+from store.protocol import Snapshot
+from tests.application.conftest import Backend, open_account
+from tests.application.doubles import BrokenSnapshots, CountingSnapshots
+
+
+class GatedSnapshots(InMemorySnapshotStore):
+    """Saves wait until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def save(self, snapshot: Snapshot) -> None:
+        await self.gate.wait()
+        await super().save(snapshot)
+
+
+async def _account_with_deposits(backend: Backend, count: int, **options: object) -> str:
+    service = backend.service(**options)
+    account_id = await open_account(service)
+    for _ in range(count):
+        await service.handle(Deposit(account_id, 1))
+    await service.close()
+    return account_id
+
+
+async def test_a_snapshot_is_written_every_n_events(memory: Backend) -> None:
+    snapshots = CountingSnapshots(memory.snapshots)
+    backend = Backend(memory.store, snapshots, memory.command_log)
+
+    account_id = await _account_with_deposits(backend, 11, snapshot_every=5)  # versions 1..12
+
+    assert [s.version for s in snapshots.saved] == [5, 10]
+    latest = snapshots.saved[-1]
+    assert (latest.stream_id, latest.stream_type) == (account_id, "account")
+    assert latest.schema_version == ACCOUNT.snapshot_version
+    assert ACCOUNT.from_snapshot(latest.state).balance == 9
+
+
+async def test_loading_starts_from_the_latest_snapshot(memory: Backend) -> None:
+    account_id = await _account_with_deposits(memory, 11, snapshot_every=5)
+    counting, store = memory.counted()
+
+    loaded = await counting.service(snapshot_every=5).load("account", account_id)
+
+    assert (loaded.version, loaded.state.balance) == (12, 11)
+    assert store.events_read == 2  # versions 11 and 12 only
+
+
+async def test_a_snapshot_of_an_unknown_schema_version_is_ignored(memory: Backend) -> None:
+    account_id = await _account_with_deposits(memory, 11, snapshot_every=0)
+    alien = Snapshot(account_id, "account", 10, ACCOUNT.snapshot_version + 1, {"shape": "new"})
+    await memory.snapshots.save(alien)
+    counting, store = memory.counted()
+
+    loaded = await counting.service(snapshot_every=0).load("account", account_id)
+
+    assert (loaded.version, loaded.state.balance) == (12, 11)
+    assert store.events_read == 12
+
+
+async def test_an_unreadable_snapshot_is_ignored(memory: Backend) -> None:
+    account_id = await _account_with_deposits(memory, 3, snapshot_every=0)
+    await memory.snapshots.save(
+        Snapshot(account_id, "account", 4, ACCOUNT.snapshot_version, {"balance": "garbage"})
+    )
+
+    loaded = await memory.service().load("account", account_id)
+
+    assert (loaded.version, loaded.state.balance) == (4, 3)
+
+
+async def test_a_failing_snapshot_store_never_fails_a_command(memory: Backend) -> None:
+    broken = BrokenSnapshots()
+    backend = Backend(memory.store, broken, memory.command_log)
+    service = backend.service(snapshot_every=2)
+    account_id = await open_account(service)
+
+    outcomes = [await service.handle(Deposit(account_id, 1)) for _ in range(6)]
+    await service.drain()
+
+    assert [o.version for o in outcomes] == [2, 3, 4, 5, 6, 7]
+    assert broken.attempts == 3
+    assert service.snapshots.failed == 3
+    fresh = backend.service(snapshot_every=0)  # its snapshot lookup fails too: full replay
+    assert (await fresh.load("account", account_id)).state.balance == 6
+
+
+async def test_snapshots_are_written_off_the_critical_path(memory: Backend) -> None:
+    gated = GatedSnapshots()
+    service = Backend(memory.store, gated, memory.command_log).service(snapshot_every=2)
+    account_id = await open_account(service)
+
+    outcome = await asyncio.wait_for(service.handle(Deposit(account_id, 1)), timeout=5)
+
+    assert outcome.version == 2
+    assert service.snapshots.pending == 1
+    assert await gated.latest(account_id) is None
+    gated.gate.set()
+    await asyncio.wait_for(service.drain(), timeout=5)
+    assert service.snapshots.pending == 0
+    snapshot = await gated.latest(account_id)
+    assert snapshot is not None
+    assert snapshot.version == 2
+
+
+async def test_a_long_replay_without_snapshot_writes_one(memory: Backend) -> None:
+    account_id = await _account_with_deposits(memory, 9, snapshot_every=0)
+    snapshots = CountingSnapshots(memory.snapshots)
+    service = Backend(memory.store, snapshots, memory.command_log).service(snapshot_every=5)
+
+    await service.load("account", account_id)
+    await service.close()
+
+    assert [s.version for s in snapshots.saved] == [10]
+
+
+async def test_after_close_no_snapshot_is_started(memory: Backend) -> None:
+    snapshots = CountingSnapshots(memory.snapshots)
+    service = Backend(memory.store, snapshots, memory.command_log).service(snapshot_every=1)
+    account_id = await open_account(service)
+    await service.close()
+
+    await service.handle(Deposit(account_id, 1))
+    await service.drain()
+
+    assert [s.version for s in snapshots.saved] == [1]
