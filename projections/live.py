@@ -28,9 +28,15 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequen
 from dataclasses import dataclass
 from typing import Any
 
+from projections.accounts import NAME as ACCOUNTS_NAME
+from projections.checkpoints import CheckpointStore
+from projections.documents import DocumentStore, Query
 from projections.feed import Feed
 from projections.hub import Hub, position_of
-from store.protocol import RecordedEvent
+from projections.ledger import NAME as LEDGER_NAME
+from projections.progress import ProgressBoard
+from projections.transfers import NAME as TRANSFERS_NAME
+from store.protocol import EventStore, RecordedEvent
 
 log = logging.getLogger(__name__)
 
@@ -290,3 +296,69 @@ class Live:
 
     async def current(self, topic: str) -> ReadModelChange:
         return await self.read_models.current(topic)
+
+
+def document_sources(documents: DocumentStore) -> dict[str, ReadModelSource]:
+    """Sources reading the projectors' collections (through rebuild aliases).
+
+    ``account:<id>`` and ``transfer:<id>`` load one document; ``ledger`` loads
+    every currency's totals (a list, ordered by currency).
+    """
+
+    def one(collection: str) -> Loader:
+        async def load(key: str) -> Any:
+            return await documents.get(await documents.resolve(collection), key)
+
+        return load
+
+    async def ledger(_: str) -> Any:
+        return await documents.find(await documents.resolve(LEDGER_NAME), Query())
+
+    return {
+        "account": ReadModelSource(ACCOUNTS_NAME, one(ACCOUNTS_NAME)),
+        "transfer": ReadModelSource(TRANSFERS_NAME, one(TRANSFERS_NAME)),
+        "ledger": ReadModelSource(LEDGER_NAME, ledger),
+    }
+
+
+def checkpoint_reader(
+    checkpoints: CheckpointStore, progress: ProgressBoard | None = None
+) -> CheckpointReader:
+    """A consumer's position: the durable checkpoint, or newer in-process progress."""
+
+    async def read(name: str) -> int:
+        durable = (await checkpoints.load(name)).position
+        known = progress.position(name) if progress is not None else None
+        return max(durable, known or 0)
+
+    return read
+
+
+def create_live(
+    store: EventStore,
+    documents: DocumentStore,
+    checkpoints: CheckpointStore,
+    *,
+    hub: Hub | None = None,
+    progress: ProgressBoard | None = None,
+    poll_interval: float = 0.05,
+    queue_size: int = 1000,
+    wait_timeout: float = 10.0,
+) -> Live:
+    """Wire the live services of one process (``server.py`` calls this).
+
+    Pass the same ``hub`` the projectors publish their change notes to, and
+    ``store.notifier`` is used when the store has one. ``await live.start()``
+    after the consumers started; ``await live.stop()`` before the store closes.
+    """
+    hub = hub or Hub()
+    notifier = getattr(store, "notifier", None)
+    feed = Feed(store, hub, notifier=notifier, poll_interval=poll_interval, queue_size=queue_size)
+    read_models = LiveReadModels(
+        hub,
+        document_sources(documents),
+        checkpoint_reader(checkpoints, progress),
+        poll_interval=poll_interval,
+        wait_timeout=wait_timeout,
+    )
+    return Live(hub, feed, read_models)
