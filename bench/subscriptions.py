@@ -1,0 +1,221 @@
+"""1,000 WebSocket subscribers on accountChanged of one account while 50 deposits/s arrive.
+
+The real server (``server:create_app``, ``STORE=memory``) runs under uvicorn;
+one asyncio process (this one) holds every subscriber (``websockets``, the
+graphql-transport-ws protocol) and sends the deposits over HTTP on a fixed
+schedule. Delivery latency of a message = its receipt by a subscriber minus
+the moment the deposit that produced its version was sent (so it includes
+the mutation itself, the projector, the feed tail and the WebSocket push).
+Subscribers are latest-only: skipped intermediate versions are counted, not
+timed. Absolute figures (target p99 < 500 ms), plus messages/s sustained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import resource
+import time
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import cli
+from bench.harness import percentile
+from bench.http_mutation import DEPOSIT, SERVER_ENV, open_accounts
+from bench.report import Section, table
+from bench.servers import uvicorn_server
+from bench.wsclient import Subscriber
+
+WATCH = "subscription Watch($id: ID!) { accountChanged(id: $id) { version balance } }"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    result = cli.parser(__doc__, runs=3)
+    result.add_argument("--subscribers", type=int, default=1000, help="WebSocket subscribers")
+    result.add_argument("--rate", type=float, default=50.0, help="deposits per second")
+    result.add_argument("--seconds", type=float, default=20.0, help="length of each deposit phase")
+    result.add_argument("--drain", type=float, default=15.0, help="max wait for the last version")
+    return result
+
+
+@dataclass
+class Recorder:
+    """Receipt times per version (compact arrays: a run can hold a million receipts)."""
+
+    received: dict[int, array[float]] = field(default_factory=dict)
+    sent: dict[int, float] = field(default_factory=dict)
+    last_seen: list[int] = field(default_factory=list)
+
+    def watcher(self, index: int) -> Any:
+        self.last_seen.append(0)
+
+        def on_next(payload: dict[str, Any], at: float) -> None:
+            version = int(payload["data"]["accountChanged"]["version"])
+            self.received.setdefault(version, array("d")).append(at)
+            self.last_seen[index] = max(self.last_seen[index], version)
+
+        return on_next
+
+    def reset(self) -> None:
+        self.received.clear()
+        self.sent.clear()
+
+    def latencies_ms(self) -> list[float]:
+        return [
+            (at - self.sent[version]) * 1000
+            for version, times in self.received.items()
+            if version in self.sent
+            for at in times
+        ]
+
+
+async def connect_all(url: str, account_id: str, count: int, recorder: Recorder) -> list[Any]:
+    """Open ``count`` subscribers, 50 handshakes at a time; their listening tasks."""
+    gate = asyncio.Semaphore(50)
+    subscribers = [
+        Subscriber(url, WATCH, {"id": account_id}, recorder.watcher(i)) for i in range(count)
+    ]
+
+    async def open_one(subscriber: Subscriber) -> None:
+        async with gate:
+            await subscriber.open()
+
+    await asyncio.gather(*(open_one(s) for s in subscribers))
+    tasks = [asyncio.create_task(s.listen()) for s in subscribers]
+    return [subscribers, tasks]
+
+
+async def send_deposits(url: str, account_id: str, args: argparse.Namespace, rec: Recorder) -> int:
+    """Deposits on a fixed schedule (not waiting for replies); the last version reached."""
+    variables = {"input": {"accountId": account_id, "amount": "1.00"}}
+    body = {"query": DEPOSIT, "variables": variables}
+    total = int(args.rate * args.seconds)
+    last = 0
+
+    async def deposit(client: httpx.AsyncClient) -> None:
+        nonlocal last
+        sent = time.perf_counter()
+        reply = (await client.post(url, json=body)).json()
+        version = int(reply["data"]["deposit"]["version"])
+        rec.sent[version] = sent
+        last = max(last, version)
+
+    async with httpx.AsyncClient(timeout=30.0) as client, asyncio.TaskGroup() as group:
+        start = time.perf_counter()
+        for number in range(total):
+            await asyncio.sleep(max(0.0, start + number / args.rate - time.perf_counter()))
+            group.create_task(deposit(client))
+    return last
+
+
+async def drain(rec: Recorder, final: int, seconds: float) -> bool:
+    """Wait, bounded, until every subscriber has seen ``final``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if min(rec.last_seen, default=final) >= final:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def one_run(
+    url: str, account_id: str, args: argparse.Namespace, rec: Recorder, pid: int
+) -> dict[str, float]:
+    rec.reset()
+    server_cpu, client_cpu, started = cpu_seconds(pid), time.process_time(), time.perf_counter()
+    final = await send_deposits(url.replace("ws://", "http://"), account_id, args, rec)
+    drained = await drain(rec, final, args.drain)
+    elapsed = time.perf_counter() - started
+    latencies = rec.latencies_ms() or [float("nan")]
+    delivered = sum(len(times) for times in rec.received.values())
+    return {
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+        "max": max(latencies),
+        "messages/s": delivered / elapsed,
+        "deposits/s": len(rec.sent) / elapsed,
+        "seen share": delivered / max(1, len(rec.sent) * len(rec.last_seen)),
+        "drained": float(drained),
+        "server cpu": (cpu_seconds(pid) - server_cpu) / elapsed,
+        "client cpu": (time.process_time() - client_cpu) / elapsed,
+    }
+
+
+def raise_file_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+async def run(args: argparse.Namespace) -> Section:
+    raise_file_limit()  # before the server starts: it inherits the limit
+    rec = Recorder()
+    results: list[dict[str, float]] = []
+    with uvicorn_server("server:create_app", factory=True, env=SERVER_ENV) as server:
+        (account_id,) = await open_accounts(server.url, 1)
+        subscribers, tasks = await connect_all(server.ws_url, account_id, args.subscribers, rec)
+        try:
+            for _ in range(args.runs):
+                results.append(await one_run(server.url, account_id, args, rec, server.pid))
+        finally:
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*(s.close() for s in subscribers), return_exceptions=True)
+    errors = sum(1 for s in subscribers if s.error)
+    return report(args, results, errors)
+
+
+def report(args: argparse.Namespace, results: list[dict[str, float]], errors: int) -> Section:
+    section = Section("subscriptions", "Live subscriptions: accountChanged fan-out")
+    section.add(
+        f"{args.subscribers} subscribers (one WebSocket each, one asyncio client process) on one "
+        f"account; {args.rate:g} deposits/s for {args.seconds:g} s per run, {args.runs} runs on "
+        "the same connections; server `server:create_app` with STORE=memory. "
+        "**The client process shares the machine's cores with the server.**"
+    )
+    section.add()
+    rows = []
+    for number, metrics in enumerate(results, 1):
+        p99 = metrics["p99"]
+        rows.append([
+            str(number),
+            f"{metrics['p50']:.0f}",
+            f"{p99:.0f} ({'MET' if p99 < 500 else 'MISSED'})",
+            f"{metrics['max']:.0f}",
+            f"{metrics['deposits/s']:.1f}",
+            f"{metrics['messages/s']:,.0f}",
+            f"{metrics['seen share']:.0%}",
+            "yes" if metrics["drained"] else "NO",
+            f"{metrics['server cpu']:.0%} / {metrics['client cpu']:.0%}",
+        ])  # fmt: skip
+    header = (
+        "run", "p50 ms", "p99 ms (target < 500)", "max ms", "deposits/s", "messages/s delivered",
+        "versions seen", "all reached last version", "CPU server / client",
+    )  # fmt: skip
+    section.lines += table(header, rows)
+    section.add()
+    section.add(f"Subscribers that ended with an error: {errors}.")
+    return section
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.main(build_parser, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
