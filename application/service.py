@@ -136,7 +136,7 @@ class ApplicationService:
             loaded = await self._current(decider, stream_id)
         for attempt in range(1, self._max_attempts + 1):
             if context.expected_version is not None and loaded.version != context.expected_version:
-                loaded = await self._current(decider, stream_id)
+                loaded = await self._current(decider, stream_id, loaded)
                 if loaded.version != context.expected_version:
                     raise ConcurrencyConflict(stream_id, context.expected_version, loaded.version)
             events = decider.decide(loaded.state, command)
@@ -147,8 +147,8 @@ class ApplicationService:
             except DuplicateCommandError as twin:
                 return await self._dedupe.twin_outcome(twin.command_id)
             except ConcurrencyError as conflict:
-                await self._after_conflict(decider, stream_id, conflict, context, attempt)
-                loaded = await self._current(decider, stream_id)
+                await self._after_conflict(stream_id, conflict, context, attempt)
+                loaded = await self._current(decider, stream_id, loaded)
                 continue
             self._committed(decider, stream_id, loaded, events, result)
             return CommandOutcome(stream_id, result.version, result.events)
@@ -179,14 +179,12 @@ class ApplicationService:
 
     async def _after_conflict(
         self,
-        decider: AnyDecider,
         stream_id: str,
         conflict: ConcurrencyError,
         context: CommandContext,
         attempt: int,
     ) -> None:
-        """Forget the stale state; raise if the conflict is final, else back off."""
-        self._cache.discard((decider.stream_type, stream_id))
+        """Raise if the conflict is final, else back off before the caller catches up."""
         if context.expected_version is None and attempt < self._max_attempts:
             await asyncio.sleep(self._backoff.delay(attempt))
             return
@@ -264,12 +262,20 @@ class ApplicationService:
             raise LookupError(f"no decider for stream type {stream_type_or_decider!r}")
         return decider
 
-    async def _current(self, decider: AnyDecider, stream_id: str) -> Loaded:
-        """The stream's current state: the cached entry caught up, or a fresh load."""
+    async def _current(
+        self, decider: AnyDecider, stream_id: str, known: Loaded | None = None
+    ) -> Loaded:
+        """The stream's current state, cached afterwards.
+
+        Starts from ``known`` (a state this caller already holds, possibly
+        stale) or the cached entry, and reads only the events after it; else
+        loads the latest usable snapshot and the events after that. A stale
+        entry is thus replaced by its caught-up successor, never re-read whole.
+        """
         key = (decider.stream_type, stream_id)
-        cached = self._cache.get(key)
-        if cached is not None:
-            loaded, _ = await self._loader.catch_up(decider, stream_id, cached)
+        start = known or self._cache.get(key)
+        if start is not None:
+            loaded, _ = await self._loader.catch_up(decider, stream_id, start)
         else:
             loaded, replayed = await self._loader.load(decider, stream_id)
             if self._snapshot_every and replayed >= self._snapshot_every:
