@@ -1,0 +1,117 @@
+"""The embedded development database as the service opens it (``runtime.database``).
+
+Real nx-27017 processes in temporary directories: start, stop, a stale pid
+file, data that survives a restart, and a second process attaching instead of
+fighting over the directory.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from runtime.database import URL_FILE, DatabaseHandle, open_database, running_embedded_url
+from runtime.embedded import EmbeddedDatabaseError, EmbeddedMongo
+from runtime.settings import load_settings
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def handles() -> Iterator[list[DatabaseHandle]]:
+    opened: list[DatabaseHandle] = []
+    try:
+        yield opened
+    finally:
+        for handle in reversed(opened):
+            handle.close()
+
+
+def _open(data_dir: Path, handles: list[DatabaseHandle]) -> DatabaseHandle:
+    handle = open_database(load_settings(None, data_dir=str(data_dir)))
+    handles.append(handle)
+    return handle
+
+
+def _client(url: str) -> MongoClient[dict[str, Any]]:
+    return MongoClient(url, serverSelectionTimeoutMS=3000)
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(done.stdout)
+
+
+def test_data_survives_a_restart(data_dir: Path, handles: list[DatabaseHandle]) -> None:
+    first = _open(data_dir, handles)
+    assert first.embedded is not None
+    with _client(first.url) as client:
+        client["ledger"]["things"].insert_one({"_id": "kept", "n": 1})
+    first.close()
+    assert not (data_dir / URL_FILE).exists()
+    assert running_embedded_url(data_dir) is None
+
+    second = _open(data_dir, handles)
+    with _client(second.url) as client:
+        assert client["ledger"]["things"].find_one({"_id": "kept"}) == {"_id": "kept", "n": 1}
+
+
+def test_a_stale_pid_file_does_not_block_start(
+    data_dir: Path, handles: list[DatabaseHandle]
+) -> None:
+    data_dir.mkdir(parents=True)
+    (data_dir / "nx-27017.pid").write_text(str(_dead_pid()))
+    (data_dir / URL_FILE).write_text("mongodb://127.0.0.1:1/?directConnection=true")
+    handle = _open(data_dir, handles)
+    assert handle.embedded is not None
+    with _client(handle.url) as client:
+        assert client.admin.command("ping")["ok"] == 1
+
+
+def test_a_second_process_attaches_and_never_stops_it(
+    data_dir: Path, handles: list[DatabaseHandle]
+) -> None:
+    owner = _open(data_dir, handles)
+    guest = _open(data_dir, handles)
+    assert guest.attached
+    assert guest.embedded is None
+    assert guest.url == owner.url
+    guest.close()
+    with _client(owner.url) as client:
+        assert client.admin.command("ping")["ok"] == 1
+
+
+def test_a_live_owner_is_not_mistaken_for_stale(
+    data_dir: Path, handles: list[DatabaseHandle]
+) -> None:
+    _open(data_dir, handles)
+    with pytest.raises(EmbeddedDatabaseError, match="in use"):
+        EmbeddedMongo(data_dir).start()
+
+
+def test_stop_ends_the_process(data_dir: Path, handles: list[DatabaseHandle]) -> None:
+    handle = _open(data_dir, handles)
+    assert handle.embedded is not None
+    assert handle.embedded.process is not None
+    pid = handle.embedded.process.pid
+    handle.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_mongodb_url_starts_nothing(tmp_path: Path, mongo_url: str) -> None:
+    handle = open_database(load_settings(None, data_dir=str(tmp_path), mongodb_url=mongo_url))
+    assert handle.embedded is None
+    assert handle.url == mongo_url
+    assert not any(tmp_path.iterdir())
