@@ -9,8 +9,11 @@ resolver runs, with an ordinary GraphQL validation error.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
+from graphql import ASTValidationRule
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -51,13 +54,25 @@ def page_size(limits: Limits, first: int | None) -> int:
     return first
 
 
-def limit_extensions(limits: Limits) -> list[SchemaExtension]:
-    """The strawberry extensions enforcing ``limits`` on every operation."""
-    extensions: list[SchemaExtension] = [
-        MaxTokensLimiter(max_token_count=limits.max_tokens),
-        MaxAliasesLimiter(max_alias_count=limits.max_aliases),
-        QueryDepthLimiter(max_depth=limits.max_query_depth),
+def validation_rules(limits: Limits) -> tuple[type[ASTValidationRule], ...]:
+    """The validation rules enforcing depth, aliases and (optionally) no introspection.
+
+    Built once per schema: the rule classes must stay the same objects across
+    requests, or the validation cache (keyed by the rules) would never hit.
+    """
+    rules: list[type[ASTValidationRule]] = [
+        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
+        *QueryDepthLimiter(max_depth=limits.max_query_depth).validation_rules,
     ]
     if not limits.introspection:
-        extensions.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
-    return extensions
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return tuple(rules)
+
+
+def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
+    """Factories of the strawberry extensions enforcing ``limits`` on every operation."""
+    rules = list(validation_rules(limits))
+    return [
+        partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
+        partial(AddValidationRules, rules),
+    ]

@@ -1,0 +1,133 @@
+"""Assembling the schema and the ASGI GraphQL app.
+
+``build_schema(limits)`` puts Query, Mutation and Subscription together with
+the scalar map, parser and validation caches, the limit extensions and error
+masking. ``make_graphql_app(context)`` wraps it in strawberry's Starlette app
+with both WebSocket protocols; every request gets a copy of ``context`` with
+its caller filled in (``schema.auth``).
+
+Error masking: GraphQL errors caused by unexpected exceptions are replaced by
+"Unexpected error." for clients and logged here with their traceback.
+Validation errors, ``ClientError`` (bad cursor, forbidden...) and scalar
+parse errors are the client's to see and are passed through.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+from functools import partial
+
+import strawberry
+from cross_web import HTTPException
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
+from strawberry.schema.config import StrawberryConfig
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+
+from schema.auth import ANONYMOUS, AuthError, authenticate_header, authenticate_params
+from schema.context import Context
+from schema.errors import ClientError
+from schema.limits import Limits, limit_extensions
+from schema.mutations import Mutation
+from schema.queries import Query
+from schema.scalars import SCALAR_MAP
+from schema.subscriptions import Subscription
+
+log = logging.getLogger(__name__)
+
+CACHE_SIZE = 1024
+
+
+def should_mask(error: GraphQLError) -> bool:
+    """Mask (and log) errors that come from an unexpected exception."""
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError | ClientError):
+        return False
+    log.error(
+        "unexpected error in %s: %s",
+        ".".join(str(p) for p in error.path or ()) or "operation",
+        original,
+        exc_info=(type(original), original, original.__traceback__),
+    )
+    return True
+
+
+def build_schema(limits: Limits | None = None) -> strawberry.Schema:
+    """The service's schema; ``limits`` only change the extensions, not the SDL."""
+    limits = limits or Limits()
+    extensions: list[Callable[[], SchemaExtension]] = [
+        partial(MaskErrors, should_mask_error=should_mask),
+        partial(ParserCache, maxsize=CACHE_SIZE),
+        *limit_extensions(limits),
+        partial(ValidationCache, maxsize=CACHE_SIZE),
+    ]
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+    )
+
+
+class LedgerGraphQL(GraphQL[Context, None]):
+    """Strawberry's ASGI app with per-request contexts and authentication.
+
+    HTTP: the ``Authorization`` header is checked before anything runs; an
+    invalid or expired token gets 401. WebSocket: the token is read from the
+    ``connection_init`` params (``Authorization: "Bearer <jwt>"`` or
+    ``token``); an invalid one closes the socket (4403 / 1011 by protocol).
+    """
+
+    def __init__(self, schema: strawberry.Schema, base: Context) -> None:
+        limits = base.limits
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if limits.graphiql else None,
+            allow_queries_via_get=True,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            connection_init_wait_timeout=timedelta(seconds=limits.connection_init_timeout_seconds),
+            max_subscriptions_per_connection=limits.max_subscriptions_per_connection,
+        )
+        self.base = base
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        if isinstance(request, WebSocket):
+            # Known after connection_init (on_ws_connect); dev mode needs no token.
+            user = (
+                authenticate_params(self.base.auth, None)
+                if self.base.auth.mode == "dev"
+                else ANONYMOUS
+            )
+        else:
+            try:
+                user = authenticate_header(self.base.auth, request.headers.get("authorization"))
+            except AuthError as exc:
+                raise HTTPException(401, f"Unauthorized: {exc}") from exc
+        return replace(self.base, user=user, request=request, response=response)
+
+    async def on_ws_connect(self, context: Context) -> None:
+        try:
+            context.user = authenticate_params(context.auth, context.connection_params)
+        except AuthError as exc:
+            raise ConnectionRejectionError({"message": f"Unauthorized: {exc}"}) from exc
+
+
+def make_graphql_app(context: Context, schema: strawberry.Schema | None = None) -> LedgerGraphQL:
+    """The ASGI app serving ``/graphql`` (HTTP, GraphiQL, both WebSocket protocols).
+
+    ``context`` is the process-wide template (services, auth, limits); its
+    ``user`` is replaced per request. ``schema`` defaults to
+    ``build_schema(context.limits)``.
+    """
+    return LedgerGraphQL(schema or build_schema(context.limits), context)

@@ -1,0 +1,191 @@
+"""Typed errors returned inside mutation result unions.
+
+Every domain rejection reaches the client as one of these types, never as a
+raw GraphQL error. ``error_from_domain`` is the single mapping from domain
+error classes to GraphQL types; a rejection class without an entry becomes
+the generic ``CommandRejected`` (with its ``code``) rather than leaking out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import strawberry
+
+from application.errors import ConcurrencyConflict as ConcurrencyConflictError
+from domain import errors as de
+from domain.aggregate import DomainError
+from domain.money import format_amount
+from schema.scalars import DecimalString
+
+
+@strawberry.interface(description="Anything a mutation can be refused with.")
+class Error:
+    message: str
+
+
+@strawberry.type(description="The account's balance does not cover the amount.")
+class InsufficientFunds(Error):
+    account_id: strawberry.ID
+    balance: DecimalString
+    requested: DecimalString
+    currency: str
+
+
+@strawberry.type
+class AccountNotFound(Error):
+    account_id: strawberry.ID
+
+
+@strawberry.type(description="The account is closed and accepts nothing.")
+class AccountClosed(Error):
+    account_id: strawberry.ID
+
+
+@strawberry.type
+class TransferNotFound(Error):
+    transfer_id: strawberry.ID
+
+
+@strawberry.type(description="The stream moved on: reload at `actualVersion` and decide again.")
+class ConcurrencyConflict(Error):
+    stream_id: strawberry.ID
+    expected_version: int
+    actual_version: int
+
+
+@strawberry.type(description="A value of the input is invalid; `field` names it.")
+class InvalidInput(Error):
+    field: str
+
+
+@strawberry.type(description="The caller may not do this.")
+class Forbidden(Error):
+    pass
+
+
+@strawberry.type(description="Only an account with a zero balance can be closed.")
+class BalanceNotZero(Error):
+    account_id: strawberry.ID
+    balance: DecimalString
+    currency: str
+
+
+@strawberry.type(description="The account holds another currency.")
+class CurrencyMismatch(Error):
+    account_id: strawberry.ID
+    expected: str
+    actual: str
+
+
+@strawberry.type(description="Any other business-rule rejection, named by `code`.")
+class CommandRejected(Error):
+    code: str
+
+
+ErrorType = (
+    InsufficientFunds
+    | AccountNotFound
+    | AccountClosed
+    | TransferNotFound
+    | ConcurrencyConflict
+    | InvalidInput
+    | Forbidden
+    | BalanceNotZero
+    | CurrencyMismatch
+    | CommandRejected
+)
+
+
+def _money(value: Any) -> DecimalString:
+    return DecimalString(format_amount(value) if isinstance(value, int) else "0.00")
+
+
+def camel_case(name: str) -> str:
+    """Domain field names are snake_case; the API's input fields are camelCase."""
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _details(error: DomainError) -> dict[str, Any]:
+    return error.details
+
+
+_MAPPING: dict[type[DomainError], Callable[[DomainError], ErrorType]] = {
+    de.InsufficientFunds: lambda e: InsufficientFunds(
+        message=e.message,
+        account_id=strawberry.ID(str(_details(e).get("account_id", ""))),
+        balance=_money(_details(e).get("balance")),
+        requested=_money(_details(e).get("requested")),
+        currency=str(_details(e).get("currency", "")),
+    ),
+    de.AccountNotFound: lambda e: AccountNotFound(
+        message=e.message, account_id=strawberry.ID(str(_details(e).get("account_id", "")))
+    ),
+    de.AccountIsClosed: lambda e: AccountClosed(
+        message=e.message, account_id=strawberry.ID(str(_details(e).get("account_id", "")))
+    ),
+    de.TransferNotFound: lambda e: TransferNotFound(
+        message=e.message, transfer_id=strawberry.ID(str(_details(e).get("transfer_id", "")))
+    ),
+    ConcurrencyConflictError: lambda e: ConcurrencyConflict(
+        message=e.message,
+        stream_id=strawberry.ID(str(_details(e).get("stream_id", ""))),
+        expected_version=int(_details(e).get("expected_version", 0)),
+        actual_version=int(_details(e).get("actual_version", 0)),
+    ),
+    de.InvalidInput: lambda e: InvalidInput(
+        message=e.message, field=camel_case(str(_details(e).get("field", "")))
+    ),
+    de.BalanceNotZero: lambda e: BalanceNotZero(
+        message=e.message,
+        account_id=strawberry.ID(str(_details(e).get("account_id", ""))),
+        balance=_money(_details(e).get("balance")),
+        currency=str(_details(e).get("currency", "")),
+    ),
+    de.CurrencyMismatch: lambda e: CurrencyMismatch(
+        message=e.message,
+        account_id=strawberry.ID(str(_details(e).get("account_id", ""))),
+        expected=str(_details(e).get("expected", "")),
+        actual=str(_details(e).get("actual", "")),
+    ),
+}
+
+
+def error_from_domain(error: DomainError) -> ErrorType:
+    """The GraphQL error for a domain rejection (the one explicit mapping).
+
+    Looks up the class and then its bases, so a subclass maps like its parent.
+    Details are read from ``error.details`` so that a rejection rebuilt from
+    the command log (``domain.errors.restore``) maps the same as the original.
+    """
+    for cls in type(error).__mro__:
+        build = _MAPPING.get(cls)
+        if build is not None:
+            return build(error)
+    return CommandRejected(message=error.message, code=error.code)
+
+
+def invalid_input(field: str, message: str) -> InvalidInput:
+    return InvalidInput(message=message, field=field)
+
+
+def forbidden(message: str = "not allowed for this user") -> Forbidden:
+    return Forbidden(message=message)
+
+
+class ClientError(Exception):
+    """A query the client got wrong (bad cursor, page too large, not allowed...).
+
+    Raised from query resolvers; it becomes an ordinary GraphQL error with
+    ``extensions.code`` and is never masked (see ``schema.app``).
+    """
+
+    def __init__(self, message: str, code: str = "BAD_REQUEST") -> None:
+        super().__init__(message)
+        self.extensions: dict[str, object] = {"code": code}
+
+
+def forbidden_query(message: str = "not allowed for this user") -> ClientError:
+    return ClientError(message, "FORBIDDEN")

@@ -1,0 +1,276 @@
+"""GraphQL object types and their construction from read models and events.
+
+Read-model documents (``projections.readmodels``) hold money as int minor units
+and times as ISO strings or epoch ms; the ``from_doc`` constructors convert
+them to ``Decimal`` strings and ``DateTime``. Fields that need more data
+(``Account.statement``) are resolved in ``schema.resolvers``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from domain.money import format_amount
+from schema.scalars import DecimalString, to_datetime
+from store.protocol import RecordedEvent
+
+
+@strawberry.enum
+class AccountStatus(Enum):
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+
+
+@strawberry.enum
+class TransferStatus(Enum):
+    REQUESTED = "REQUESTED"
+    DEBITED = "DEBITED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+@strawberry.enum
+class StatementKind(Enum):
+    DEPOSIT = "deposit"
+    WITHDRAWAL = "withdrawal"
+    TRANSFER_OUT = "transfer_out"
+    TRANSFER_IN = "transfer_in"
+    REFUND = "refund"
+
+
+def money(minor: int) -> DecimalString:
+    return DecimalString(format_amount(minor))
+
+
+def _time(value: Any) -> datetime:
+    return to_datetime(value)
+
+
+@strawberry.type(description="One line of an account's statement: a balance change.")
+class StatementEntry:
+    version: int
+    position: int | None
+    kind: StatementKind
+    amount: DecimalString = strawberry.field(description="Signed: negative when money left.")
+    balance: DecimalString = strawberry.field(description="The balance after this entry.")
+    transfer_id: strawberry.ID | None
+    recorded_at: datetime
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> StatementEntry:
+        transfer_id = doc.get("transfer_id")
+        return cls(
+            version=int(doc["version"]),
+            position=doc.get("position"),
+            kind=StatementKind(doc["kind"]),
+            amount=money(int(doc["amount"])),
+            balance=money(int(doc["balance"])),
+            transfer_id=strawberry.ID(transfer_id) if transfer_id else None,
+            recorded_at=_time(doc["recorded_at"]),
+        )
+
+
+@strawberry.type(description="Totals per currency over all accounts.")
+class Ledger:
+    currency: str
+    open_accounts: int
+    total_balance: DecimalString
+    total_deposited: DecimalString
+    total_withdrawn: DecimalString
+    position: int | None = strawberry.field(description="The last global position reflected.")
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Ledger:
+        return cls(
+            currency=str(doc["_id"]),
+            open_accounts=int(doc.get("open_accounts", 0)),
+            total_balance=money(int(doc.get("total_balance", 0))),
+            total_deposited=money(int(doc.get("total_deposited", 0))),
+            total_withdrawn=money(int(doc.get("total_withdrawn", 0))),
+            position=doc.get("position"),
+        )
+
+
+@strawberry.type(description="Who and what caused an event's commit.")
+class EventMetadata:
+    command_id: str | None
+    correlation_id: str | None
+    causation_id: str | None
+    actor: str | None
+
+
+@strawberry.type(description="One stored event (the audit log).")
+class Event:
+    position: int | None = strawberry.field(description="Global position; null until sequenced.")
+    stream_id: strawberry.ID
+    stream_type: str
+    version: int
+    event_id: strawberry.ID
+    type: str
+    schema_version: int
+    data: JSON
+    recorded_at: datetime
+    metadata: EventMetadata
+
+    @classmethod
+    def from_recorded(cls, event: RecordedEvent) -> Event:
+        meta = event.metadata
+        return cls(
+            position=event.position,
+            stream_id=strawberry.ID(event.stream_id),
+            stream_type=event.stream_type,
+            version=event.version,
+            event_id=strawberry.ID(event.event_id),
+            type=event.type,
+            schema_version=event.schema_version,
+            data=JSON(dict(event.data)),
+            recorded_at=event.recorded_at,
+            metadata=EventMetadata(
+                command_id=meta.command_id,
+                correlation_id=meta.correlation_id,
+                causation_id=meta.causation_id,
+                actor=meta.actor,
+            ),
+        )
+
+
+@strawberry.type(description="A transfer between two accounts, run by a process manager.")
+class Transfer:
+    id: strawberry.ID
+    from_account_id: strawberry.ID
+    to_account_id: strawberry.ID
+    amount: DecimalString
+    currency: str | None
+    status: TransferStatus
+    reason: str | None
+    version: int
+    position: int | None
+    requested_at: datetime | None
+    updated_at: datetime | None
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Transfer:
+        requested, updated = doc.get("requested_at"), doc.get("updated_at")
+        return cls(
+            id=strawberry.ID(str(doc["_id"])),
+            from_account_id=strawberry.ID(str(doc["from_account_id"])),
+            to_account_id=strawberry.ID(str(doc["to_account_id"])),
+            amount=money(int(doc["amount"])),
+            currency=doc.get("currency"),
+            status=TransferStatus(doc["status"]),
+            reason=doc.get("reason"),
+            version=int(doc["version"]),
+            position=doc.get("position"),
+            requested_at=_time(requested) if requested is not None else None,
+            updated_at=_time(updated) if updated is not None else None,
+        )
+
+
+@strawberry.type(description="A projection consumer's progress and health.")
+class ProjectionStatus:
+    name: str
+    state: str = strawberry.field(
+        description="running, standby, rebuilding, stopped_on_error or stopped."
+    )
+    checkpoint: int = strawberry.field(description="The last global position processed.")
+    head: int = strawberry.field(description="The highest global position in the store.")
+    lag_events: int
+    lag_seconds: float
+    last_error: str | None
+    error_position: int | None
+    owner: str | None = strawberry.field(description="The process holding the consumer's lease.")
+
+    @classmethod
+    def from_status(cls, status: Any) -> ProjectionStatus:
+        """From ``projections.status.ConsumerStatus``."""
+        return cls(
+            name=status.name,
+            state=status.state,
+            checkpoint=status.checkpoint,
+            head=status.head,
+            lag_events=status.lag_events,
+            lag_seconds=status.lag_seconds,
+            last_error=status.last_error,
+            error_position=status.error_position,
+            owner=status.owner,
+        )
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class StatementEdge:
+    cursor: str
+    node: StatementEntry
+
+
+@strawberry.type
+class StatementConnection:
+    edges: list[StatementEdge]
+    page_info: PageInfo
+
+
+@strawberry.type(description="A bank account: the read model, or its state rebuilt from events.")
+class Account:
+    id: strawberry.ID
+    owner: str
+    currency: str
+    balance: DecimalString
+    status: AccountStatus
+    version: int = strawberry.field(description="The account stream version this reflects.")
+    position: int | None = strawberry.field(
+        description="The global position this reflects; null for rebuilt or unsequenced states."
+    )
+    opened_at: datetime | None
+    updated_at: datetime | None
+
+    @strawberry.field
+    async def statement(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+    ) -> StatementConnection:
+        """Balance changes, oldest first (cursor connection)."""
+        from schema.views import statement_page  # resolvers live with the other reads
+
+        return await statement_page(info.context, str(self.id), first, after)
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Account:
+        opened, updated = doc.get("opened_at"), doc.get("updated_at")
+        return cls(
+            id=strawberry.ID(str(doc["_id"])),
+            owner=str(doc["owner"]),
+            currency=str(doc["currency"]),
+            balance=money(int(doc["balance"])),
+            status=AccountStatus(doc["status"]),
+            version=int(doc["version"]),
+            position=doc.get("position"),
+            opened_at=_time(opened) if opened is not None else None,
+            updated_at=_time(updated) if updated is not None else None,
+        )
+
+    @classmethod
+    def from_state(
+        cls, state: Any, version: int, opened_at: datetime | None, updated_at: datetime | None
+    ) -> Account:
+        """An account rebuilt by the Application Service (``domain.account.AccountState``)."""
+        return cls(
+            id=strawberry.ID(str(state.account_id)),
+            owner=str(state.owner),
+            currency=str(state.currency),
+            balance=money(int(state.balance)),
+            status=AccountStatus(state.status),
+            version=version,
+            position=None,
+            opened_at=opened_at,
+            updated_at=updated_at,
+        )
