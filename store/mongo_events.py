@@ -1,0 +1,253 @@
+"""``EventStore`` on MongoDB: one document per commit, unique indexes do the rest.
+
+Works with PyMongo's async client and with Motor (see ``store.driver``) on any
+MongoDB-compatible server, relying only on single-document atomic writes and
+unique indexes (DESIGN.md section 2). Positions are stamped afterwards by the
+sequencer (``store.stamping``); ``sequence()`` runs one pass of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import PyMongoError
+
+from store.driver import Collection, Database, Document, is_duplicate_key, to_list
+from store.mongo_commits import (
+    PENDING,
+    append_result,
+    commit_document,
+    last_position,
+    last_version,
+    recorded_events,
+)
+from store.notifier import HeadNotifier
+from store.protocol import (
+    AppendResult,
+    CommitMetadata,
+    ConcurrencyError,
+    DuplicateCommandError,
+    NewEvent,
+    RecordedEvent,
+)
+from store.records import NO_METADATA, Clock, check_append, epoch_ms, to_stored_time, utc_now
+from store.stamping import read_head, stamp_pending
+
+_KNOWN_ENDS_LIMIT = 100_000
+
+
+class MongoEventStore:
+    """``EventStore`` on the ``events`` collection of ``database`` (PyMongo async or Motor).
+
+    Call ``await ensure_indexes()`` once before use (idempotent). ``clock``
+    fixes ``recorded_at`` in tests. ``notifier`` advances whenever this process
+    stamps or observes positions.
+    """
+
+    def __init__(
+        self, database: Database, *, collection: str = "events", clock: Clock = utc_now
+    ) -> None:
+        self.collection: Collection = database[collection]
+        self.notifier = HeadNotifier()
+        self._clock = clock
+        self._listeners: list[Callable[[], None]] = []
+        # Latest commit end seen per stream: an append at a known end needs no extra check.
+        self._known_ends: dict[str, int] = {}
+
+    async def ensure_indexes(self) -> None:
+        """Create the collection's indexes; safe to call at every start."""
+        events = self.collection
+        await events.create_index(
+            [("stream_id", ASCENDING), ("version", ASCENDING)], unique=True, name="stream_version"
+        )
+        await events.create_index(
+            "metadata.command_id",
+            unique=True,
+            name="command_id",
+            partialFilterExpression={"metadata.command_id": {"$type": "string"}},
+        )
+        await events.create_index(
+            "position",
+            unique=True,
+            name="position",
+            partialFilterExpression={"position": {"$exists": True}},
+        )
+        await events.create_index(
+            PENDING, name="pending", partialFilterExpression={PENDING: {"$exists": True}}
+        )
+        await events.create_index(
+            [("stream_id", ASCENDING), ("recorded_at", ASCENDING)], name="stream_recorded_at"
+        )
+
+    def add_append_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every successful append (the sequencer's wake-up)."""
+        self._listeners.append(listener)
+
+    async def append(
+        self,
+        stream_id: str,
+        stream_type: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        metadata: CommitMetadata = NO_METADATA,
+    ) -> AppendResult:
+        check_append(expected_version, events)
+        if expected_version > 0 and self._known_ends.get(stream_id) != expected_version:
+            await self._check_commit_end(stream_id, expected_version, metadata)
+        doc = commit_document(
+            stream_id=stream_id,
+            stream_type=stream_type,
+            version=expected_version + 1,
+            events=events,
+            metadata=metadata,
+            recorded_at=to_stored_time(self._clock()),
+            pending=epoch_ms(),
+        )
+        try:
+            await self.collection.insert_one(doc)
+        except PyMongoError as error:
+            if not is_duplicate_key(error):
+                raise
+            raise await self._collision(stream_id, expected_version, metadata) from error
+        self._learn(doc)
+        for listener in self._listeners:
+            listener()
+        return append_result(doc)
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        versions: dict[str, int] = {"$gte": from_version}
+        if to_version is not None:
+            versions["$lte"] = to_version
+        cursor = self.collection.find({"stream_id": stream_id, "version": versions})
+        docs = await to_list(cursor.sort("version", ASCENDING))
+        if from_version > 1 and (not docs or docs[0]["version"] != from_version):
+            # The commit holding from_version may start below it.
+            before = await self._last_commit(stream_id, {"$lt": from_version})
+            if before is not None:
+                docs.insert(0, before)
+        for doc in docs:
+            self._learn(doc)
+        last = to_version if to_version is not None else float("inf")
+        return [
+            event
+            for doc in docs
+            for event in recorded_events(doc)
+            if from_version <= event.version <= last
+        ]
+
+    async def stream_version(self, stream_id: str) -> int:
+        doc = await self._last_commit(stream_id, None)
+        if doc is None:
+            return 0
+        self._learn(doc)
+        return last_version(doc)
+
+    async def version_at(self, stream_id: str, moment: datetime) -> int:
+        doc = await self.collection.find_one(
+            {"stream_id": stream_id, "recorded_at": {"$lte": to_stored_time(moment)}},
+            sort=[("version", DESCENDING)],
+        )
+        return 0 if doc is None else last_version(doc)
+
+    async def read_all(
+        self,
+        after_position: int = 0,
+        limit: int = 1000,
+        *,
+        stream_id: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[RecordedEvent]:
+        after_position = max(after_position, 0)
+        if limit <= 0 or (types is not None and not types):
+            return []
+        query: Document = {}
+        if stream_id is not None:
+            query["stream_id"] = stream_id
+        if types is not None:
+            # nx-27017 matches ``events.type`` by equality but not with $in.
+            query["$or"] = [{"events.type": kind} for kind in dict.fromkeys(types)]
+        docs = await self._commits_after(query, after_position, limit)
+        wanted = set(types) if types is not None else None
+        found = [
+            event
+            for doc in docs
+            for event in recorded_events(doc)
+            if event.position is not None
+            and event.position > after_position
+            and (wanted is None or event.type in wanted)
+        ]
+        if found and found[-1].position is not None:
+            self.notifier.advance(found[-1].position)
+        return found[:limit]
+
+    async def head_position(self) -> int:
+        head = await read_head(self.collection)
+        self.notifier.advance(head)
+        return head
+
+    async def sequence(self) -> int:
+        stamped, head = await stamp_pending(self.collection)
+        self.notifier.advance(head)
+        return stamped
+
+    async def find_command(self, command_id: str) -> AppendResult | None:
+        doc = await self.collection.find_one({"metadata.command_id": command_id})
+        return None if doc is None else append_result(doc)
+
+    async def _commits_after(self, query: Document, after: int, limit: int) -> list[Document]:
+        """Sequenced commits holding events past ``after``, in position order."""
+        cursor = self.collection.find({**query, "position": {"$gt": after}})
+        docs = await to_list(cursor.sort("position", ASCENDING).limit(limit))
+        if after > 0 and (not docs or docs[0]["position"] != after + 1):
+            # A commit that starts at or below ``after`` may still hold later events.
+            straddling = await self.collection.find_one(
+                {**query, "position": {"$lte": after}}, sort=[("position", DESCENDING)]
+            )
+            if straddling is not None and (last_position(straddling) or 0) > after:
+                docs.insert(0, straddling)
+        return docs
+
+    async def _last_commit(self, stream_id: str, versions: Document | None) -> Document | None:
+        query: Document = {"stream_id": stream_id}
+        if versions is not None:
+            query["version"] = versions
+        doc: Document | None = await self.collection.find_one(query, sort=[("version", DESCENDING)])
+        return doc
+
+    async def _check_commit_end(
+        self, stream_id: str, expected_version: int, metadata: CommitMetadata
+    ) -> None:
+        """Refuse an expected version that no commit of the stream ends at.
+
+        The unique (stream_id, version) index only catches writers whose expected
+        version is a commit boundary; this catches the others (a client's guess).
+        """
+        doc = await self._last_commit(stream_id, {"$lte": expected_version})
+        if doc is None or last_version(doc) != expected_version:
+            raise await self._collision(stream_id, expected_version, metadata)
+        self._learn(doc)
+
+    async def _collision(
+        self, stream_id: str, expected_version: int, metadata: CommitMetadata
+    ) -> Exception:
+        """Which unique index refused the insert (nx-27017 reports no keyPattern)."""
+        command_id = metadata.command_id
+        if command_id is not None:
+            existing = await self.collection.find_one(
+                {"metadata.command_id": command_id}, projection={"_id": 1}
+            )
+            if existing is not None:
+                return DuplicateCommandError(command_id)
+        return ConcurrencyError(stream_id, expected_version, await self.stream_version(stream_id))
+
+    def _learn(self, doc: Document) -> None:
+        stream_id: str = doc["stream_id"]
+        end = last_version(doc)
+        if end > self._known_ends.get(stream_id, 0):
+            if len(self._known_ends) >= _KNOWN_ENDS_LIMIT:
+                self._known_ends.clear()
+            self._known_ends[stream_id] = end

@@ -1,0 +1,331 @@
+"""One contract suite for every ``EventStore`` / ``SnapshotStore`` / ``CommandLog`` / ``Leases``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, timedelta
+
+import pytest
+
+from store.memory import (
+    InMemoryCommandLog,
+    InMemoryEventStore,
+    InMemoryLeases,
+    InMemorySnapshotStore,
+)
+from store.protocol import (
+    CommandRejection,
+    CommitMetadata,
+    ConcurrencyError,
+    DuplicateCommandError,
+    NewEvent,
+    Snapshot,
+)
+from tests.store.backends import Backend, FakeClock
+
+BACKENDS = ["memory", "pymongo", "motor"]
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    clock = FakeClock()
+    if request.param == "memory":
+        yield Backend(
+            "memory",
+            InMemoryEventStore(clock=clock),
+            InMemorySnapshotStore(),
+            InMemoryCommandLog(),
+            InMemoryLeases(clock_ms=clock.millis),
+            clock,
+        )
+        return
+    from tests.store.mongo_backends import mongo_backend
+
+    async with mongo_backend(request, request.param, clock) as made:
+        yield made
+
+
+def ev(n: int, kind: str = "Happened", **data: object) -> NewEvent:
+    return NewEvent(event_id=f"e-{n}", type=kind, data={"n": n, **data})
+
+
+# --- append and read -------------------------------------------------------------------------
+
+
+async def test_append_creates_stream_and_reads_back(backend: Backend) -> None:
+    meta = CommitMetadata(command_id="c1", correlation_id="k", causation_id="x", actor="alice")
+    result = await backend.store.append("s-1", "thing", 0, [ev(1), ev(2)], meta)
+    assert (result.stream_id, result.version) == ("s-1", 2)
+    assert [e.version for e in result.events] == [1, 2]
+    events = await backend.store.read_stream("s-1")
+    assert [(e.version, e.event_id, e.type, e.data) for e in events] == [
+        (1, "e-1", "Happened", {"n": 1}),
+        (2, "e-2", "Happened", {"n": 2}),
+    ]
+    first = events[0]
+    assert first.stream_type == "thing"
+    assert first.metadata == meta
+    assert first.recorded_at == backend.clock.now
+    assert first.recorded_at.tzinfo is not None
+    assert first.recorded_at.utcoffset() == timedelta(0)
+    assert result.events[0].recorded_at == first.recorded_at
+
+
+async def test_data_round_trips_plain_values(backend: Backend) -> None:
+    data = {"s": "zürich ✓", "i": 10**15, "neg": -5, "b": True, "none": None, "l": [1, "a"]}
+    nested = {"inner": {"k": [{"x": 1}]}, **data}
+    await backend.store.append("s-1", "thing", 0, [NewEvent("e", "T", nested, schema_version=3)])
+    (event,) = await backend.store.read_stream("s-1")
+    assert event.data == nested
+    assert event.schema_version == 3
+
+
+async def test_versions_and_ranges(backend: Backend) -> None:
+    store = backend.store
+    assert await store.stream_version("s-1") == 0
+    assert await store.read_stream("s-1") == []
+    await store.append("s-1", "thing", 0, [ev(1)])
+    await store.append("s-1", "thing", 1, [ev(2), ev(3), ev(4)])
+    await store.append("s-1", "thing", 4, [ev(5)])
+    assert await store.stream_version("s-1") == 5
+    assert [e.version for e in await store.read_stream("s-1", 3)] == [3, 4, 5]
+    assert [e.version for e in await store.read_stream("s-1", 2, 3)] == [2, 3]
+    assert [e.version for e in await store.read_stream("s-1", 5)] == [5]
+    assert [e.version for e in await store.read_stream("s-1", 1, 1)] == [1]
+    assert await store.read_stream("s-1", 6) == []
+    assert await store.stream_version("s-2") == 0
+
+
+async def test_wrong_expected_version_raises_concurrency_error(backend: Backend) -> None:
+    store = backend.store
+    await store.append("s-1", "thing", 0, [ev(1), ev(2)])
+    for expected in (0, 1, 3):
+        with pytest.raises(ConcurrencyError) as caught:
+            await store.append("s-1", "thing", expected, [ev(9)])
+        assert caught.value.stream_id == "s-1"
+        assert caught.value.expected_version == expected
+        assert caught.value.actual_version == 2
+    assert [e.event_id for e in await store.read_stream("s-1")] == ["e-1", "e-2"]
+
+
+async def test_empty_or_negative_append_is_refused(backend: Backend) -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        await backend.store.append("s-1", "thing", 0, [])
+    with pytest.raises(ValueError, match="expected_version"):
+        await backend.store.append("s-1", "thing", -1, [ev(1)])
+    assert await backend.store.stream_version("s-1") == 0
+
+
+async def test_concurrent_writers_at_one_version_exactly_one_wins(backend: Backend) -> None:
+    store = backend.store
+    await store.append("s-1", "thing", 0, [ev(0)])
+    attempts = [store.append("s-1", "thing", 1, [ev(i), ev(100 + i)]) for i in range(8)]
+    results = await asyncio.gather(*attempts, return_exceptions=True)
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    losers = [r for r in results if isinstance(r, BaseException)]
+    assert len(winners) == 1
+    assert all(isinstance(r, ConcurrencyError) for r in losers)
+    events = await store.read_stream("s-1")
+    assert [e.version for e in events] == [1, 2, 3]
+    assert events[1].event_id == winners[0].events[0].event_id
+
+
+async def test_multi_event_commit_is_all_or_nothing(backend: Backend) -> None:
+    store = backend.store
+    await store.append("s-1", "thing", 0, [ev(1), ev(2), ev(3)])
+    with pytest.raises(ConcurrencyError):
+        await store.append("s-1", "thing", 1, [ev(10), ev(11), ev(12), ev(13)])
+    events = await store.read_stream("s-1")
+    assert [e.event_id for e in events] == ["e-1", "e-2", "e-3"]
+
+
+async def test_duplicate_command_id_is_refused_and_found(backend: Backend) -> None:
+    store = backend.store
+    meta = CommitMetadata(command_id="cmd-1")
+    first = await store.append("s-1", "thing", 0, [ev(1), ev(2)], meta)
+    with pytest.raises(DuplicateCommandError) as caught:
+        await store.append("s-1", "thing", 2, [ev(3)], meta)
+    assert caught.value.command_id == "cmd-1"
+    with pytest.raises(DuplicateCommandError):
+        await store.append("s-2", "thing", 0, [ev(3)], meta)
+    # Same version as the first commit too: the command id decides.
+    with pytest.raises(DuplicateCommandError):
+        await store.append("s-1", "thing", 0, [ev(3)], meta)
+    assert await store.stream_version("s-1") == 2
+    assert await store.stream_version("s-2") == 0
+    found = await store.find_command("cmd-1")
+    assert found is not None
+    assert (found.stream_id, found.version) == ("s-1", 2)
+    assert [e.event_id for e in found.events] == [e.event_id for e in first.events]
+    assert await store.find_command("cmd-unknown") is None
+
+
+async def test_same_command_sent_concurrently_applies_once(backend: Backend) -> None:
+    store = backend.store
+    meta = CommitMetadata(command_id="cmd-x")
+    tries = [store.append(f"s-{i}", "thing", 0, [ev(i)], meta) for i in range(6)]
+    results = await asyncio.gather(*tries, return_exceptions=True)
+    assert sum(not isinstance(r, BaseException) for r in results) == 1
+    assert all(
+        isinstance(r, DuplicateCommandError) for r in results if isinstance(r, BaseException)
+    )
+
+
+async def test_commits_without_command_id_never_collide(backend: Backend) -> None:
+    for i in range(3):
+        await backend.store.append(f"s-{i}", "thing", 0, [ev(i)])
+    assert [await backend.store.stream_version(f"s-{i}") for i in range(3)] == [1, 1, 1]
+
+
+# --- global order ----------------------------------------------------------------------------
+
+
+async def _three_streams(backend: Backend) -> None:
+    store = backend.store
+    await store.append("a", "thing", 0, [ev(1, "Opened"), ev(2, "Moved")])
+    await store.append("b", "other", 0, [ev(3, "Opened")])
+    await store.append("a", "thing", 2, [ev(4, "Moved"), ev(5, "Closed"), ev(6, "Moved")])
+    await store.append("b", "other", 1, [ev(7, "Closed")])
+    await store.sequence()
+
+
+async def test_read_all_in_position_order_from_any_position(backend: Backend) -> None:
+    await _three_streams(backend)
+    store = backend.store
+    events = await store.read_all()
+    assert [e.position for e in events] == [1, 2, 3, 4, 5, 6, 7]
+    assert [e.event_id for e in events] == [f"e-{n}" for n in range(1, 8)]
+    assert await store.head_position() == 7
+    for after in range(8):
+        tail = await store.read_all(after)
+        assert [e.position for e in tail] == list(range(after + 1, 8))
+    assert [e.position for e in await store.read_all(4, limit=2)] == [5, 6]
+    assert [e.position for e in await store.read_all(0, limit=1)] == [1]
+    assert await store.read_all(7) == []
+    assert await store.read_all(0, limit=0) == []
+
+
+async def test_read_all_filters_by_stream_and_type(backend: Backend) -> None:
+    await _three_streams(backend)
+    store = backend.store
+    assert [e.position for e in await store.read_all(stream_id="a")] == [1, 2, 4, 5, 6]
+    assert [e.position for e in await store.read_all(4, stream_id="a")] == [5, 6]
+    assert [e.position for e in await store.read_all(types=["Opened"])] == [1, 3]
+    moved_or_closed = await store.read_all(1, types=["Moved", "Closed"], limit=3)
+    assert [e.position for e in moved_or_closed] == [2, 4, 5]
+    assert [e.position for e in await store.read_all(stream_id="b", types=["Closed"])] == [7]
+    assert await store.read_all(stream_id="zzz") == []
+    assert await store.read_all(types=[]) == []
+
+
+async def test_positions_show_in_stream_reads_once_sequenced(backend: Backend) -> None:
+    await _three_streams(backend)
+    by_stream = await backend.store.read_stream("a")
+    assert [e.position for e in by_stream] == [1, 2, 4, 5, 6]
+    assert await backend.store.sequence() == 0
+
+
+async def test_head_position_starts_at_zero(backend: Backend) -> None:
+    assert await backend.store.head_position() == 0
+    assert await backend.store.read_all() == []
+    assert await backend.store.sequence() == 0
+
+
+async def test_notifier_wakes_waiters_when_positions_are_stamped(backend: Backend) -> None:
+    notifier = backend.store.notifier  # type: ignore[attr-defined]
+    waiting = asyncio.create_task(notifier.wait_beyond(0, 5.0))
+    await asyncio.sleep(0)
+    await backend.store.append("a", "thing", 0, [ev(1), ev(2)])
+    await backend.store.sequence()
+    assert await asyncio.wait_for(waiting, 5.0) == 2
+    assert await notifier.wait_beyond(2, 0.01) == 2
+
+
+# --- time travel -----------------------------------------------------------------------------
+
+
+async def test_version_at_a_moment(backend: Backend) -> None:
+    store, clock = backend.store, backend.clock
+    start = clock.now
+    await store.append("s-1", "thing", 0, [ev(1), ev(2)])
+    clock.advance(10)
+    await store.append("s-1", "thing", 2, [ev(3)])
+    clock.advance(10)
+    await store.append("s-1", "thing", 3, [ev(4)])
+    assert await store.version_at("s-1", start - timedelta(seconds=1)) == 0
+    assert await store.version_at("s-1", start) == 2
+    assert await store.version_at("s-1", start + timedelta(seconds=9)) == 2
+    assert await store.version_at("s-1", start + timedelta(seconds=10)) == 3
+    assert await store.version_at("s-1", start + timedelta(days=1)) == 4
+    naive = (start + timedelta(seconds=15)).astimezone(UTC).replace(tzinfo=None)
+    assert await store.version_at("s-1", naive) == 3
+    assert await store.version_at("nope", start) == 0
+
+
+# --- snapshots, command log, leases ----------------------------------------------------------
+
+
+def snap(version: int, schema_version: int = 1) -> Snapshot:
+    return Snapshot("s-1", "thing", version, schema_version, {"balance": version, "tags": ["x"]})
+
+
+async def test_snapshots_latest_and_max_version(backend: Backend) -> None:
+    snapshots = backend.snapshots
+    assert await snapshots.latest("s-1") is None
+    for version in (100, 300, 200):
+        await snapshots.save(snap(version))
+    await snapshots.save(Snapshot("s-2", "thing", 900, 1, {}))
+    assert await snapshots.latest("s-1") == snap(300)
+    assert await snapshots.latest("s-1", max_version=299) == snap(200)
+    assert await snapshots.latest("s-1", max_version=100) == snap(100)
+    assert await snapshots.latest("s-1", max_version=99) is None
+    await snapshots.save(snap(300))
+    await snapshots.save(snap(300, schema_version=2))
+    assert await snapshots.latest("s-1") == snap(300, schema_version=2)
+
+
+async def test_command_log_keeps_the_first_rejection(backend: Backend) -> None:
+    log = backend.commands
+    assert await log.find_rejection("c-1") is None
+    first = CommandRejection("c-1", "s-1", "insufficient_funds", "no", {"balance": "1.00"})
+    second = CommandRejection("c-1", "s-1", "other", "again", {})
+    assert await log.record_rejection(first) == first
+    assert await log.record_rejection(second) == first
+    assert await log.find_rejection("c-1") == first
+    results = await asyncio.gather(
+        *(log.record_rejection(CommandRejection("c-2", "s", f"k{i}", "m", {})) for i in range(5))
+    )
+    assert len({r.code for r in results}) == 1
+
+
+async def test_lease_acquire_renew_expire_takeover_release(backend: Backend) -> None:
+    leases, clock = backend.leases, backend.clock
+    assert await leases.holder("seq") is None
+    assert await leases.acquire("seq", "p1", 10)
+    holder = await leases.holder("seq")
+    assert holder is not None
+    assert (holder.owner, holder.expires_at_ms) == ("p1", clock.millis() + 10_000)
+    assert not await leases.acquire("seq", "p2", 10)
+    clock.advance(5)
+    assert await leases.acquire("seq", "p1", 10)  # renew
+    clock.advance(9)
+    assert not await leases.acquire("seq", "p2", 10)
+    clock.advance(2)  # expired now
+    assert await leases.acquire("seq", "p2", 10)  # takeover
+    holder = await leases.holder("seq")
+    assert holder is not None
+    assert holder.owner == "p2"
+    assert not await leases.acquire("seq", "p1", 10)
+    await leases.release("seq", "p1")  # not the holder: no effect
+    assert (await leases.holder("seq")) == holder
+    await leases.release("seq", "p2")
+    assert await leases.holder("seq") is None
+    assert await leases.acquire("seq", "p1", 10)
+    assert await leases.acquire("other", "p2", 10)
+
+
+async def test_lease_race_has_one_winner(backend: Backend) -> None:
+    leases = backend.leases
+    results = await asyncio.gather(*(leases.acquire("race", f"p{i}", 30) for i in range(6)))
+    assert sum(results) == 1
