@@ -1,0 +1,64 @@
+"""The bank event registry: every event round-trips; AccountOpened v1 upcasts to v2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from domain.account import AccountOpened, MoneyDebitedForTransfer, MoneyDeposited
+from domain.account_messages import ACCOUNT_COMMANDS, ACCOUNT_EVENTS
+from domain.bank import DECIDERS, EVENTS
+from domain.transfer import TRANSFER, TransferFailed, TransferRequested
+from domain.transfer_messages import TRANSFER_COMMANDS, TRANSFER_EVENTS
+
+SAMPLES: list[Any] = [
+    AccountOpened("acc-1", "Ada", "USD"),
+    MoneyDeposited("acc-1", 500, 500),
+    MoneyDebitedForTransfer("acc-1", "trf-1", 5, "USD", 495),
+    TransferRequested("trf-1", "acc-1", "acc-2", 5),
+    TransferFailed("trf-1", "insufficient_funds"),
+]
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=lambda e: type(e).__name__)
+def test_events_round_trip(event: Any) -> None:
+    encoded = EVENTS.encode(event)
+    assert encoded.type == type(event).__name__
+    assert EVENTS.decode(encoded.type, encoded.schema_version, encoded.data) == event
+
+
+def test_every_event_is_registered() -> None:
+    for cls in (*ACCOUNT_EVENTS, *TRANSFER_EVENTS):
+        assert EVENTS.knows(cls.__name__)
+        assert EVENTS.type_name(cls) == cls.__name__
+
+
+def test_every_command_has_a_decider() -> None:
+    assert set(DECIDERS) == {*ACCOUNT_COMMANDS, *TRANSFER_COMMANDS}
+    assert all(DECIDERS[cls] is TRANSFER for cls in TRANSFER_COMMANDS)
+    assert {d.stream_type for d in DECIDERS.values()} == {"account", "transfer"}
+
+
+def test_encode_writes_account_opened_v2() -> None:
+    encoded = EVENTS.encode(AccountOpened("acc-1", "Ada", "USD"))
+    assert encoded.schema_version == 2 == EVENTS.current_version("AccountOpened")
+    assert encoded.data == {"account_id": "acc-1", "owner": "Ada", "currency": "USD"}
+
+
+def test_stored_v1_account_opened_decodes_with_eur() -> None:
+    stored = {"account_id": "acc-1", "owner": "Ada"}
+    event = EVENTS.decode("AccountOpened", 1, stored)
+    assert event == AccountOpened("acc-1", "Ada", "EUR")
+    assert stored == {"account_id": "acc-1", "owner": "Ada"}  # the stored data is untouched
+
+
+def test_upcast_alone_shows_the_v2_shape() -> None:
+    upgraded = EVENTS.upcast("AccountOpened", 1, {"account_id": "a", "owner": "o"})
+    assert upgraded == {"account_id": "a", "owner": "o", "currency": "EUR"}
+
+
+def test_current_events_are_not_upcast() -> None:
+    assert EVENTS.decode("MoneyDeposited", 1, {"account_id": "a", "amount": 1, "balance": 1}) == (
+        MoneyDeposited("a", 1, 1)
+    )
