@@ -214,6 +214,10 @@ class Hub:
             return len(self._topics.get(topic, ()))
         return sum(len(subscribers) for subscribers in self._topics.values())
 
+    def pending_count(self) -> int:
+        """Messages queued across all subscribers (bounded by their maxsizes)."""
+        return sum(sub.pending for subs in self._topics.values() for sub in subs)
+
     def topic_count(self) -> int:
         return len(self._topics)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from store.protocol import EventStore, NewEvent
@@ -22,6 +22,15 @@ async def append(store: EventStore, stream_id: str, n: int = 1, type_: str = "Ti
     return version
 
 
+async def append_commit(store: EventStore, stream_id: str, n: int) -> int:
+    """Append ``n`` events to ``stream_id`` as ONE commit (they reach the feed together)."""
+    version = await store.stream_version(stream_id)
+    numbers = range(version + 1, version + n + 1)
+    events = [NewEvent(f"{stream_id}-{i}", "Ticked", {"n": i}) for i in numbers]
+    await store.append(stream_id, stream_id.split("-", 1)[0], version, events)
+    return version + n
+
+
 async def take(iterator: AsyncIterator[T], n: int, within: float = 5.0) -> list[T]:
     """The next ``n`` items, failing the test if they do not arrive in time."""
     items: list[T] = []
@@ -33,3 +42,10 @@ async def take(iterator: AsyncIterator[T], n: int, within: float = 5.0) -> list[
 
 def positions(events: list[Any]) -> list[int]:
     return [event.position for event in events]
+
+
+async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait until ``condition()`` holds (things with no event to wait on)."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
