@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from pymongo.asynchronous.database import AsyncDatabase
 
 from application.context import CommandContext
 from application.ids import new_account_id, new_command_id
@@ -14,6 +15,9 @@ from application.service import ApplicationService
 from domain.account import Deposit, OpenAccount
 from domain.bank import DECIDERS, EVENTS
 from store.memory import InMemoryCommandLog, InMemoryEventStore, InMemorySnapshotStore
+from store.mongo_commands import MongoCommandLog
+from store.mongo_events import MongoEventStore
+from store.mongo_snapshots import MongoSnapshotStore
 from store.protocol import CommandLog, EventStore, SnapshotStore
 from tests.application.doubles import CountingStore
 
@@ -67,7 +71,23 @@ def with_id(**fields: Any) -> CommandContext:
     return CommandContext(command_id=new_command_id(), **fields)
 
 
-@pytest.fixture(params=["memory"])
-def backend(request: pytest.FixtureRequest) -> Backend:
-    """Each shared-storage test runs on every backend."""
-    return memory_backend()
+@pytest.fixture(params=["memory", "mongo"])
+def backend_database(request: pytest.FixtureRequest) -> AsyncDatabase[dict[str, Any]] | None:
+    """None for the in-memory backend, else a fresh database on the embedded server."""
+    if request.param == "memory":
+        return None
+    database: AsyncDatabase[dict[str, Any]] = request.getfixturevalue("mongo_db")
+    return database
+
+
+@pytest.fixture
+async def backend(backend_database: AsyncDatabase[dict[str, Any]] | None) -> Backend:
+    """Each shared-storage test runs on every backend (Mongo: the embedded server)."""
+    if backend_database is None:
+        return memory_backend()
+    store = MongoEventStore(backend_database)
+    snapshots = MongoSnapshotStore(backend_database)
+    command_log = MongoCommandLog(backend_database)
+    for part in (store, snapshots, command_log):
+        await part.ensure_indexes()
+    return Backend(store, snapshots, command_log)

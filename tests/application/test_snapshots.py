@@ -32,9 +32,9 @@ async def _account_with_deposits(backend: Backend, count: int, **options: object
     return account_id
 
 
-async def test_a_snapshot_is_written_every_n_events(memory: Backend) -> None:
-    snapshots = CountingSnapshots(memory.snapshots)
-    backend = Backend(memory.store, snapshots, memory.command_log)
+async def test_a_snapshot_is_written_every_n_events(backend: Backend) -> None:
+    snapshots = CountingSnapshots(backend.snapshots)
+    backend = Backend(backend.store, snapshots, backend.command_log)
 
     account_id = await _account_with_deposits(backend, 11, snapshot_every=5)  # versions 1..12
 
@@ -45,9 +45,9 @@ async def test_a_snapshot_is_written_every_n_events(memory: Backend) -> None:
     assert ACCOUNT.from_snapshot(latest.state).balance == 9
 
 
-async def test_loading_starts_from_the_latest_snapshot(memory: Backend) -> None:
-    account_id = await _account_with_deposits(memory, 11, snapshot_every=5)
-    counting, store = memory.counted()
+async def test_loading_starts_from_the_latest_snapshot(backend: Backend) -> None:
+    account_id = await _account_with_deposits(backend, 11, snapshot_every=5)
+    counting, store = backend.counted()
 
     loaded = await counting.service(snapshot_every=5).load("account", account_id)
 
@@ -55,11 +55,11 @@ async def test_loading_starts_from_the_latest_snapshot(memory: Backend) -> None:
     assert store.events_read == 2  # versions 11 and 12 only
 
 
-async def test_a_snapshot_of_an_unknown_schema_version_is_ignored(memory: Backend) -> None:
-    account_id = await _account_with_deposits(memory, 11, snapshot_every=0)
+async def test_a_snapshot_of_an_unknown_schema_version_is_ignored(backend: Backend) -> None:
+    account_id = await _account_with_deposits(backend, 11, snapshot_every=0)
     alien = Snapshot(account_id, "account", 10, ACCOUNT.snapshot_version + 1, {"shape": "new"})
-    await memory.snapshots.save(alien)
-    counting, store = memory.counted()
+    await backend.snapshots.save(alien)
+    counting, store = backend.counted()
 
     loaded = await counting.service(snapshot_every=0).load("account", account_id)
 
@@ -67,13 +67,13 @@ async def test_a_snapshot_of_an_unknown_schema_version_is_ignored(memory: Backen
     assert store.events_read == 12
 
 
-async def test_an_unreadable_snapshot_is_ignored(memory: Backend) -> None:
-    account_id = await _account_with_deposits(memory, 3, snapshot_every=0)
-    await memory.snapshots.save(
+async def test_an_unreadable_snapshot_is_ignored(backend: Backend) -> None:
+    account_id = await _account_with_deposits(backend, 3, snapshot_every=0)
+    await backend.snapshots.save(
         Snapshot(account_id, "account", 4, ACCOUNT.snapshot_version, {"balance": "garbage"})
     )
 
-    loaded = await memory.service().load("account", account_id)
+    loaded = await backend.service().load("account", account_id)
 
     assert (loaded.version, loaded.state.balance) == (4, 3)
 
