@@ -39,7 +39,7 @@ def embedded_server() -> Iterator[EmbeddedMongo]:
 @contextlib.asynccontextmanager
 async def fresh_database(url: str) -> AsyncIterator[AsyncDatabase[Doc]]:
     """A uniquely named database, dropped afterwards so runs start equal."""
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(url)
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(url, tz_aware=True)
     name = f"bench_{uuid.uuid4().hex[:12]}"
     try:
         yield client[name]
@@ -68,4 +68,37 @@ async def raw_insert_run(url: str, accounts: int, rounds: int) -> Metrics:
             for version in range(1, rounds + 2):
                 for stream in range(accounts):
                     await collection.insert_one(small_commit(stream, version))
+    return {"commands/s": accounts * (rounds + 1) / write.seconds}
+
+
+async def raw_commit_insert_run(url: str, accounts: int, rounds: int) -> Metrics:
+    """``insert_one`` of the store's own commit documents, under the store's indexes.
+
+    Diagnostic: the gap between this and the plain raw insert is the storage
+    engine's cost of our document shape and indexes; the gap between this and
+    the store is our code (service, store, driver round trips).
+    """
+    from application.ids import new_event_id
+    from store.mongo_commits import commit_document
+    from store.mongo_events import MongoEventStore
+    from store.protocol import CommitMetadata, NewEvent
+    from store.records import epoch_ms, utc_now
+
+    async with fresh_database(url) as db:
+        events = MongoEventStore(db, collection="raw_commits")
+        await events.ensure_indexes()
+        with Stopwatch() as write:
+            for version in range(1, rounds + 2):
+                for stream in range(accounts):
+                    data = {"account_id": f"acc-{stream:032x}", "amount": 100, "balance": 100}
+                    doc = commit_document(
+                        stream_id=f"acc-{stream:032x}",
+                        stream_type="account",
+                        version=version,
+                        events=[NewEvent(new_event_id(), "MoneyDeposited", data)],
+                        metadata=CommitMetadata(),
+                        recorded_at=utc_now(),
+                        pending=epoch_ms(),
+                    )
+                    await events.collection.insert_one(doc)
     return {"commands/s": accounts * (rounds + 1) / write.seconds}

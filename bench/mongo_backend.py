@@ -1,6 +1,8 @@
 """Our stores on MongoDB (the embedded nx-27017 in benchmarks).
 
-Placeholder until ``store/mongo_events.py`` lands: every entry point raises.
+``mongo_backend(db)`` builds the events, snapshots and command-log stores on
+one database and creates their indexes, as ``server.py`` does at start-up.
+``mongo_workload_run`` is one run of the standard workload on a fresh database.
 """
 
 from __future__ import annotations
@@ -10,16 +12,28 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.harness import Metrics
-from bench.workload import Backend
-
-
-class MongoStoreMissing(RuntimeError):
-    """The MongoDB stores are not in the repository yet."""
+from bench.mongo import fresh_database
+from bench.workload import Backend, run_workload
+from store.mongo_commands import MongoCommandLog
+from store.mongo_events import MongoEventStore
+from store.mongo_leases import MongoLeases
+from store.mongo_snapshots import MongoSnapshotStore
 
 
 async def mongo_backend(db: AsyncDatabase[dict[str, Any]]) -> Backend:
-    raise MongoStoreMissing("store/mongo_events.py has not landed yet")
+    events, snapshots, log = MongoEventStore(db), MongoSnapshotStore(db), MongoCommandLog(db)
+    for part in (events, snapshots, log):
+        await part.ensure_indexes()
+    return Backend(events, snapshots, log)
+
+
+async def mongo_leases(db: AsyncDatabase[dict[str, Any]]) -> MongoLeases:
+    leases = MongoLeases(db)
+    await leases.ensure_indexes()
+    return leases
 
 
 async def mongo_workload_run(url: str, accounts: int, rounds: int) -> Metrics:
-    raise MongoStoreMissing("store/mongo_events.py has not landed yet")
+    """The standard workload on a fresh database of the server at ``url``."""
+    async with fresh_database(url) as db:
+        return await run_workload(await mongo_backend(db), accounts, rounds)
