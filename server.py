@@ -2,22 +2,22 @@
 
 ``python server.py`` (also ``make run`` and ``ledger serve``) reads the settings
 and runs uvicorn. ``create_app(settings)`` builds the Starlette app; its
-lifespan starts, in this order, and stops in the reverse order:
+lifespan calls ``start_components``, which starts, in this order (each step
+registers its own stop, so shutdown runs in the reverse order):
 
 1. the database: ``MONGODB_URL``, or the embedded nx-27017 under ``DATA_DIR``
    (started first, so it is stopped LAST, after everything that uses it);
-2. the PyMongo async client, then the stores (events, snapshots, command log,
-   leases; the in-memory ones with ``STORE=memory``);
-3. the Application Service (wrapped for metrics and log context);
+2. the PyMongo async client and the stores (events, snapshots, command log,
+   leases, read-model documents; in-memory ones with ``STORE=memory``);
+3. the Application Service, wrapped for metrics and log context;
 4. the sequencer and the consumers (projectors, the transfer process manager);
-5. the hub, the global-feed tail and the live read models;
-6. the GraphQL app, served at ``/graphql`` (HTTP, GraphiQL and both WebSocket
-   protocols).
+5. the hub's feed tail and the live read models;
+6. the GraphQL app at ``/graphql`` (HTTP, GraphiQL, both WebSocket protocols).
 
-``/healthz``, ``/readyz`` and ``/metrics`` sit beside it. On shutdown uvicorn
-first stops accepting, closes open WebSockets (close code 1012, "service
-restart") and waits for requests in flight; then the lifespan stops the pieces
-above in reverse order.
+``/healthz``, ``/readyz`` and ``/metrics`` sit beside it. On SIGTERM uvicorn
+stops accepting, closes open WebSockets (close code 1012, "service restart"),
+waits for requests in flight, then the lifespan unwinds the steps above.
+The CLI (``runtime/cli.py``) reuses ``start_components`` without the API.
 """
 
 from __future__ import annotations
@@ -34,27 +34,51 @@ from typing import Any
 
 import uvicorn
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
 from application.service import ApplicationService
 from domain.bank import DECIDERS, EVENTS
+from projections.catalog import CONSUMERS, consumer_group, projector_factories, standard_handlers
+from projections.checkpoints import CheckpointStore
+from projections.consumer import ConsumerGroup, ConsumerSettings, new_owner_id
+from projections.documents import DocumentStore
+from projections.documents_memory import InMemoryDocumentStore
+from projections.documents_mongo import MongoDocumentStore
+from projections.hub import Hub
+from projections.live import Live, create_live
+from projections.progress import ProgressBoard
+from projections.readmodels import AccountsView, LedgerView, StatementView, TransfersView
+from projections.rebuild import Rebuilder
+from projections.status import StatusReporter
+from projections.waiting import ReadYourWrites
 from runtime.asgi import LateApp
 from runtime.database import DatabaseHandle, open_database
-from runtime.health import Health, health_routes, ping_check
-from runtime.instrument import InstrumentedEventStore, InstrumentedService
+from runtime.health import Health, consumer_check, health_routes, ping_check, sequencer_check
+from runtime.instrument import InstrumentedEventStore, InstrumentedService, operation_metrics
 from runtime.logging import configure_logging
 from runtime.metrics import Metrics, Refresher, metrics_route
 from runtime.middleware import RuntimeMiddleware
+from runtime.probes import consumer_refresher, head_refresher, sequencer_refresher
 from runtime.settings import Settings, SettingsError, load_settings
+from schema.app import build_schema, make_graphql_app
+from schema.auth import AuthSettings
+from schema.context import Context
+from schema.limits import Limits
 from store.memory import (
     InMemoryCommandLog,
     InMemoryEventStore,
     InMemoryLeases,
     InMemorySnapshotStore,
 )
+from store.mongo_commands import MongoCommandLog
+from store.mongo_events import MongoEventStore
+from store.mongo_leases import MongoLeases
+from store.mongo_snapshots import MongoSnapshotStore
 from store.protocol import CommandLog, EventStore, Leases, SnapshotStore
+from store.sequencer import Sequencer
 
 log = logging.getLogger("server")
 
@@ -65,41 +89,44 @@ class Stores:
     snapshots: SnapshotStore
     command_log: CommandLog
     leases: Leases
+    documents: DocumentStore
 
 
 @dataclass
 class Components:
-    """Everything the lifespan started, for tests and the CLI to reach."""
+    """Everything ``start_components`` started; tests and the CLI reach in here."""
 
     settings: Settings
     database: DatabaseHandle | None
     stores: Stores
-    service: Any
+    events: InstrumentedEventStore
+    service: InstrumentedService
+    checkpoints: CheckpointStore
+    progress: ProgressBoard
+    hub: Hub
+    status: StatusReporter
+    rebuilder: Rebuilder
+    consumers: ConsumerGroup | None = None
+    live: Live | None = None
     graphql: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-# -- start-up, one step per function -------------------------------------------------
+# -- storage -------------------------------------------------------------------------
 
 
 async def open_db(settings: Settings, stack: AsyncExitStack) -> DatabaseHandle:
     handle = await asyncio.to_thread(open_database, settings)
-    # First on the stack, so the embedded database is stopped last.
+    # The first callback on the stack runs last: the embedded database stops last.
     stack.push_async_callback(asyncio.to_thread, handle.close)
     return handle
 
 
-def memory_stores() -> Stores:
-    return Stores(
-        InMemoryEventStore(), InMemorySnapshotStore(), InMemoryCommandLog(), InMemoryLeases()
-    )
-
-
-async def mongo_client(
+async def open_client(
     url: str, stack: AsyncExitStack, health: Health
 ) -> AsyncMongoClient[dict[str, Any]]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        url, serverSelectionTimeoutMS=5_000, tz_aware=True, appname="ledger"
+        url, serverSelectionTimeoutMS=10_000, tz_aware=True, appname="ledger"
     )
     stack.push_async_callback(client.close)
     await client.admin.command("ping")
@@ -107,22 +134,40 @@ async def mongo_client(
     return client
 
 
-async def start_components(
-    settings: Settings,
-    stack: AsyncExitStack,
-    metrics: Metrics,
-    health: Health,
-    refreshers: list[Refresher],
-) -> Components:
-    database: DatabaseHandle | None = None
+async def mongo_stores(database: AsyncDatabase[dict[str, Any]]) -> Stores:
+    events, snapshots = MongoEventStore(database), MongoSnapshotStore(database)
+    commands, leases = MongoCommandLog(database), MongoLeases(database)
+    for store in (events, snapshots, commands, leases):
+        await store.ensure_indexes()
+    return Stores(events, snapshots, commands, leases, MongoDocumentStore(database))
+
+
+def memory_stores() -> Stores:
+    return Stores(
+        InMemoryEventStore(),
+        InMemorySnapshotStore(),
+        InMemoryCommandLog(),
+        InMemoryLeases(),
+        InMemoryDocumentStore(),
+    )
+
+
+async def open_stores(
+    settings: Settings, stack: AsyncExitStack, health: Health
+) -> tuple[DatabaseHandle | None, Stores]:
     if settings.store == "memory":
-        stores = memory_stores()
-    else:
-        database = await open_db(settings, stack)
-        client = await mongo_client(database.url, stack, health)
-        stores = memory_stores()  # replaced by the Mongo stores once store/ provides them
-        del client
-    events = InstrumentedEventStore(stores.events, metrics)
+        return None, memory_stores()
+    handle = await open_db(settings, stack)
+    client = await open_client(handle.url, stack, health)
+    return handle, await mongo_stores(client[settings.mongodb_database])
+
+
+# -- write side, consumers, live -----------------------------------------------------
+
+
+def application_service(
+    settings: Settings, stores: Stores, events: EventStore, metrics: Metrics
+) -> tuple[ApplicationService, InstrumentedService]:
     service = ApplicationService(
         events,
         stores.snapshots,
@@ -131,11 +176,151 @@ async def start_components(
         DECIDERS,
         snapshot_every=settings.snapshot_every,
     )
+    return service, InstrumentedService(service, metrics)
+
+
+def consumers(settings: Settings, parts: Components, owner: str) -> ConsumerGroup:
+    handlers = standard_handlers(
+        parts.stores.documents, parts.events, sender=parts.service, hub=parts.hub, registry=EVENTS
+    )
+    consumer_settings = ConsumerSettings(
+        poll_interval=settings.poll_interval_seconds, lease_ttl=settings.lease_ttl_seconds
+    )
+    return consumer_group(
+        handlers,
+        parts.events,
+        parts.checkpoints,
+        parts.stores.leases,
+        settings=consumer_settings,
+        progress=parts.progress,
+        owner=owner,
+    )
+
+
+async def start_sequencer(
+    parts: Components, stack: AsyncExitStack, health: Health, refreshers: list[Refresher]
+) -> None:
+    """The Mongo store's sequencer (the in-memory store stamps positions itself)."""
+    store = parts.stores.events
+    if not isinstance(store, MongoEventStore):
+        return
+    settings = parts.settings
+    sequencer = Sequencer(store, parts.stores.leases, lease_ttl=settings.lease_ttl_seconds)
+    task = asyncio.get_running_loop().create_task(sequencer.run(), name="sequencer")
+
+    async def stop() -> None:
+        sequencer.stop()
+        await asyncio.wait_for(task, settings.shutdown_timeout_seconds)
+
+    stack.push_async_callback(stop)
+    health.add("sequencer", sequencer_check(task, parts.stores.leases, sequencer.lease_name))
+    refreshers.append(sequencer_refresher(store.collection))
+    parts.extras["sequencer"] = sequencer
+
+
+async def start_workers(
+    parts: Components, stack: AsyncExitStack, health: Health, refreshers: list[Refresher]
+) -> None:
+    """The sequencer and the consumers (cluster-wide singletons by lease) in this process."""
+    await start_sequencer(parts, stack, health, refreshers)
+    group = consumers(parts.settings, parts, new_owner_id())
+    group.start()
+    stack.push_async_callback(group.stop)
+    parts.consumers = group
+    for name in group.names:
+        health.add(f"consumer:{name}", consumer_check(group[name], parts.stores.leases))
+    refreshers.append(consumer_refresher(parts.status))
+
+
+async def start_live(parts: Components, stack: AsyncExitStack) -> None:
+    live = create_live(
+        parts.events,
+        parts.stores.documents,
+        parts.checkpoints,
+        hub=parts.hub,
+        progress=parts.progress,
+        poll_interval=min(parts.settings.poll_interval_seconds, 0.1),
+    )
+    await live.start()
+    stack.push_async_callback(live.stop)
+    parts.live = live
+
+
+# -- GraphQL -------------------------------------------------------------------------
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        max_query_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_tokens=settings.max_tokens,
+        max_page_size=settings.max_page_size,
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        connection_init_timeout_seconds=settings.connection_init_timeout_seconds,
+        max_body_bytes=settings.max_body_bytes,
+        consistency_timeout_seconds=settings.consistency_timeout_seconds,
+        introspection=settings.introspection_enabled,
+        graphiql=settings.graphiql_enabled,
+    )
+
+
+def graphql_app(parts: Components, metrics: Metrics) -> Any:
+    settings, documents = parts.settings, parts.stores.documents
+    page = settings.max_page_size
+    context = Context(
+        service=parts.service,
+        events=parts.events,
+        accounts=AccountsView(documents, max_page_size=page),
+        statements=StatementView(documents, max_page_size=page),
+        transfers=TransfersView(documents, max_page_size=page),
+        ledger=LedgerView(documents),
+        waiting=ReadYourWrites(documents, parts.checkpoints, progress=parts.progress),
+        status=parts.status,
+        hub=parts.hub,
+        live=parts.live,
+        auth=AuthSettings(mode=settings.auth_mode, jwt_secret=settings.jwt_secret_value()),
+        limits=limits_from(settings),
+    )
+    schema = build_schema(context.limits)
+    # Outermost extension, so it times and classifies every operation (hook: no
+    # change to schema/ needed; strawberry reads ``extensions`` per operation).
+    schema.extensions = (operation_metrics(metrics), *schema.extensions)
+    return make_graphql_app(context, schema)
+
+
+# -- the whole service ---------------------------------------------------------------
+
+
+async def start_components(
+    settings: Settings,
+    stack: AsyncExitStack,
+    metrics: Metrics,
+    health: Health,
+    refreshers: list[Refresher],
+    *,
+    workers: bool = True,
+    api: bool = True,
+) -> Components:
+    """Start the service's pieces on ``stack`` (which stops them in reverse order)."""
+    database, stores = await open_stores(settings, stack, health)
+    events = InstrumentedEventStore(stores.events, metrics)
+    service, instrumented = application_service(settings, stores, events, metrics)
     stack.push_async_callback(service.close)
-    return Components(settings, database, stores, InstrumentedService(service, metrics))
-
-
-# -- the app -------------------------------------------------------------------------
+    checkpoints = CheckpointStore(stores.documents)
+    parts = Components(
+        settings, database, stores, events, instrumented, checkpoints, ProgressBoard(), Hub(),
+        StatusReporter(events, checkpoints, stores.leases, CONSUMERS),
+        Rebuilder(events, stores.documents, checkpoints, stores.leases,
+                  projector_factories(stores.documents, events, registry=EVENTS),
+                  lease_ttl=settings.lease_ttl_seconds),
+    )  # fmt: skip
+    refreshers.append(head_refresher(events))
+    if workers:
+        await start_workers(parts, stack, health, refreshers)
+    if api:
+        await start_live(parts, stack)
+        parts.graphql = graphql_app(parts, metrics)
+    return parts
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -71,20 +72,38 @@ def ping_check(ping: Callable[[], Awaitable[object]]) -> Check:
     return check
 
 
-def worker_check(
-    running: Callable[[], bool], leases: Leases | None = None, lease_name: str | None = None
-) -> Check:
-    """Passes when the worker runs here, or another process holds its unexpired lease."""
+def sequencer_check(task: asyncio.Task[None], leases: Leases, lease_name: str) -> Check:
+    """The sequencer loop runs here and someone (here or elsewhere) holds its live lease."""
 
     async def check() -> CheckResult:
-        if running():
-            return CheckResult(True, "running here")
-        if leases is None or lease_name is None:
-            return CheckResult(False, "not running")
         holder = await leases.holder(lease_name)
+        live = holder is not None and holder.expires_at_ms > time.time() * 1000
+        if task.done():
+            return CheckResult(False, "the sequencer loop ended")
+        if live and holder is not None:
+            return CheckResult(True, f"lease held by {holder.owner}")
+        return CheckResult(False, "nobody holds the sequencer lease")
+
+    return check
+
+
+def consumer_check(consumer: Any, leases: Leases) -> Check:
+    """A consumer (``projections.consumer.Consumer``) is fine when it runs here, or
+    stands by while another process holds its live lease; stopped on a poison
+    event it is not, and the check names the position and error."""
+
+    async def check() -> CheckResult:
+        state = str(consumer.state)
+        if state == "running":
+            return CheckResult(True, "running here")
+        if state == "stopped_on_error":
+            return CheckResult(
+                False, f"stopped at position {consumer.error_position}: {consumer.last_error}"
+            )
+        holder = await leases.holder(consumer.name)
         if holder is not None and holder.expires_at_ms > time.time() * 1000:
-            return CheckResult(True, f"leased by {holder.owner}")
-        return CheckResult(False, "not running and no live lease elsewhere")
+            return CheckResult(True, f"{state}; leased by {holder.owner}")
+        return CheckResult(False, f"{state}; no live lease")
 
     return check
 

@@ -22,6 +22,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from starlette.requests import Request
@@ -29,6 +30,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 log = logging.getLogger(__name__)
+# The *_created series double the output and tell an operator nothing here.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -73,6 +76,11 @@ class Metrics:
         self.sequencer_lag = Gauge(
             "ledger_sequencer_lag_commits",
             "Commits appended but not yet stamped with a global position.",
+            registry=r,
+        )
+        self.sequencer_lag_seconds = Gauge(
+            "ledger_sequencer_lag_seconds",
+            "Age of the oldest commit not yet stamped with a global position.",
             registry=r,
         )
         self.consumer_position = Gauge(
