@@ -11,6 +11,8 @@ from datetime import datetime
 
 from store.protocol import (
     AppendResult,
+    CommandLog,
+    CommandRejection,
     CommitMetadata,
     EventStore,
     NewEvent,
@@ -116,3 +118,18 @@ class BrokenSnapshots:
 
     async def latest(self, stream_id: str, max_version: int | None = None) -> Snapshot | None:
         raise ConnectionError("snapshot store unreachable")
+
+
+class RecordingCommandLog:
+    """A ``CommandLog`` that keeps a list of every rejection it was asked to record."""
+
+    def __init__(self, inner: CommandLog) -> None:
+        self.inner = inner
+        self.recorded: list[CommandRejection] = []
+
+    async def record_rejection(self, rejection: CommandRejection) -> CommandRejection:
+        self.recorded.append(rejection)
+        return await self.inner.record_rejection(rejection)
+
+    async def find_rejection(self, command_id: str) -> CommandRejection | None:
+        return await self.inner.find_rejection(command_id)
