@@ -123,17 +123,20 @@ class Consumer:
                 self._run(), name=f"consumer:{self.name}"
             )
 
-    async def stop(self) -> None:
-        """Stop the task and give the lease up, so another instance takes over at once."""
+    async def stop(self, *, release: bool = True) -> None:
+        """Stop the task and give the lease up, so another instance takes over at once.
+
+        ``release=False`` keeps the lease until it expires, as a crash would.
+        """
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._holding:
-            self._holding = False
+        if self._holding and release:
             with contextlib.suppress(Exception):
                 await self._leases.release(self.name, self.owner)
+        self._holding = False
         self.state = STOPPED
 
     def retry(self) -> None:

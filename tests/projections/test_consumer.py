@@ -1,0 +1,200 @@
+"""The consumer runtime: poison events, operator retry, lease takeover, status, pause."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from projections.checkpoints import CheckpointStore, now_ms
+from projections.consumer import Consumer
+from projections.documents_memory import InMemoryDocumentStore
+from projections.status import StatusReporter
+from store.memory import InMemoryEventStore, InMemoryLeases
+from store.protocol import NewEvent, RecordedEvent
+from tests.projections.world import FAST, dump, memory_world, rebuilt, settle, wait_for
+
+
+class Recorder:
+    """Records every delivery; fails on the positions in ``broken``."""
+
+    name = "recorder"
+
+    def __init__(self, broken: Sequence[int] = ()) -> None:
+        self.broken = set(broken)
+        self.deliveries: list[int] = []
+        self.applied: set[int] = set()
+
+    async def prepare(self) -> None:
+        return None
+
+    async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
+        for event in events:
+            assert event.position is not None
+            self.deliveries.append(event.position)
+            if event.position in self.broken:
+                raise RuntimeError(f"boom at {event.position}")
+            self.applied.add(event.position)
+
+
+async def append_events(store: InMemoryEventStore, count: int) -> None:
+    for i in range(count):
+        await store.append(
+            f"s-{i % 3}",
+            "thing",
+            await store.stream_version(f"s-{i % 3}"),
+            [NewEvent(f"e-{i}", "Happened", {"i": i})],
+        )
+
+
+def consumer(
+    handler: Recorder,
+    store: InMemoryEventStore,
+    checkpoints: CheckpointStore,
+    leases: InMemoryLeases,
+    owner: str,
+) -> Consumer:
+    return Consumer(handler, store, checkpoints, leases, settings=FAST, owner=owner)
+
+
+async def test_poison_event_stops_the_consumer_with_position_and_error() -> None:
+    store, leases = InMemoryEventStore(), InMemoryLeases()
+    checkpoints = CheckpointStore(InMemoryDocumentStore())
+    await append_events(store, 20)
+    handler = Recorder(broken=[8])
+    runner = consumer(handler, store, checkpoints, leases, "a")
+    runner.start()
+    try:
+        await wait_for(lambda: runner.state == "stopped_on_error")
+        status = await runner.status()
+        assert (status.checkpoint, status.error_position, status.lag_events) == (7, 8, 13)
+        assert status.last_error == "RuntimeError: boom at 8"
+        assert handler.applied == set(range(1, 8))  # nothing beyond the poison event
+        durable = await StatusReporter(store, checkpoints, leases, ["recorder"]).report()
+        assert durable[0].state == "stopped_on_error"
+        assert (durable[0].error_position, durable[0].checkpoint) == (8, 7)
+        await asyncio.sleep(0.1)
+        assert max(handler.deliveries) <= 8  # it stays stopped, never skips
+
+        handler.broken.clear()  # the operator fixed the bug
+        runner.retry()
+        await wait_for(lambda: runner.position == 20)
+        assert handler.applied == set(range(1, 21))
+        assert (await runner.status()).state == "running"
+    finally:
+        await runner.stop()
+
+
+async def test_retry_can_be_requested_from_another_process() -> None:
+    store, leases = InMemoryEventStore(), InMemoryLeases()
+    checkpoints = CheckpointStore(InMemoryDocumentStore())
+    await append_events(store, 5)
+    handler = Recorder(broken=[3])
+    runner = consumer(handler, store, checkpoints, leases, "a")
+    runner.start()
+    try:
+        await wait_for(lambda: runner.state == "stopped_on_error")
+        handler.broken.clear()
+        await checkpoints.request_retry("recorder")  # e.g. the CLI, through the database
+        await wait_for(lambda: runner.position == 5)
+    finally:
+        await runner.stop()
+
+
+async def test_standby_instance_takes_over_when_the_holder_dies() -> None:
+    store, leases = InMemoryEventStore(), InMemoryLeases()
+    checkpoints = CheckpointStore(InMemoryDocumentStore())
+    first, second = Recorder(), Recorder()
+    a = consumer(first, store, checkpoints, leases, "a")
+    b = consumer(second, store, checkpoints, leases, "b")
+    a.start()
+    await wait_for(lambda: a.state == "running")
+    b.start()
+    try:
+        await append_events(store, 30)
+        await wait_for(lambda: a.position == 30)
+        assert b.state == "standby"
+        assert not second.deliveries
+        await a.stop(release=False)  # a crash: the lease stays until it expires
+        await append_events(store, 30)
+        await wait_for(lambda: b.position == 60, timeout=FAST.lease_ttl * 5)
+        assert first.applied | second.applied == set(range(1, 61))
+        assert first.applied.isdisjoint(second.applied)  # nothing handled twice here
+        holder = await leases.holder("recorder")
+        assert holder is not None
+        assert holder.owner == "b"
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_two_groups_share_the_work_and_survive_a_crash() -> None:
+    world = memory_world()
+    a, b = world.group(owner="a"), world.group(owner="b")
+    a.start()
+    b.start()
+    try:
+        accounts = [await world.open_account(f"o{i}", deposit=1_000) for i in range(4)]
+        for i in range(10):
+            await world.transfer(accounts[i % 4], accounts[(i + 1) % 4], 50 + i)
+        await asyncio.sleep(0.05)
+        for name in a.names:
+            await a[name].stop(release=False)
+        for i in range(10):
+            await world.deposit(accounts[i % 4], 10)
+            await world.transfer(accounts[(i + 2) % 4], accounts[i % 4], 25)
+        await settle(b, world.store)
+    finally:
+        await a.stop()
+        await b.stop()
+    assert await dump(world.documents) == await rebuilt(world.store)
+    transfers = (await dump(world.documents))["transfers"]
+    assert {t["status"] for t in transfers} == {"COMPLETED"}
+    ledger = (await dump(world.documents))["ledger"][0]
+    assert ledger["total_balance"] == 4 * 1_000 + 10 * 10
+
+
+async def test_status_reports_lag_and_states() -> None:
+    world = memory_world()
+    account = await world.open_account(deposit=100)
+    group = world.group(names=("accounts", "ledger"))
+    reporter = StatusReporter(world.store, world.checkpoints, world.leases, ["accounts", "ledger"])
+    before = {s.name: s for s in await reporter.report()}
+    assert before["accounts"].lag_events == 2
+    assert before["accounts"].state == "stopped"
+    assert before["accounts"].lag_seconds >= 0
+    group.start()
+    try:
+        await settle(group, world.store)
+        statuses = {s.name: s for s in await group.statuses()}
+        assert statuses["accounts"].state == "running"
+        assert (statuses["ledger"].checkpoint, statuses["ledger"].lag_events) == (2, 0)
+        assert statuses["ledger"].lag_seconds == 0.0
+        durable = {s.name: s for s in await reporter.report()}
+        assert durable["accounts"].state == "running"
+        assert durable["accounts"].owner
+        await world.deposit(account, 5)
+        await settle(group, world.store)
+        assert (await reporter.report())[0].checkpoint == 3
+    finally:
+        await group.stop()
+    assert (await reporter.report())[0].state == "stopped"
+
+
+async def test_a_paused_consumer_stands_aside_until_the_pause_ends() -> None:
+    store, leases = InMemoryEventStore(), InMemoryLeases()
+    checkpoints = CheckpointStore(InMemoryDocumentStore())
+    handler = Recorder()
+    runner = consumer(handler, store, checkpoints, leases, "a")
+    runner.start()
+    try:
+        await wait_for(lambda: runner.state == "running")
+        await checkpoints.pause("recorder", now_ms() + 60_000, now_ms())
+        await wait_for(lambda: runner.state == "rebuilding")
+        assert await leases.holder("recorder") is None
+        await append_events(store, 3)
+        await asyncio.sleep(0.05)
+        assert not handler.deliveries
+        await checkpoints.unpause("recorder")
+        await wait_for(lambda: runner.position == 3)
+    finally:
+        await runner.stop()

@@ -1,0 +1,96 @@
+"""One contract for both document stores: guarded writes, keyset queries, aliases."""
+
+from __future__ import annotations
+
+from projections.documents import DocumentStore, GuardedWrite, Query, WriteBatch, sort_values
+
+
+def write(doc_id: str, version: int, **fields: object) -> GuardedWrite:
+    return GuardedWrite(doc_id, "version", version, {"version": version, **fields})
+
+
+async def test_guarded_write_inserts_then_updates_only_forward(documents: DocumentStore) -> None:
+    assert await documents.apply("c", [write("a", 1, n=1)]) == 1
+    assert await documents.apply("c", [write("a", 3, n=3)]) == 1
+    assert await documents.get("c", "a") == {"_id": "a", "version": 3, "n": 3}
+
+
+async def test_replayed_or_older_writes_are_already_applied(documents: DocumentStore) -> None:
+    await documents.apply("c", [write("a", 2, n=2)])
+    # Real MongoDB raises 11000 here, nx-27017 writes nothing: both are "already applied".
+    assert await documents.apply("c", [write("a", 2, n=99)]) == 0
+    assert await documents.apply("c", [write("a", 1, n=98), write("b", 1, n=1)]) == 1
+    assert await documents.get("c", "a") == {"_id": "a", "version": 2, "n": 2}
+    assert (await documents.get("c", "b") or {})["n"] == 1
+
+
+async def test_merged_writes_keep_the_latest_value_of_each_field() -> None:
+    batch = WriteBatch()
+    batch.add(write("a", 1, owner="ann", balance=0))
+    batch.add(write("a", 2, balance=5))
+    batch.add(write("b", 1, balance=1))
+    merged = {w.doc_id: w for w in batch.writes()}
+    assert merged["a"].guard_value == 2
+    assert merged["a"].fields == {"version": 2, "owner": "ann", "balance": 5}
+    assert len(batch) == 2
+
+
+async def test_insert_new_skips_taken_ids(documents: DocumentStore) -> None:
+    assert await documents.insert_new("c", [{"_id": "x", "n": 1}, {"_id": "y", "n": 2}]) == 2
+    assert await documents.insert_new("c", [{"_id": "x", "n": 9}, {"_id": "z", "n": 3}]) == 1
+    assert (await documents.get("c", "x") or {})["n"] == 1
+    assert await documents.insert_new("c", []) == 0
+
+
+async def test_get_many_returns_existing_documents(documents: DocumentStore) -> None:
+    await documents.insert_new("c", [{"_id": "x"}, {"_id": "y"}])
+    assert set(await documents.get_many("c", ["x", "y", "nope"])) == {"x", "y"}
+    assert await documents.get_many("c", []) == {}
+
+
+async def test_find_filters_sorts_and_continues_after_a_cursor(documents: DocumentStore) -> None:
+    docs = [
+        {"_id": f"d{i}", "owner": "ann" if i % 2 else "bob", "rank": i % 3, "other": i}
+        for i in range(10)
+    ]
+    await documents.insert_new("c", docs)
+    sort = [("rank", -1), ("_id", 1)]
+    seen: list[str] = []
+    after = None
+    while True:
+        page = await documents.find("c", Query({"owner": "ann"}, (), sort, after, 2))
+        if not page:
+            break
+        seen += [d["_id"] for d in page]
+        after = sort_values(page[-1], sort)
+    expected = sorted(
+        (d for d in docs if d["owner"] == "ann"), key=lambda d: (-int(d["rank"]), d["_id"])
+    )
+    assert seen == [d["_id"] for d in expected]
+
+
+async def test_find_any_of_matches_alternatives(documents: DocumentStore) -> None:
+    await documents.insert_new(
+        "c", [{"_id": "1", "a": "x", "b": "y"}, {"_id": "2", "a": "z", "b": "x"}, {"_id": "3"}]
+    )
+    found = await documents.find("c", Query(any_of=[{"a": "x"}, {"b": "x"}]))
+    assert [d["_id"] for d in found] == ["1", "2"]
+
+
+async def test_set_fields_upserts_without_guard(documents: DocumentStore) -> None:
+    await documents.set_fields("c", "k", {"position": 3})
+    await documents.set_fields("c", "k", {"state": "running"})
+    assert await documents.get("c", "k") == {"_id": "k", "position": 3, "state": "running"}
+
+
+async def test_swap_points_a_logical_name_elsewhere_and_drop_removes(
+    documents: DocumentStore,
+) -> None:
+    assert await documents.resolve("accounts") == "accounts"
+    await documents.insert_new("accounts__r1", [{"_id": "new"}])
+    assert await documents.swap("accounts", "accounts__r1") == "accounts"
+    assert await documents.resolve("accounts", fresh=True) == "accounts__r1"
+    await documents.drop("accounts__r1")
+    assert await documents.find("accounts__r1", Query()) == []
+    await documents.ensure_index("accounts__r1", [("owner", 1)])
+    await documents.delete("accounts__r1", "missing")
