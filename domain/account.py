@@ -2,10 +2,15 @@
 
 The stream id is the account id. Invariants: amounts are exact ints in
 (0, MAX_AMOUNT_MINOR]; a balance never goes below zero nor above
-MAX_BALANCE_MINOR; a closed account accepts nothing; closing needs a zero
-balance; transfer legs are recorded in the account's own stream, a leg
+MAX_BALANCE_MINOR; a closed account accepts nothing new; closing needs a
+zero balance; transfer legs are recorded in the account's own stream, a leg
 command repeated for the same transfer yields no events, and a refund only
 gives back an earlier debit of the same transfer and amount.
+
+One deliberate exception: ``RefundForTransfer`` is accepted on a closed
+account. Money must never vanish, and an account can be closed (at zero
+balance) between its transfer debit and the refund of a refused credit; the
+refunded balance then stays visible on the closed account.
 """
 
 from __future__ import annotations
@@ -139,7 +144,9 @@ def _refund(state: AccountState, cmd: RefundForTransfer) -> Events:
     require_exists(state, cmd.account_id)
     if not check_refundable(state, transfer_id, amount):
         return []
-    require_open(state, cmd.account_id)
+    # No require_open: a refund returns money this account itself sent. If it
+    # was closed (at zero balance) while the transfer was in flight, refusing
+    # the refund would strand the money and stall the transfer workflow.
     balance = check_balance_limit(state, amount)
     return [MoneyRefundedForTransfer(state.account_id, transfer_id, amount, balance)]
 

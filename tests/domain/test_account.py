@@ -154,9 +154,15 @@ def test_a_closed_account_accepts_nothing(command: Any) -> None:
     given(ACCOUNT, *CLOSED).when(command).then_error(error_type, account_id=A)
 
 
-def test_refund_to_a_closed_account_is_rejected() -> None:
+def test_refund_to_an_account_closed_while_the_transfer_was_in_flight_is_recorded() -> None:
+    # The one exception to "closed accepts nothing": money must never vanish.
     emptied = (*DEBITED, MoneyWithdrawn(A, 700, 0), AccountClosed(A))
-    given(ACCOUNT, *emptied).when(RefundForTransfer(A, T, 300)).then_error(AccountIsClosed)
+    state = (
+        given(ACCOUNT, *emptied)
+        .when(RefundForTransfer(A, T, 300))
+        .then(MoneyRefundedForTransfer(A, T, 300, 300))
+    )
+    assert (state.status, state.balance) == ("CLOSED", 300)
 
 
 # CloseAccount ---------------------------------------------------------------
