@@ -11,7 +11,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from bench.harness import Metrics
+from bench.harness import Metrics, Stopwatch
 from bench.mongo import fresh_database
 from bench.workload import Backend, run_workload
 from store.mongo_commands import MongoCommandLog
@@ -37,3 +37,13 @@ async def mongo_workload_run(url: str, accounts: int, rounds: int) -> Metrics:
     """The standard workload on a fresh database of the server at ``url``."""
     async with fresh_database(url) as db:
         return await run_workload(await mongo_backend(db), accounts, rounds)
+
+
+async def raw_position_read(db: AsyncDatabase[dict[str, Any]], batch: int) -> Metrics:
+    """Every sequenced commit of ``events`` through one cursor sorted by position."""
+    count = 0
+    cursor = db["events"].find({"position": {"$gte": 1}}).sort("position", 1).batch_size(batch)
+    with Stopwatch() as watch:
+        async for doc in cursor:
+            count += len(doc["events"])
+    return {"events/s": count / watch.seconds}
