@@ -54,9 +54,9 @@ async def test_concurrent_deposits_through_two_services_on_one_store(backend: Ba
 
 
 async def test_expected_version_mismatch_is_a_conflict_with_the_actual_version(
-    memory: Backend,
+    backend: Backend,
 ) -> None:
-    counting, store = memory.counted()
+    counting, store = backend.counted()
     counted = counting.service()
     account_id = await open_account(counted, deposit=500)
 
@@ -70,8 +70,8 @@ async def test_expected_version_mismatch_is_a_conflict_with_the_actual_version(
     assert ok.version == 3
 
 
-async def test_a_stale_cached_expected_version_is_not_retried(memory: Backend) -> None:
-    mine, theirs = memory.service(), memory.service()
+async def test_a_stale_cached_expected_version_is_not_retried(backend: Backend) -> None:
+    mine, theirs = backend.service(), backend.service()
     account_id = await open_account(mine, deposit=500)  # mine caches version 2
     await theirs.handle(Deposit(account_id, 1))  # the stream moves to 3 behind mine's back
 
@@ -79,7 +79,7 @@ async def test_a_stale_cached_expected_version_is_not_retried(memory: Backend) -
         await mine.handle(Withdraw(account_id, 1), CommandContext(expected_version=2))
 
     assert caught.value.actual_version == 3
-    assert await memory.store.stream_version(account_id) == 3
+    assert await backend.store.stream_version(account_id) == 3
 
 
 async def test_exhausted_retries_raise_a_conflict(memory: Backend) -> None:

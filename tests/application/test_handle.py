@@ -10,13 +10,16 @@ from application.context import CommandContext
 from application.errors import StreamTypeMismatch
 from application.ids import new_account_id, new_transfer_id
 from domain.account import (
+    ACCOUNT,
     AccountState,
     CreditForTransfer,
+    DebitForTransfer,
     Deposit,
     OpenAccount,
     Withdraw,
 )
 from domain.errors import AccountNotFound, InsufficientFunds
+from domain.transfer import MarkTransferDebited, RequestTransfer
 from store.protocol import CommitMetadata, NewEvent
 from tests.application.conftest import Backend, open_account
 
@@ -37,8 +40,8 @@ async def test_open_and_deposit_return_new_versions_and_events(memory: Backend) 
     assert (loaded.state.balance, loaded.version) == (1250, 2)
 
 
-async def test_metadata_and_fresh_event_ids_are_recorded_on_the_commit(memory: Backend) -> None:
-    service = memory.service()
+async def test_metadata_and_fresh_event_ids_are_recorded_on_the_commit(backend: Backend) -> None:
+    service = backend.service()
     account_id = await open_account(service, deposit=500)
     context = CommandContext(
         command_id="cmd-1", correlation_id="corr-1", causation_id="evt-0", actor="user-7"
@@ -46,7 +49,7 @@ async def test_metadata_and_fresh_event_ids_are_recorded_on_the_commit(memory: B
 
     outcome = await service.handle(Withdraw(account_id, 200), context)
 
-    stored = await memory.store.read_stream(account_id)
+    stored = await backend.store.read_stream(account_id)
     assert stored[-1].metadata == CommitMetadata("cmd-1", "corr-1", "evt-0", "user-7")
     assert outcome.events == tuple(stored[-1:])
     event_ids = [e.event_id for e in stored]
@@ -107,3 +110,37 @@ async def test_a_stream_of_another_type_is_refused(memory: Backend) -> None:
         "expected_type": "account",
         "actual_type": "transfer",
     }
+
+
+async def test_two_aggregate_kinds_share_one_service(memory: Backend) -> None:
+    service = memory.service()
+    source = await open_account(service, deposit=1000)
+    target = await open_account(service)
+    transfer_id = new_transfer_id()
+
+    requested = await service.handle(RequestTransfer(transfer_id, source, target, 400))
+    await service.handle(DebitForTransfer(source, transfer_id, 400))
+    await service.handle(MarkTransferDebited(transfer_id, "EUR"))
+
+    assert (requested.stream_id, requested.version) == (transfer_id, 1)
+    transfer = await service.load("transfer", transfer_id)
+    assert transfer.version == 2
+    assert transfer.state.status == "DEBITED"
+    assert (await service.load(ACCOUNT, source)).state.balance == 600
+
+
+async def test_old_event_shapes_are_upcast_on_load_and_never_rewritten(backend: Backend) -> None:
+    account_id = new_account_id()
+    v1 = NewEvent("evt-old", "AccountOpened", {"account_id": account_id, "owner": "Old"}, 1)
+    await backend.store.append(account_id, "account", 0, [v1])
+    service = backend.service()
+
+    await service.handle(Deposit(account_id, 10))
+    loaded = await service.load("account", account_id)
+
+    assert (loaded.state.currency, loaded.state.balance) == ("EUR", 10)
+    first = (await backend.store.read_stream(account_id, 1, 1))[0]
+    assert (first.schema_version, dict(first.data)) == (
+        1,
+        {"account_id": account_id, "owner": "Old"},
+    )
