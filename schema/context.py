@@ -14,39 +14,69 @@ travel, read-model views for queries, the store's read side for the audit log,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
+from application.context import CommandContext
+from application.outcomes import CommandOutcome, HistoryEntry, Loaded
+from projections.hub import Hub
+from projections.live import Live
+from projections.readmodels import AccountsView, LedgerView, StatementView, TransfersView
+from projections.status import StatusReporter
+from projections.waiting import ReadYourWrites
 from schema.auth import ANONYMOUS, AuthSettings, User
 from schema.limits import Limits
+from store.protocol import EventStore
+
+
+class CommandService(Protocol):
+    """What resolvers use of ``application.service.ApplicationService`` (or a proxy of it)."""
+
+    async def handle(self, command: Any, context: CommandContext = ...) -> CommandOutcome: ...
+
+    async def load(
+        self,
+        stream_type_or_decider: Any,
+        stream_id: str,
+        *,
+        at_version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> Loaded: ...
+
+    async def history(
+        self, stream_type_or_decider: Any, stream_id: str, *, to_version: int | None = None
+    ) -> list[HistoryEntry]: ...
 
 
 @dataclass
 class Context:
     """Everything a resolver may use. One copy per request / WebSocket connection.
 
-    - ``service``: ``application.service.ApplicationService`` (handle, load, history).
-    - ``events``: the ``store.protocol.EventStore`` read side (``read_all``,
-      ``head_position``) behind the admin audit log.
-    - ``accounts`` / ``statements`` / ``transfers`` / ``ledger``: the read-model
+    - ``service``: the Application Service (handle, load, history).
+    - ``events``: the event store's read side (``read_all``, ``read_stream``,
+      ``head_position``) behind the admin audit log and time travel.
+    - ``accounts`` / ``statements`` / ``transfers`` / ``ledger``: the read
       views of ``projections.readmodels``.
-    - ``waiting``: ``projections.waiting`` read-your-writes waiter.
-    - ``status``: ``projections.status`` consumer status / lag reader.
-    - ``hub`` / ``live``: ``projections.hub.Hub`` and the live feed, for
-      subscriptions (None when a process serves no subscriptions).
+    - ``waiting``: read-your-writes waits (``consistency`` argument); without
+      it a query with ``consistency`` is refused.
+    - ``status``: projection status (``projections`` query).
+    - ``hub`` / ``live``: for subscriptions (None when a process serves none).
     - ``user``: the caller (``schema.auth``); ``auth``: how callers are verified.
     - ``limits``: ``schema.limits.Limits``.
+    - ``request`` / ``response`` / ``connection_params``: set per request by
+      ``schema.app`` (``connection_params`` by strawberry on WebSockets).
     """
 
-    service: Any
-    events: Any
-    accounts: Any
-    statements: Any
-    transfers: Any
-    ledger: Any
-    waiting: Any = None
-    status: Any = None
-    hub: Any = None
-    live: Any = None
+    service: CommandService
+    events: EventStore
+    accounts: AccountsView
+    statements: StatementView
+    transfers: TransfersView
+    ledger: LedgerView
+    waiting: ReadYourWrites | None = None
+    status: StatusReporter | None = None
+    hub: Hub | None = None
+    live: Live | None = None
     user: User = ANONYMOUS
     auth: AuthSettings = field(default_factory=AuthSettings)
     limits: Limits = field(default_factory=Limits)

@@ -14,6 +14,7 @@ from datetime import datetime
 import strawberry
 
 from schema.context import Context
+from schema.errors import ClientError
 from schema.reads import (
     AccountHistoryEntry,
     EventConnection,
@@ -120,6 +121,8 @@ async def account_history_field(
 async def projections(info: strawberry.Info[Context]) -> list[ProjectionStatus]:
     ctx = info.context
     require_admin(ctx, "projection status")
+    if ctx.status is None:
+        raise ClientError("projection status is not available here", "UNAVAILABLE")
     report = await ctx.status.report()
     return [ProjectionStatus.from_status(status) for status in report]
 

@@ -15,7 +15,6 @@ import strawberry
 
 from domain.account import ACCOUNT
 from schema.context import Context
-from schema.cursors import decode_cursor, encode_cursor
 from schema.errors import ClientError, forbidden_query
 from schema.limits import PageSizeError, page_size
 from schema.types import Account, Event, PageInfo
@@ -138,6 +137,3 @@ async def event_log(
     return EventConnection(
         edges=edges, page_info=PageInfo(has_next_page=len(events) > size, end_cursor=end)
     )
-
-
-__all__ = ["decode_cursor", "encode_cursor"]

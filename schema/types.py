@@ -17,6 +17,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from domain.money import format_amount
+from projections.records import AccountRecord, LedgerTotals, StatementLine, TransferRecord
+from projections.status import ConsumerStatus
 from schema.scalars import DecimalString, to_datetime
 from store.protocol import RecordedEvent
 
@@ -75,6 +77,18 @@ class StatementEntry:
             recorded_at=_time(doc["recorded_at"]),
         )
 
+    @classmethod
+    def from_record(cls, line: StatementLine) -> StatementEntry:
+        return cls(
+            version=line.version,
+            position=line.position,
+            kind=StatementKind(line.kind),
+            amount=money(line.amount),
+            balance=money(line.balance),
+            transfer_id=strawberry.ID(line.transfer_id) if line.transfer_id else None,
+            recorded_at=line.recorded_at,
+        )
+
 
 @strawberry.type(description="Totals per currency over all accounts.")
 class Ledger:
@@ -94,6 +108,17 @@ class Ledger:
             total_deposited=money(int(doc.get("total_deposited", 0))),
             total_withdrawn=money(int(doc.get("total_withdrawn", 0))),
             position=doc.get("position"),
+        )
+
+    @classmethod
+    def from_record(cls, totals: LedgerTotals) -> Ledger:
+        return cls(
+            currency=totals.currency,
+            open_accounts=totals.open_accounts,
+            total_balance=money(totals.total_balance),
+            total_deposited=money(totals.total_deposited),
+            total_withdrawn=money(totals.total_withdrawn),
+            position=totals.position,
         )
 
 
@@ -171,6 +196,22 @@ class Transfer:
             updated_at=_time(updated) if updated is not None else None,
         )
 
+    @classmethod
+    def from_record(cls, record: TransferRecord) -> Transfer:
+        return cls(
+            id=strawberry.ID(record.id),
+            from_account_id=strawberry.ID(record.from_account_id),
+            to_account_id=strawberry.ID(record.to_account_id),
+            amount=money(record.amount),
+            currency=record.currency,
+            status=TransferStatus(record.status),
+            reason=record.reason,
+            version=record.version,
+            position=record.position,
+            requested_at=record.requested_at,
+            updated_at=record.updated_at,
+        )
+
 
 @strawberry.type(description="A projection consumer's progress and health.")
 class ProjectionStatus:
@@ -187,7 +228,7 @@ class ProjectionStatus:
     owner: str | None = strawberry.field(description="The process holding the consumer's lease.")
 
     @classmethod
-    def from_status(cls, status: Any) -> ProjectionStatus:
+    def from_status(cls, status: ConsumerStatus) -> ProjectionStatus:
         """From ``projections.status.ConsumerStatus``."""
         return cls(
             name=status.name,
@@ -256,6 +297,20 @@ class Account:
             position=doc.get("position"),
             opened_at=_time(opened) if opened is not None else None,
             updated_at=_time(updated) if updated is not None else None,
+        )
+
+    @classmethod
+    def from_record(cls, record: AccountRecord) -> Account:
+        return cls(
+            id=strawberry.ID(record.id),
+            owner=record.owner,
+            currency=record.currency,
+            balance=money(record.balance),
+            status=AccountStatus(record.status),
+            version=record.version,
+            position=record.position,
+            opened_at=record.opened_at,
+            updated_at=record.updated_at,
         )
 
     @classmethod

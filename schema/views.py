@@ -1,19 +1,23 @@
-"""Read-model queries: connections over the projections' read views, with auth.
+"""Read-model queries: connections over ``projections.readmodels`` views, with auth.
 
 Users see only their own accounts and the transfers from or to them; admins
-see everything. ``ensure_consistency`` implements the ``consistency``
-argument (read-your-writes) through ``projections.waiting``.
+see everything. The views page with opaque keyset cursors and refuse bad
+cursors or page sizes with ``InvalidInput``; here that becomes a
+``BAD_USER_INPUT`` GraphQL error naming the argument. ``ensure_consistency``
+implements the ``consistency`` argument (read-your-writes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable
+from typing import Protocol, TypeVar
 
 import strawberry
 
+from domain.errors import InvalidInput
+from projections.readmodels import TransfersView
+from projections.records import TransferRecord
 from schema.context import Context
-from schema.cursors import decode_cursor, encode_cursor
 from schema.errors import ClientError, forbidden_query
 from schema.reads import first_of
 from schema.types import (
@@ -26,6 +30,17 @@ from schema.types import (
     Transfer,
     TransferStatus,
 )
+
+T = TypeVar("T")
+READ_MODELS = ("accounts", "account_statement", "transfers", "ledger")
+"""The consumers a ``consistency: {position}`` waits for."""
+COLLECTION_BY_PREFIX = {"acc-": "accounts", "trf-": "transfers"}
+
+
+class Consistency(Protocol):
+    position: int | None
+    stream_id: strawberry.ID | None
+    version: int | None
 
 
 @strawberry.type
@@ -52,15 +67,23 @@ class TransferConnection:
     page_info: PageInfo
 
 
-def _page_info(cursors: list[str], has_next: bool) -> PageInfo:
-    return PageInfo(has_next_page=has_next, end_cursor=cursors[-1] if cursors else None)
+async def _paged(call: Awaitable[T]) -> T:
+    """Await a view's page; its ``InvalidInput`` becomes a client error naming the argument."""
+    try:
+        return await call
+    except InvalidInput as error:
+        raise ClientError(f"{error.field}: {error.message}", "BAD_USER_INPUT") from error
+
+
+def _page_info(has_next: bool, end_cursor: str | None) -> PageInfo:
+    return PageInfo(has_next_page=has_next, end_cursor=end_cursor)
 
 
 async def read_account(ctx: Context, account_id: str) -> Account | None:
-    doc: Mapping[str, Any] | None = await ctx.accounts.get(account_id)
-    if doc is None or not ctx.user.owns(str(doc["owner"])):
+    record = await ctx.accounts.get(account_id)
+    if record is None or not ctx.user.owns(record.owner):
         return None
-    return Account.from_doc(doc)
+    return Account.from_record(record)
 
 
 async def accounts_page(
@@ -71,42 +94,39 @@ async def accounts_page(
         if owner is not None and not ctx.user.owns(owner):
             raise forbidden_query("users may list only their own accounts")
         owner = ctx.user.name
-    start = decode_cursor(after, 1)
-    docs, has_next = await ctx.accounts.page(owner=owner, after=start, limit=size)
-    edges = [AccountEdge(cursor=encode_cursor([d["_id"]]), node=Account.from_doc(d)) for d in docs]
-    return AccountConnection(edges=edges, page_info=_page_info([e.cursor for e in edges], has_next))
+    page = await _paged(ctx.accounts.list(first=size, after=after, owner=owner))
+    edges = [AccountEdge(cursor=e.cursor, node=Account.from_record(e.node)) for e in page.edges]
+    return AccountConnection(edges=edges, page_info=_page_info(page.has_next_page, page.end_cursor))
 
 
 async def statement_page(
     ctx: Context, account_id: str, first: int | None, after: str | None
 ) -> StatementConnection:
+    """The statement of an account the caller was allowed to see."""
     size = first_of(ctx, first)
-    start = decode_cursor(after, 1)
-    docs, has_next = await ctx.statements.page(account_id, after=start, limit=size)
+    page = await _paged(ctx.statements.list(account_id, first=size, after=after))
     edges = [
-        StatementEdge(cursor=encode_cursor([d["version"]]), node=StatementEntry.from_doc(d))
-        for d in docs
+        StatementEdge(cursor=e.cursor, node=StatementEntry.from_record(e.node)) for e in page.edges
     ]
     return StatementConnection(
-        edges=edges, page_info=_page_info([e.cursor for e in edges], has_next)
+        edges=edges, page_info=_page_info(page.has_next_page, page.end_cursor)
     )
 
 
-async def _may_see_transfer(ctx: Context, doc: Mapping[str, Any]) -> bool:
+async def _may_see_transfer(ctx: Context, record: TransferRecord) -> bool:
     if ctx.user.is_admin:
         return True
-    for side in ("from_account_id", "to_account_id"):
-        account = await ctx.accounts.get(str(doc[side]))
-        if account is not None and ctx.user.owns(str(account["owner"])):
+    for account_id in (record.from_account_id, record.to_account_id):
+        if await read_account(ctx, account_id) is not None:
             return True
     return False
 
 
 async def read_transfer(ctx: Context, transfer_id: str) -> Transfer | None:
-    doc: Mapping[str, Any] | None = await ctx.transfers.get(transfer_id)
-    if doc is None or not await _may_see_transfer(ctx, doc):
+    record = await ctx.transfers.get(transfer_id)
+    if record is None or not await _may_see_transfer(ctx, record):
         return None
-    return Transfer.from_doc(doc)
+    return Transfer.from_record(record)
 
 
 async def transfers_page(
@@ -122,46 +142,59 @@ async def transfers_page(
             raise ClientError("users must give accountId (one of their accounts)")
         if await read_account(ctx, account_id) is None:
             raise forbidden_query("users may list only transfers of their own accounts")
-    start = decode_cursor(after, 1)
-    docs, has_next = await ctx.transfers.page(
-        status=status.value if status is not None else None,
-        account_id=account_id,
-        after=start,
-        limit=size,
+    view: TransfersView = ctx.transfers
+    page = await _paged(
+        view.list(
+            first=size,
+            after=after,
+            status=status.value if status is not None else None,
+            account_id=account_id,
+        )
     )
-    edges = [
-        TransferEdge(cursor=encode_cursor([d["_id"]]), node=Transfer.from_doc(d)) for d in docs
-    ]
+    edges = [TransferEdge(cursor=e.cursor, node=Transfer.from_record(e.node)) for e in page.edges]
     return TransferConnection(
-        edges=edges, page_info=_page_info([e.cursor for e in edges], has_next)
+        edges=edges, page_info=_page_info(page.has_next_page, page.end_cursor)
     )
 
 
 async def ledger_totals(ctx: Context) -> list[Ledger]:
     if not ctx.user.authenticated:
         raise forbidden_query("the ledger needs a signed-in user")
-    docs = await ctx.ledger.all()
-    return [Ledger.from_doc(doc) for doc in docs]
+    return [Ledger.from_record(totals) for totals in await ctx.ledger.all()]
 
 
-async def ensure_consistency(ctx: Context, consistency: Any) -> None:
-    """Wait (bounded) until read models reflect the given position or stream version."""
+async def ensure_consistency(ctx: Context, consistency: Consistency | None) -> None:
+    """Wait (bounded) until read models reflect the given position or stream version.
+
+    ``position``: every read model (``READ_MODELS``) processed it.
+    ``streamId`` + ``version``: the stream's own document (an account or a
+    transfer) reflects that version.
+    """
     if consistency is None:
         return
+    if ctx.waiting is None:
+        raise ClientError("consistency waits are not available here", "UNAVAILABLE")
     timeout = ctx.limits.consistency_timeout_seconds
-    position, stream_id, version = (
-        consistency.position,
-        consistency.stream_id,
-        consistency.version,
-    )
-    if position is None and (stream_id is None or version is None):
-        raise ClientError("consistency needs position, or streamId and version")
+    position, stream_id, version = consistency.position, consistency.stream_id, consistency.version
     if position is not None:
-        reached = await ctx.waiting.wait_for_position(position, timeout=timeout)
+        if position < 0:
+            raise ClientError("consistency.position must be >= 0", "BAD_USER_INPUT")
+        reached = await ctx.waiting.until_all_processed(READ_MODELS, position, timeout)
+    elif stream_id is not None and version is not None:
+        reached = await ctx.waiting.until_version(
+            _collection_of(str(stream_id)), str(stream_id), version, timeout
+        )
     else:
-        reached = await ctx.waiting.wait_for_version(str(stream_id), version, timeout=timeout)
+        raise ClientError("consistency needs position, or streamId and version", "BAD_USER_INPUT")
     if not reached:
         raise ClientError(
             "read models did not reach the requested consistency in time; retry later",
             "CONSISTENCY_TIMEOUT",
         )
+
+
+def _collection_of(stream_id: str) -> str:
+    for prefix, collection in COLLECTION_BY_PREFIX.items():
+        if stream_id.startswith(prefix):
+            return collection
+    raise ClientError("consistency.streamId must be an account or transfer id", "BAD_USER_INPUT")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import Any
 
 import jwt
 import strawberry
@@ -20,27 +20,28 @@ from strawberry.types import ExecutionResult
 from application.service import ApplicationService
 from domain.bank import DECIDERS, EVENTS
 from projections.accounts import AccountsProjector
+from projections.checkpoints import CheckpointStore
+from projections.consumer import Consumer, EventHandler
 from projections.documents_memory import InMemoryDocumentStore
 from projections.ledger import LedgerProjector
+from projections.readmodels import AccountsView, LedgerView, StatementView, TransfersView
 from projections.statement import StatementProjector
+from projections.status import StatusReporter
+from projections.transfer_manager import TransferManager
 from projections.transfers import TransfersProjector
+from projections.waiting import ReadYourWrites
 from schema.app import build_schema
 from schema.auth import DEV_USER, AuthSettings, User
 from schema.context import Context
 from schema.limits import Limits
-from store.memory import InMemoryCommandLog, InMemoryEventStore, InMemorySnapshotStore
-from store.protocol import RecordedEvent
-from tests.schema.views import make_views
+from store.memory import (
+    InMemoryCommandLog,
+    InMemoryEventStore,
+    InMemoryLeases,
+    InMemorySnapshotStore,
+)
 
 SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
-
-
-class Handler(Protocol):
-    name: str
-
-    async def prepare(self) -> None: ...
-
-    async def handle_batch(self, events: Sequence[RecordedEvent]) -> None: ...
 
 
 def token(sub: str, roles: Sequence[str] = (), *, ttl: float = 300, secret: str = SECRET) -> str:
@@ -54,23 +55,19 @@ class Wiring:
     store: InMemoryEventStore
     service: ApplicationService
     documents: InMemoryDocumentStore
-    handlers: list[Handler]
+    consumers: list[Consumer]
     context: Context
     schema: strawberry.Schema
-    checkpoint: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
-    async def project(self) -> None:
-        """Feed every new event to every projector, in position order."""
-        while True:
-            batch = await self.store.read_all(self.checkpoint, 500)
-            if not batch:
+    async def project(self, rounds: int = 20) -> None:
+        """Step every consumer until none has work (transfers need a few rounds)."""
+        for _ in range(rounds):
+            busy = False
+            for consumer in self.consumers:
+                while await consumer.step():
+                    busy = True
+            if not busy:
                 return
-            for handler in self.handlers:
-                await handler.handle_batch(batch)
-            position = batch[-1].position
-            assert position is not None
-            self.checkpoint = position
 
     async def run(
         self,
@@ -103,20 +100,29 @@ async def make_wiring(limits: Limits | None = None, auth: AuthSettings | None = 
         store, InMemorySnapshotStore(), InMemoryCommandLog(), EVENTS, DECIDERS
     )
     documents = InMemoryDocumentStore()
-    handlers: list[Handler] = [
+    checkpoints, leases = CheckpointStore(documents), InMemoryLeases()
+    handlers: list[EventHandler] = [
         AccountsProjector(documents),
         StatementProjector(documents),
         TransfersProjector(documents),
         LedgerProjector(documents, store),
+        TransferManager(service, store),
     ]
+    consumers = []
     for handler in handlers:
         await handler.prepare()
+        consumers.append(Consumer(handler, store, checkpoints, leases))
     limits = limits or Limits()
     context = Context(
         service=service,
         events=store,
+        accounts=AccountsView(documents),
+        statements=StatementView(documents),
+        transfers=TransfersView(documents),
+        ledger=LedgerView(documents),
+        waiting=ReadYourWrites(documents, checkpoints, poll_interval=0.01),
+        status=StatusReporter(store, checkpoints, leases, [h.name for h in handlers]),
         auth=auth or AuthSettings(),
         limits=limits,
-        **make_views(documents, store),
     )
-    return Wiring(store, service, documents, handlers, context, build_schema(limits))
+    return Wiring(store, service, documents, consumers, context, build_schema(limits))
