@@ -1,0 +1,110 @@
+"""An in-process server for the WebSocket tests: the real schema app on uvicorn.
+
+Everything runs on the test's event loop (in-memory store, real projectors,
+real ``Live``), so tests can count asyncio tasks and hub subscribers while
+real clients talk to it over loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Route, WebSocketRoute
+
+from application.service import ApplicationService
+from domain.bank import DECIDERS, EVENTS
+from projections.catalog import PROJECTORS, consumer_group, standard_handlers
+from projections.checkpoints import CheckpointStore
+from projections.consumer import ConsumerGroup, ConsumerSettings
+from projections.documents_memory import InMemoryDocumentStore
+from projections.hub import Hub
+from projections.live import Live, create_live
+from projections.progress import ProgressBoard
+from projections.readmodels import AccountsView, LedgerView, StatementView, TransfersView
+from runtime.embedded import free_port
+from schema.app import make_graphql_app
+from schema.auth import AuthSettings
+from schema.context import Context
+from schema.limits import Limits
+from store.memory import (
+    InMemoryCommandLog,
+    InMemoryEventStore,
+    InMemoryLeases,
+    InMemorySnapshotStore,
+)
+from tests.live.helpers import eventually
+
+
+@dataclass
+class Served:
+    url: str  # ws://127.0.0.1:<port>/graphql
+    service: ApplicationService
+    store: InMemoryEventStore
+    hub: Hub
+    live: Live
+
+
+def _consumers(
+    store: InMemoryEventStore, documents: InMemoryDocumentStore, hub: Hub, progress: ProgressBoard
+) -> ConsumerGroup:
+    handlers = standard_handlers(documents, store, hub=hub, names=PROJECTORS)
+    settings = ConsumerSettings(poll_interval=0.02)
+    checkpoints, leases = CheckpointStore(documents), InMemoryLeases()
+    return consumer_group(
+        handlers, store, checkpoints, leases, settings=settings, progress=progress
+    )
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    *, auth: AuthSettings | None = None, limits: Limits | None = None, queue_size: int = 1000
+) -> AsyncIterator[Served]:
+    """Run the app on a free loopback port until the block ends."""
+    store, documents, hub, progress = (
+        InMemoryEventStore(),
+        InMemoryDocumentStore(),
+        Hub(),
+        ProgressBoard(),
+    )
+    consumers = _consumers(store, documents, hub, progress)
+    service = ApplicationService(
+        store, InMemorySnapshotStore(), InMemoryCommandLog(), EVENTS, DECIDERS
+    )
+    checkpoints = CheckpointStore(documents)
+    live = create_live(
+        store, documents, checkpoints, hub=hub, progress=progress, queue_size=queue_size
+    )
+    context = Context(
+        service=service,
+        events=store,
+        accounts=AccountsView(documents),
+        statements=StatementView(documents),
+        transfers=TransfersView(documents),
+        ledger=LedgerView(documents),
+        hub=hub,
+        live=live,
+        auth=auth or AuthSettings(),
+        limits=limits or Limits(),
+    )
+    graphql = make_graphql_app(context)
+    app = Starlette(routes=[Route("/graphql", graphql), WebSocketRoute("/graphql", graphql)])
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+    )
+    consumers.start()
+    await live.start()
+    task = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: server.started)
+        yield Served(f"ws://127.0.0.1:{port}/graphql", service, store, hub, live)
+    finally:
+        server.should_exit = True
+        await task
+        await live.stop()
+        await consumers.stop()
