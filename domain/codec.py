@@ -68,7 +68,9 @@ class EventRegistry:
         data = {f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event)}
         return EncodedEvent(type_name, self._versions[type_name], data)
 
-    def upcast(self, type_name: str, schema_version: int, data: Mapping[str, Any]) -> dict[str, Any]:
+    def upcast(
+        self, type_name: str, schema_version: int, data: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """Return ``data`` upgraded to the current schema version of ``type_name``."""
         if type_name not in self._by_name:
             raise UnknownEventType(type_name)
