@@ -218,11 +218,10 @@ async def start_sequencer(
     parts.extras["sequencer"] = sequencer
 
 
-async def start_workers(
+async def start_consumers(
     parts: Components, stack: AsyncExitStack, health: Health, refreshers: list[Refresher]
 ) -> None:
-    """The sequencer and the consumers (cluster-wide singletons by lease) in this process."""
-    await start_sequencer(parts, stack, health, refreshers)
+    """The consumers (each a cluster-wide singleton by lease) in this process."""
     group = consumers(parts.settings, parts, new_owner_id())
     group.start()
     stack.push_async_callback(group.stop)
@@ -300,8 +299,13 @@ async def start_components(
     *,
     workers: bool = True,
     api: bool = True,
+    sequencer: bool | None = None,
 ) -> Components:
-    """Start the service's pieces on ``stack`` (which stops them in reverse order)."""
+    """Start the service's pieces on ``stack`` (which stops them in reverse order).
+
+    ``workers``: the sequencer and the consumers; ``sequencer`` alone (default:
+    as ``workers``), e.g. for ``ledger events tail``; ``api``: live feed and GraphQL.
+    """
     database, stores = await open_stores(settings, stack, health)
     events = InstrumentedEventStore(stores.events, metrics)
     service, instrumented = application_service(settings, stores, events, metrics)
@@ -315,8 +319,10 @@ async def start_components(
                   lease_ttl=settings.lease_ttl_seconds),
     )  # fmt: skip
     refreshers.append(head_refresher(events))
+    if workers if sequencer is None else sequencer:
+        await start_sequencer(parts, stack, health, refreshers)
     if workers:
-        await start_workers(parts, stack, health, refreshers)
+        await start_consumers(parts, stack, health, refreshers)
     if api:
         await start_live(parts, stack)
         parts.graphql = graphql_app(parts, metrics)

@@ -1,0 +1,274 @@
+"""``ledger``: the service's command line (also ``python -m runtime``).
+
+Every subcommand reads the same settings as the server (environment variables
+and an optional .env; see the README's configuration table). Without
+``MONGODB_URL`` it uses the embedded development database under ``DATA_DIR``:
+it attaches to the one a running ``make run`` started, or starts it for the
+duration of the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from typing import Any, TextIO
+
+from runtime.health import Health
+from runtime.logging import configure_logging
+from runtime.metrics import Metrics
+from runtime.settings import Settings, SettingsError, load_settings
+from runtime.tail import follow_events
+
+DESCRIPTION = """\
+Run and operate the ledger service: an event-sourced bank ledger with a
+GraphQL API. Start it with `ledger serve`, then open http://127.0.0.1:8000/graphql.
+
+Configuration comes from environment variables (or a .env file): PORT, HOST,
+MONGODB_URL (unset: an embedded development database under DATA_DIR), ...
+"""
+
+EPILOG = """\
+examples:
+  ledger serve                       start the service (same as `make run`)
+  ledger seed                        add demo accounts and transfers
+  ledger events tail --after 0       print every event, then follow new ones
+  ledger projections status          how far behind each read model is
+  ledger projections rebuild accounts
+                                     rebuild one read model from all events
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ledger",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="start the HTTP/GraphQL server",
+        description="Start the service in the foreground (Ctrl-C stops "
+        "it cleanly). GraphiQL is at http://HOST:PORT/graphql.",
+    )
+    serve.add_argument("--host", help="address to listen on (default: HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: PORT or 8000)")
+
+    seed = commands.add_parser(
+        "seed",
+        help="create demo accounts and transfers",
+        description="Create five demo accounts with deposits and a few "
+        "transfers, so GraphiQL has something to show. Safe to run "
+        "again: it changes nothing the second time.",
+    )
+    seed.add_argument(
+        "--wait",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="how long to wait for the transfers to settle (default 20)",
+    )
+
+    events = commands.add_parser(
+        "events",
+        help="read the global event log",
+        description="Read the event log in its global order.",
+    )
+    event_commands = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
+    tail = event_commands.add_parser(
+        "tail",
+        help="print events, one line each, and follow",
+        description="Print each event as one line: position, time, "
+        "stream@version, type, data. Keeps following new events "
+        "until Ctrl-C unless --no-follow is given.",
+    )
+    tail.add_argument(
+        "--after",
+        type=int,
+        default=None,
+        metavar="N",
+        help="start after global position N (default: only new events)",
+    )
+    tail.add_argument(
+        "--no-follow",
+        action="store_true",
+        help="stop at the end of the log instead of waiting for more",
+    )
+    tail.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="stop after printing N events"
+    )
+    tail.add_argument("--json", action="store_true", help="print JSON objects instead of text")
+
+    projections = commands.add_parser(
+        "projections",
+        help="inspect or rebuild read models",
+        description="Read models (projections) and the transfer "
+        "process manager are consumers of the event log.",
+    )
+    actions = projections.add_subparsers(
+        dest="projections_command", required=True, metavar="ACTION"
+    )
+    status = actions.add_parser("status", help="checkpoint, lag and state of every consumer")
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rebuild = actions.add_parser(
+        "rebuild",
+        help="rebuild one read model from position 0",
+        description="Replay every event into a fresh collection while "
+        "the old one keeps serving, then swap it in.",
+    )
+    rebuild.add_argument("name", help="accounts, account_statement, transfers or ledger")
+    return parser
+
+
+# -- commands ------------------------------------------------------------------------
+
+Action = Callable[[Any, argparse.Namespace, TextIO], Awaitable[int]]
+
+
+async def _run_with(
+    settings: Settings,
+    action: Action,
+    args: argparse.Namespace,
+    out: TextIO,
+    *,
+    workers: bool,
+    sequencer: bool = False,
+) -> int:
+    """Start the service's pieces (no HTTP), run ``action``, stop everything."""
+    import server  # the wiring lives there; imported late so --help stays fast
+
+    async with AsyncExitStack() as stack:
+        parts = await server.start_components(
+            settings,
+            stack,
+            Metrics(),
+            Health(),
+            [],
+            workers=workers,
+            api=False,
+            sequencer=sequencer or workers,
+        )
+        return await action(parts, args, out)
+
+
+async def _seed(parts: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from projections.readmodels import TransfersView
+    from runtime.seed import seed
+
+    report = await seed(
+        parts.service, TransfersView(parts.stores.documents), wait_seconds=args.wait
+    )
+    out.write(
+        f"seeded {report.accounts} accounts with {report.commands} commands "
+        f"({report.duplicates} already applied before)\n"
+    )
+    for tid, state in report.transfers.items():
+        out.write(f"  transfer {tid}: {state}\n")
+    return 0
+
+
+async def _status(parts: Any, args: argparse.Namespace, out: TextIO) -> int:
+    rows = await parts.status.report()
+    if args.json:
+        out.write(json.dumps([_status_dict(r) for r in rows], indent=2) + "\n")
+        return 0
+    out.write(
+        f"{'CONSUMER':<18} {'STATE':<17} {'CHECKPOINT':>10} {'HEAD':>8} "
+        f"{'LAG':>6} {'LAG(s)':>8}  ERROR\n"
+    )
+    for r in rows:
+        out.write(
+            f"{r.name:<18} {r.state:<17} {r.checkpoint:>10} {r.head:>8} "
+            f"{r.lag_events:>6} {r.lag_seconds:>8.1f}  {r.last_error or ''}\n"
+        )
+    return 0
+
+
+def _status_dict(row: Any) -> dict[str, object]:
+    return {
+        key: getattr(row, key)
+        for key in (
+            "name",
+            "state",
+            "checkpoint",
+            "head",
+            "lag_events",
+            "lag_seconds",
+            "last_error",
+        )
+    }
+
+
+async def _rebuild(parts: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from projections.rebuild import RebuildError
+
+    try:
+        result = await parts.rebuilder.rebuild(args.name)
+    except RebuildError as error:
+        sys.stderr.write(f"ledger: {error}\n")
+        return 1
+    out.write(
+        f"rebuilt {result.name}: {result.events} events up to position "
+        f"{result.position} in {result.seconds:.2f}s "
+        f"({result.old_collection} -> {result.new_collection})\n"
+    )
+    return 0
+
+
+async def _tail(parts: Any, args: argparse.Namespace, out: TextIO) -> int:
+    await follow_events(
+        parts.events,
+        out,
+        after=args.after,
+        follow=not args.no_follow,
+        limit=args.limit,
+        as_json=args.json,
+        poll_seconds=parts.settings.poll_interval_seconds,
+    )
+    return 0
+
+
+def _dispatch(args: argparse.Namespace) -> tuple[Action, dict[str, bool]]:
+    table: dict[tuple[str, str | None], tuple[Action, dict[str, bool]]] = {
+        ("seed", None): (_seed, {"workers": True}),
+        ("events", "tail"): (_tail, {"workers": False, "sequencer": True}),
+        ("projections", "status"): (_status, {"workers": False}),
+        ("projections", "rebuild"): (_rebuild, {"workers": False}),
+    }
+    sub = getattr(args, "events_command", None) or getattr(args, "projections_command", None)
+    return table[(args.command, sub)]
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Entry point of the ``ledger`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    out = out or sys.stdout
+    overrides: dict[str, Any] = {}
+    if args.command == "serve":
+        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as error:
+        sys.stderr.write(f"ledger: {error}\n")
+        return 2
+    if args.command == "serve":
+        import server
+
+        server.serve(settings)
+        return 0
+    level = "INFO" if args.verbose else "WARNING"
+    configure_logging(level, settings.effective_log_format)
+    logging.getLogger("runtime.embedded").setLevel(level)  # the dev-database banner is noise here
+    action, flags = _dispatch(args)
+    try:
+        return asyncio.run(_run_with(settings, action, args, out, **flags))
+    except KeyboardInterrupt:
+        return 130
