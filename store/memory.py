@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -71,6 +71,11 @@ class InMemoryEventStore:
         self._stream_positions: dict[str, list[int]] = {}
         self._commands: dict[str, _Commit] = {}
         self.notifier = HeadNotifier()
+        self._listeners: list[Callable[[], None]] = []
+
+    def add_append_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every successful append (uniform with Mongo)."""
+        self._listeners.append(listener)
 
     async def append(
         self,
@@ -108,6 +113,8 @@ class InMemoryEventStore:
         if command_id is not None:
             self._commands[command_id] = commit
         self.notifier.advance(len(self._log))
+        for listener in self._listeners:
+            listener()
         return commit.result()
 
     async def read_stream(

@@ -1,0 +1,129 @@
+"""The sequencer's loop: one active instance cluster-wide stamps global positions.
+
+Each process may run a ``Sequencer``; the one holding the ``sequencer`` lease
+drains the backlog with ``store.sequence()`` passes (safe even if two ever run
+at once, see ``store.stamping``), the others only watch the head so their own
+``notifier`` wakes local consumers. Appends in this process wake it at once
+(``notify``); a short poll covers commits written by other processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from typing import Protocol
+
+from pymongo.errors import PyMongoError
+
+from store.protocol import Leases
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "sequencer"
+
+
+class SequencedStore(Protocol):
+    """What the sequencer needs of an event store."""
+
+    async def sequence(self) -> int: ...
+
+    async def head_position(self) -> int: ...
+
+    def add_append_listener(self, listener: Callable[[], None]) -> None: ...
+
+
+class Sequencer:
+    """Run ``await run()`` as a task; ``stop()`` ends it, releasing the lease."""
+
+    def __init__(
+        self,
+        store: SequencedStore,
+        leases: Leases,
+        *,
+        owner: str | None = None,
+        lease_name: str = LEASE_NAME,
+        lease_ttl: float = 5.0,
+        poll_interval: float = 0.05,
+        max_passes: int = 50,
+    ) -> None:
+        self.store = store
+        self.leases = leases
+        self.owner = owner or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.lease_name = lease_name
+        self.lease_ttl = lease_ttl
+        self.poll_interval = poll_interval
+        self.max_passes = max_passes
+        self.stamped = 0  # commits stamped by this instance (for status and tests)
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._renew_at = 0.0  # monotonic time after which the lease must be renewed
+        store.add_append_listener(self.notify)
+
+    def notify(self) -> None:
+        """Wake the loop now (called by the store after each append)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Tick until ``stop()``; database outages are logged and retried with backoff."""
+        backoff = self.poll_interval
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                try:
+                    await self.tick()
+                    backoff = self.poll_interval
+                except PyMongoError as error:
+                    log.warning("sequencer %s: %s; retrying in %.2fs", self.owner, error, backoff)
+                    self._renew_at = 0.0
+                    backoff = min(backoff * 2, 1.0)
+                await self._sleep(backoff)
+        finally:
+            await self._release()
+
+    async def tick(self) -> int:
+        """One round: drain the backlog if this instance holds the lease, else watch the head."""
+        if not await self._hold_lease():
+            await self.store.head_position()
+            return 0
+        total = 0
+        for _ in range(self.max_passes):
+            if not await self._hold_lease():  # a long drain renews on the way
+                break
+            stamped = await self.store.sequence()
+            total += stamped
+            if stamped == 0:
+                break
+        self.stamped += total
+        return total
+
+    async def _hold_lease(self) -> bool:
+        if time.monotonic() < self._renew_at:
+            return True
+        started = time.monotonic()
+        if await self.leases.acquire(self.lease_name, self.owner, self.lease_ttl):
+            # Renew well before expiry: a third of the TTL, measured from before the call.
+            self._renew_at = started + self.lease_ttl / 3
+            return True
+        self._renew_at = 0.0
+        return False
+
+    async def _sleep(self, seconds: float) -> None:
+        if self._stopping:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def _release(self) -> None:
+        try:
+            await self.leases.release(self.lease_name, self.owner)
+        except PyMongoError as error:
+            log.warning("sequencer %s could not release its lease: %s", self.owner, error)

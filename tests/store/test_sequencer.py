@@ -1,0 +1,174 @@
+"""The sequencer: contiguous positions, each commit once, per-stream order, lease, wake-up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from store.memory import InMemoryEventStore, InMemoryLeases
+from store.mongo_events import MongoEventStore
+from store.mongo_leases import MongoLeases
+from store.protocol import NewEvent
+from store.sequencer import Sequencer
+from store.stamping import stamp_pending
+from tests.store.ordering import assert_global_order, read_everything, write_load
+
+Client = AsyncMongoClient[dict[str, Any]]
+
+
+@pytest.fixture
+async def two_processes(mongo_url: str) -> AsyncIterator[tuple[MongoEventStore, MongoEventStore]]:
+    """Two stores on one database through two clients, as two server processes would be."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    clients: list[Client] = [AsyncMongoClient(mongo_url), AsyncMongoClient(mongo_url)]
+    try:
+        stores = (MongoEventStore(clients[0][name]), MongoEventStore(clients[1][name]))
+        await stores[0].ensure_indexes()
+        await stores[1].ensure_indexes()
+        yield stores
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def _wait_for_head(store: MongoEventStore, head: int, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    seen = await store.head_position()
+    while seen < head and time.monotonic() < deadline:
+        await store.notifier.wait_beyond(seen, 0.05)
+        seen = await store.head_position()
+    assert seen == head
+
+
+async def test_racing_passes_without_lease_keep_positions_contiguous(
+    two_processes: tuple[MongoEventStore, MongoEventStore],
+) -> None:
+    a, b = two_processes
+    streams = [f"s-{i}" for i in range(6)]
+    written: list[str] = []
+    writing = asyncio.gather(
+        *(
+            write_load((a, b)[w % 2], w, streams, commits=30, seconds=20, written=written)
+            for w in range(6)
+        )
+    )
+
+    async def keep_sequencing(store: MongoEventStore) -> None:
+        while not writing.done():
+            await store.sequence()
+            await asyncio.sleep(0)
+
+    await asyncio.gather(writing, *(keep_sequencing(s) for s in (a, b, a, b)))
+    await asyncio.gather(a.sequence(), b.sequence())
+    await a.sequence()
+    events = await read_everything(a)
+    assert_global_order(events)
+    assert sorted(e.event_id for e in events) == sorted(written)
+    assert await b.sequence() == 0
+
+
+async def test_two_sequencers_with_lease_stamp_everything_once(
+    two_processes: tuple[MongoEventStore, MongoEventStore],
+) -> None:
+    a, b = two_processes
+    leases = [MongoLeases(s.collection.database) for s in (a, b)]
+    sequencers = [
+        Sequencer(store, lease, lease_ttl=2.0, poll_interval=0.02, owner=f"p{i}")
+        for i, (store, lease) in enumerate(zip((a, b), leases, strict=True))
+    ]
+    tasks = [asyncio.create_task(s.run()) for s in sequencers]
+    try:
+        written: list[str] = []
+        streams = [f"s-{i}" for i in range(5)]
+        for phase in range(2):
+            await asyncio.gather(
+                *(
+                    write_load(
+                        (a, b)[w % 2],
+                        w + 10 * phase,
+                        streams,
+                        commits=20,
+                        seconds=20,
+                        written=written,
+                    )
+                    for w in range(4)
+                )
+            )
+            await _wait_for_head(a, len(written))
+            if phase == 0:
+                holder = await leases[0].holder("sequencer")
+                assert holder is not None
+                # Stop whoever holds the lease: the other one must take over.
+                stopped = 0 if holder.owner == "p0" else 1
+                sequencers[stopped].stop()
+                await asyncio.wait_for(tasks[stopped], 10)
+                before = sequencers[1 - stopped].stamped
+        events = await read_everything(b)
+        assert_global_order(events)
+        assert sorted(e.event_id for e in events) == sorted(written)
+        assert sequencers[1 - stopped].stamped > before
+    finally:
+        for sequencer in sequencers:
+            sequencer.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+
+
+async def test_append_wakes_the_sequencer_without_polling(
+    two_processes: tuple[MongoEventStore, MongoEventStore],
+) -> None:
+    a, b = two_processes
+    leases = MongoLeases(a.collection.database)
+    owner = Sequencer(a, leases, poll_interval=60.0, owner="holder")
+    watcher = Sequencer(b, MongoLeases(b.collection.database), poll_interval=0.02, owner="watch")
+    tasks = [asyncio.create_task(owner.run())]
+    try:
+        await asyncio.sleep(0.1)  # let the owner take the lease first
+        tasks.append(asyncio.create_task(watcher.run()))
+        await a.append("s", "t", 0, [NewEvent("e1", "T", {}), NewEvent("e2", "T", {})])
+        # Far less than the 60 s poll: only the in-process wake-up can explain it.
+        assert await a.notifier.wait_beyond(0, 10.0) == 2
+        # The other "process" only learns it by watching the head.
+        assert await b.notifier.wait_beyond(0, 10.0) == 2
+        assert watcher.stamped == 0
+    finally:
+        owner.stop()
+        watcher.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert await leases.holder("sequencer") is None
+
+
+async def test_a_stream_is_never_stamped_out_of_version_order(
+    two_processes: tuple[MongoEventStore, MongoEventStore],
+) -> None:
+    a, _ = two_processes
+    await a.append("x", "t", 0, [NewEvent("x1", "T", {})])
+    await a.append("x", "t", 1, [NewEvent("x2", "T", {}), NewEvent("x3", "T", {})])
+    await a.append("y", "t", 0, [NewEvent("y1", "T", {})])
+    # Skewed clocks in other processes: the later commit looks older than the first.
+    await a.collection.update_one({"_id": "x:1"}, {"$set": {"pending": 3_000}})
+    await a.collection.update_one({"_id": "x:2"}, {"$set": {"pending": 1_000}})
+    await a.collection.update_one({"_id": "y:1"}, {"$set": {"pending": 2_000}})
+    assert await stamp_pending(a.collection, batch=1) == (0, 0)  # x:2 must wait for x:1
+    assert await stamp_pending(a.collection, batch=2) == (1, 1)  # y:1 only
+    assert await stamp_pending(a.collection, batch=10) == (2, 4)
+    events = await read_everything(a)
+    assert [(e.stream_id, e.version) for e in events] == [("y", 1), ("x", 1), ("x", 2), ("x", 3)]
+
+
+async def test_sequencer_runs_on_the_in_memory_store() -> None:
+    store = InMemoryEventStore()
+    sequencer = Sequencer(store, InMemoryLeases(), poll_interval=0.01)
+    task = asyncio.create_task(sequencer.run())
+    try:
+        await store.append("s", "t", 0, [NewEvent("e", "T", {})])
+        assert await sequencer.tick() == 0
+        assert await store.notifier.wait_beyond(0, 1.0) == 1
+    finally:
+        sequencer.stop()
+        await asyncio.wait_for(task, 5)
