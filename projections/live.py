@@ -30,11 +30,12 @@ from typing import Any
 
 from projections.accounts import NAME as ACCOUNTS_NAME
 from projections.checkpoints import CheckpointStore
-from projections.documents import DocumentStore, Query
+from projections.documents import DocumentStore
 from projections.feed import Feed
 from projections.hub import Hub, position_of
 from projections.ledger import NAME as LEDGER_NAME
 from projections.progress import ProgressBoard
+from projections.readmodels import AccountsView, LedgerView, TransfersView
 from projections.transfers import NAME as TRANSFERS_NAME
 from store.protocol import EventStore, RecordedEvent
 
@@ -49,7 +50,8 @@ CheckpointReader = Callable[[str], Awaitable[int]]
 class ReadModelChange:
     """A read-model document as of ``position`` (``version``: its stream version).
 
-    ``document`` is ``None`` when the document does not exist (yet).
+    ``document`` is what the source loaded (a read-view record, a list of
+    them for the ledger) or ``None`` when it does not exist (yet).
     """
 
     topic: str
@@ -90,16 +92,19 @@ def route(event: RecordedEvent) -> tuple[str, ...]:
 
 
 def describe(document: Any) -> tuple[int | None, int]:
-    """(version, position) a loaded document reflects; 0 when absent."""
+    """(version, position) a loaded document or record reflects; position 0 when absent.
+
+    A list (the ledger: one entry per currency) reflects its highest position.
+    """
     if document is None:
         return None, 0
+    if isinstance(document, Sequence) and not isinstance(document, str):
+        return None, max((position_of(item) or 0 for item in document), default=0)
     if isinstance(document, Mapping):
         version = document.get("version")
-        return (version if isinstance(version, int) else None), position_of(document) or 0
-    if isinstance(document, Sequence) and not isinstance(document, str):
-        positions = [position_of(item) or 0 for item in document]
-        return None, max(positions, default=0)
-    return None, position_of(document) or 0
+    else:
+        version = getattr(document, "version", None)
+    return (version if isinstance(version, int) else None), position_of(document) or 0
 
 
 @dataclass
@@ -298,26 +303,22 @@ class Live:
         return await self.read_models.current(topic)
 
 
-def document_sources(documents: DocumentStore) -> dict[str, ReadModelSource]:
-    """Sources reading the projectors' collections (through rebuild aliases).
+def view_sources(
+    accounts: AccountsView, transfers: TransfersView, ledger: LedgerView
+) -> dict[str, ReadModelSource]:
+    """Sources reading through the read views (so rebuild swaps are followed).
 
-    ``account:<id>`` and ``transfer:<id>`` load one document; ``ledger`` loads
-    every currency's totals (a list, ordered by currency).
+    ``account:<id>`` -> ``AccountRecord``, ``transfer:<id>`` -> ``TransferRecord``,
+    ``ledger`` -> every currency's ``LedgerTotals`` (a list).
     """
 
-    def one(collection: str) -> Loader:
-        async def load(key: str) -> Any:
-            return await documents.get(await documents.resolve(collection), key)
-
-        return load
-
-    async def ledger(_: str) -> Any:
-        return await documents.find(await documents.resolve(LEDGER_NAME), Query())
+    async def ledger_totals(_: str) -> Any:
+        return await ledger.all()
 
     return {
-        "account": ReadModelSource(ACCOUNTS_NAME, one(ACCOUNTS_NAME)),
-        "transfer": ReadModelSource(TRANSFERS_NAME, one(TRANSFERS_NAME)),
-        "ledger": ReadModelSource(LEDGER_NAME, ledger),
+        "account": ReadModelSource(ACCOUNTS_NAME, accounts.get),
+        "transfer": ReadModelSource(TRANSFERS_NAME, transfers.get),
+        "ledger": ReadModelSource(LEDGER_NAME, ledger_totals),
     }
 
 
@@ -356,7 +357,7 @@ def create_live(
     feed = Feed(store, hub, notifier=notifier, poll_interval=poll_interval, queue_size=queue_size)
     read_models = LiveReadModels(
         hub,
-        document_sources(documents),
+        view_sources(AccountsView(documents), TransfersView(documents), LedgerView(documents)),
         checkpoint_reader(checkpoints, progress),
         poll_interval=poll_interval,
         wait_timeout=wait_timeout,

@@ -21,14 +21,15 @@ only to their own accounts and to transfers from or to them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing, contextmanager
 from typing import Any, TypeVar
 
 import strawberry
 
 from projections.hub import SubscriberOverflow
-from projections.live import LEDGER_TOPIC, ReadModelChange, topic_for
+from projections.live import LEDGER_TOPIC, Live, ReadModelChange, topic_for
+from projections.records import AccountRecord, LedgerTotals, TransferRecord
 from schema.context import Context
 from schema.errors import ClientError, forbidden_query
 from schema.types import Account, Event, Ledger, Transfer
@@ -64,7 +65,7 @@ def _slot(ctx: Context) -> Any:
             del _open[key]
 
 
-def _live(ctx: Context) -> Any:
+def _live(ctx: Context) -> Live:
     if ctx.live is None:
         raise ClientError("this server process serves no subscriptions", "UNAVAILABLE")
     return ctx.live
@@ -82,9 +83,9 @@ async def _documents(
 
 
 async def _owner_of(ctx: Context, account_id: str) -> str | None:
-    change: ReadModelChange = await _live(ctx).current(topic_for("account", account_id))
-    document = change.document
-    return str(document["owner"]) if isinstance(document, Mapping) else None
+    change = await _live(ctx).current(topic_for("account", account_id))
+    record = change.document
+    return record.owner if isinstance(record, AccountRecord) else None
 
 
 async def _may_watch_account(ctx: Context, account_id: str) -> bool:
@@ -97,20 +98,19 @@ async def _may_watch_account(ctx: Context, account_id: str) -> bool:
 async def _may_watch_transfer(ctx: Context, transfer_id: str) -> bool:
     if ctx.user.is_admin:
         return True
-    change: ReadModelChange = await _live(ctx).current(topic_for("transfer", transfer_id))
-    document = change.document
-    if not isinstance(document, Mapping):
+    change = await _live(ctx).current(topic_for("transfer", transfer_id))
+    record = change.document
+    if not isinstance(record, TransferRecord):
         return False
-    for side in ("from_account_id", "to_account_id"):
-        owner = await _owner_of(ctx, str(document[side]))
+    for account_id in (record.from_account_id, record.to_account_id):
+        owner = await _owner_of(ctx, account_id)
         if owner is not None and ctx.user.owns(owner):
             return True
     return False
 
 
-def _ledger(document: Any) -> list[Ledger]:
-    docs: Sequence[Any] = document if isinstance(document, list) else [document]
-    return [Ledger.from_doc(doc) for doc in docs]
+def _ledger(totals: list[LedgerTotals]) -> list[Ledger]:
+    return [Ledger.from_record(currency) for currency in totals]
 
 
 async def _event_stream(
@@ -124,14 +124,13 @@ async def _event_stream(
         raise ClientError(f"at most {MAX_EVENT_TYPES} event types")
     start = after if after is not None else await ctx.events.head_position()
     events = _live(ctx).events(start, stream_id=stream_id, types=types)
-    last = start
     async with aclosing(events):
         try:
             async for event in events:
-                last = event.position
                 yield Event.from_recorded(event)
-        except SubscriberOverflow as overflow:
-            raise slow_subscriber(overflow.resume_after or last) from overflow
+        except SubscriberOverflow as overflow:  # names the last position yielded
+            resume_after = overflow.resume_after
+            raise slow_subscriber(start if resume_after is None else resume_after) from overflow
 
 
 async def events(
@@ -155,7 +154,7 @@ async def account_changed(
     with _slot(ctx):
         if not await _may_watch_account(ctx, str(id)):
             raise forbidden_query("you may only subscribe to your own accounts")
-        stream = _documents(ctx, topic_for("account", str(id)), Account.from_doc)
+        stream = _documents(ctx, topic_for("account", str(id)), Account.from_record)
         async with aclosing(stream):
             async for account in stream:
                 yield account
@@ -168,7 +167,7 @@ async def transfer_changed(
     with _slot(ctx):
         if not await _may_watch_transfer(ctx, str(id)):
             raise forbidden_query("you may only subscribe to transfers of your accounts")
-        stream = _documents(ctx, topic_for("transfer", str(id)), Transfer.from_doc)
+        stream = _documents(ctx, topic_for("transfer", str(id)), Transfer.from_record)
         async with aclosing(stream):
             async for transfer in stream:
                 yield transfer

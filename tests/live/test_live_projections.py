@@ -76,8 +76,8 @@ async def test_account_subscribers_see_each_deposit_with_its_version(world: Worl
         await world.service.handle(Deposit(account_id, 100))
     while change.version != 4:  # latest-only: intermediate versions may be skipped
         change = (await take(changes, 1))[0]
-    assert change.document["balance"] == 300
-    assert change.position == change.document["position"] == 4
+    assert change.document.balance == 300
+    assert change.position == change.document.position == 4
     await changes.aclose()
     assert world.hub.subscriber_count() == 0
 
@@ -89,7 +89,7 @@ async def test_ledger_subscribers_see_totals(world: World) -> None:
     await world.service.handle(OpenAccount(account_id, "bob", "EUR"))
     await world.service.handle(Deposit(account_id, 250))
     totals = (await take(changes, 1))[0]
-    while totals.document[0]["total_balance"] != 250:
+    while not totals.document or totals.document[0].total_balance != 250:
         totals = (await take(changes, 1))[0]
     assert totals.position == 2
     await changes.aclose()
