@@ -132,14 +132,11 @@ class ApplicationService:
         self, decider: AnyDecider, stream_id: str, command: Any, context: CommandContext
     ) -> CommandOutcome:
         loaded = self._cache.get((decider.stream_type, stream_id))
+        fresh = loaded is None
         if loaded is None:
             loaded = await self._current(decider, stream_id)
         for attempt in range(1, self._max_attempts + 1):
-            if context.expected_version is not None and loaded.version != context.expected_version:
-                loaded = await self._current(decider, stream_id, loaded)
-                if loaded.version != context.expected_version:
-                    raise ConcurrencyConflict(stream_id, context.expected_version, loaded.version)
-            events = decider.decide(loaded.state, command)
+            loaded, events = await self._decide(decider, stream_id, command, context, loaded, fresh)
             if not events:
                 return CommandOutcome(stream_id, loaded.version)
             try:
@@ -148,11 +145,60 @@ class ApplicationService:
                 return await self._dedupe.twin_outcome(twin.command_id)
             except ConcurrencyError as conflict:
                 await self._after_conflict(stream_id, conflict, context, attempt)
-                loaded = await self._current(decider, stream_id, loaded)
+                loaded, fresh = await self._current(decider, stream_id, loaded), True
                 continue
             self._committed(decider, stream_id, loaded, events, result)
             return CommandOutcome(stream_id, result.version, result.events)
         raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
+
+    async def _decide(
+        self,
+        decider: AnyDecider,
+        stream_id: str,
+        command: Any,
+        context: CommandContext,
+        loaded: Loaded,
+        fresh: bool,
+    ) -> tuple[Loaded, Sequence[Any]]:
+        """The decision on ``loaded``, and the state it was made on.
+
+        A cached (not ``fresh``) state is only trusted for an append, which the
+        store checks. A rejection, a decision without events or an expected
+        version mismatch made on it is checked against the store first: if the
+        stream moved on, the command is decided again on the current state.
+        """
+        expected = context.expected_version
+        if expected is not None and loaded.version != expected:
+            if fresh:
+                raise ConcurrencyConflict(stream_id, expected, loaded.version)
+            return await self._decide_again(decider, stream_id, command, context, loaded)
+        try:
+            events = decider.decide(loaded.state, command)
+        except DomainError as rejection:
+            if fresh:
+                raise
+            return await self._decide_again(decider, stream_id, command, context, loaded, rejection)
+        if events or fresh:
+            return loaded, events
+        return await self._decide_again(decider, stream_id, command, context, loaded)
+
+    async def _decide_again(
+        self,
+        decider: AnyDecider,
+        stream_id: str,
+        command: Any,
+        context: CommandContext,
+        cached: Loaded,
+        rejection: DomainError | None = None,
+    ) -> tuple[Loaded, Sequence[Any]]:
+        """Catch ``cached`` up and decide on the current state.
+
+        If the stream did not move, ``rejection`` (made on ``cached``) stands.
+        """
+        current = await self._current(decider, stream_id, cached)
+        if rejection is not None and current.version == cached.version:
+            raise rejection
+        return await self._decide(decider, stream_id, command, context, current, True)
 
     async def _append(
         self,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from application.cache import AggregateCache
-from domain.account import Deposit, Withdraw
+from application.ids import new_transfer_id
+from domain.account import CreditForTransfer, Deposit, Withdraw
 from domain.errors import InsufficientFunds
-from tests.application.conftest import Backend, open_account
+from tests.application.conftest import Backend, open_account, with_id
 
 
 async def test_a_hot_stream_is_not_read_again(memory: Backend) -> None:
@@ -93,3 +96,40 @@ def test_the_cache_is_a_bounded_lru_that_never_moves_back() -> None:
     disabled = AggregateCache(0)
     disabled.put(("account", "a"), "A1", 1)
     assert len(disabled) == 0
+
+
+async def test_a_stale_entry_never_causes_a_wrong_rejection(backend: Backend) -> None:
+    first, second = backend.service(), backend.service()
+    account_id = await open_account(first, deposit=10)
+    await second.load("account", account_id)  # second caches balance 10
+    await first.handle(Deposit(account_id, 90))
+    context = with_id()
+
+    outcome = await second.handle(Withdraw(account_id, 50), context)  # refused on balance 10
+
+    assert (outcome.version, outcome.events[0].data["balance"]) == (4, 50)
+    assert await backend.command_log.find_rejection(str(context.command_id)) is None
+
+
+async def test_a_stale_entry_never_causes_a_wrong_no_op(memory: Backend) -> None:
+    first, second = memory.service(), memory.service()
+    account_id = await open_account(first)
+    await second.load("account", account_id)
+    transfer_id = new_transfer_id()
+    await first.handle(CreditForTransfer(account_id, transfer_id, 5, "EUR"))
+
+    outcome = await second.handle(CreditForTransfer(account_id, transfer_id, 5, "EUR"))
+
+    assert (outcome.version, outcome.events) == (2, ())  # the no-op is at the current version
+
+
+async def test_a_rejection_on_a_cached_entry_costs_one_catch_up_read(memory: Backend) -> None:
+    counting, store = memory.counted()
+    service = counting.service()
+    account_id = await open_account(service, deposit=10)
+    reads = store.stream_reads
+
+    with pytest.raises(InsufficientFunds):
+        await service.handle(Withdraw(account_id, 11))
+
+    assert store.stream_reads == reads + 1  # one check that the cached state was current
