@@ -42,6 +42,10 @@ SERVER_ENV = {"STORE": "memory", "AUTH_MODE": "dev", "LOG_LEVEL": "WARNING"}
 OURS, TRIVIAL = "server.py, STORE=memory", "trivial strawberry app"
 
 
+QUICK = ["--seconds", "1", "--runs", "1", "--accounts", "2", "--connections", "2"]
+"""Toy sizes for the smoke test (``run_all --quick``)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     result = cli.parser(__doc__, runs=5)
     result.add_argument("--seconds", type=float, default=10.0, help="length of each load run")

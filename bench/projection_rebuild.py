@@ -41,6 +41,13 @@ from store.protocol import Leases
 REBUILD, RAW = "rebuild accounts", "raw read in position order"
 
 
+QUICK = [
+    "--accounts", "5", "--rounds", "2", "--mongo-accounts", "3", "--mongo-rounds", "2",
+    "--runs", "1", "--seconds", "0.5", "--rate", "10", "--latency-accounts", "3",
+]  # fmt: skip
+"""Toy sizes for the smoke test (``run_all --quick``)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     result = cli.parser(__doc__, runs=5)
     result.add_argument("--accounts", type=int, default=1000, help="accounts (in memory)")

@@ -23,6 +23,9 @@ from domain.account import Deposit, OpenAccount
 from domain.bank import DECIDERS, EVENTS
 from store.memory import InMemorySnapshotStore
 
+QUICK = ["--long", "120", "--short", "5", "--loads", "2", "--runs", "1"]
+"""Toy sizes for the smoke test (``run_all --quick``)."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     result = cli.parser(__doc__, runs=7)

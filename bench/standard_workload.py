@@ -33,6 +33,10 @@ RAW_COMMITS = "raw insert_one, our commit docs + indexes"
 ES_SQLITE = "eventsourcing, SQLite"
 
 
+QUICK = ["--accounts", "5", "--rounds", "2", "--runs", "1"]
+"""Toy sizes for the smoke test (``run_all --quick``)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     result = cli.parser(__doc__, runs=5)
     result.add_argument("--accounts", type=int, default=200, help="N accounts")

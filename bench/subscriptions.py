@@ -36,6 +36,10 @@ from bench.wsclient import Subscriber
 WATCH = "subscription Watch($id: ID!) { accountChanged(id: $id) { version balance } }"
 
 
+QUICK = ["--subscribers", "5", "--rate", "5", "--seconds", "1", "--runs", "1", "--drain", "5"]
+"""Toy sizes for the smoke test (``run_all --quick``)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     result = cli.parser(__doc__, runs=3)
     result.add_argument("--subscribers", type=int, default=1000, help="WebSocket subscribers")

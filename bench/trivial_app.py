@@ -9,12 +9,14 @@ the same uvicorn settings as ``server.py`` (``bench/servers.py``).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 import strawberry
 from starlette.applications import Starlette
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
+from strawberry.extensions import ParserCache, ValidationCache
 
 _versions: dict[str, int] = {}
 
@@ -66,5 +68,10 @@ class Mutation:
         )
 
 
-schema = strawberry.Schema(query=Query, mutation=Mutation)
+# The service's schema caches parsed and validated documents; so does the ceiling.
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    extensions=[partial(ParserCache, maxsize=256), partial(ValidationCache, maxsize=256)],
+)
 app = Starlette(routes=[Route("/graphql", GraphQL(schema), methods=["GET", "POST"])])
