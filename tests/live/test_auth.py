@@ -1,0 +1,137 @@
+"""Subscriptions in jwt mode: own accounts and transfers, events for admins, bad tokens refused."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import jwt
+import pytest
+from gql import Client, GraphQLRequest
+from gql.transport.exceptions import TransportQueryError
+from gql.transport.websockets import WebsocketsTransport
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from application.ids import new_account_id, new_transfer_id
+from domain.account_messages import Deposit, OpenAccount
+from domain.transfer_messages import RequestTransfer
+from schema.auth import AuthSettings
+from tests.live.harness import Served, serve
+from tests.live.helpers import take
+
+SECRET = "test-secret-for-live-subscriptions-0123456789"
+FORGED = "not-the-secret-but-just-as-long-0123456789"
+PROTOCOLS = [WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL, WebsocketsTransport.APOLLO_SUBPROTOCOL]
+ACCOUNT = "subscription ($id: ID!) { accountChanged(id: $id) { id owner version } }"
+TRANSFER = "subscription ($id: ID!) { transferChanged(id: $id) { id status } }"
+EVENTS = "subscription { events(after: 0) { position } }"
+LEDGER = "subscription { ledgerChanged { currency } }"
+
+
+def token(sub: str, *roles: str, ttl: float = 600, secret: str = SECRET) -> str:
+    claims = {"sub": sub, "roles": list(roles), "exp": int(time.time() + ttl)}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    async with serve(auth=AuthSettings(mode="jwt", jwt_secret=SECRET)) as running:
+        yield running
+
+
+@pytest.fixture
+async def accounts(served: Served) -> dict[str, str]:
+    """alice's and bob's accounts and a transfer from alice to bob, all projected."""
+    ids = {"alice": new_account_id(), "bob": new_account_id(), "transfer": new_transfer_id()}
+    for owner in ("alice", "bob"):
+        await served.service.handle(OpenAccount(ids[owner], owner, "EUR"))
+    await served.service.handle(Deposit(ids["alice"], 1000))
+    await served.service.handle(RequestTransfer(ids["transfer"], ids["alice"], ids["bob"], 100))
+    await served.live.feed.wait_for(await served.store.head_position(), within=10)
+    return ids
+
+
+async def first(url: str, protocol: str, jwt_token: str, text: str, **variables: Any) -> Any:
+    """The first message of a subscription made with ``jwt_token`` (or its error)."""
+    transport = WebsocketsTransport(
+        url=url, subprotocols=[protocol], init_payload={"Authorization": f"Bearer {jwt_token}"}
+    )
+    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+        stream = session.subscribe(GraphQLRequest(text, variable_values=variables))
+        try:
+            return (await take(stream, 1, within=10))[0]
+        finally:
+            await stream.aclose()
+
+
+async def refused(url: str, protocol: str, jwt_token: str, text: str, **variables: Any) -> str:
+    with pytest.raises(TransportQueryError) as failure:
+        await first(url, protocol, jwt_token, text, **variables)
+    errors = failure.value.errors or [{}]
+    return str(errors[0].get("extensions", {}).get("code"))
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_users_subscribe_only_to_their_own_accounts(
+    served: Served, accounts: dict[str, str], protocol: str
+) -> None:
+    alice = token("alice")
+    got = await first(served.url, protocol, alice, ACCOUNT, id=accounts["alice"])
+    assert got["accountChanged"]["owner"] == "alice"
+    assert await refused(served.url, protocol, alice, ACCOUNT, id=accounts["bob"]) == "FORBIDDEN"
+    missing = new_account_id()
+    assert await refused(served.url, protocol, alice, ACCOUNT, id=missing) == "FORBIDDEN"
+    admin = token("root", "admin")
+    got = await first(served.url, protocol, admin, ACCOUNT, id=accounts["bob"])
+    assert got["accountChanged"]["owner"] == "bob"
+
+
+async def test_transfers_are_visible_to_both_sides_only(
+    served: Served, accounts: dict[str, str]
+) -> None:
+    protocol, transfer_id = PROTOCOLS[0], accounts["transfer"]
+    for user in ("alice", "bob"):
+        got = await first(served.url, protocol, token(user), TRANSFER, id=transfer_id)
+        assert got["transferChanged"]["id"] == transfer_id
+    carol = token("carol")
+    assert await refused(served.url, protocol, carol, TRANSFER, id=transfer_id) == "FORBIDDEN"
+
+
+async def test_the_event_stream_is_for_admins(served: Served, accounts: dict[str, str]) -> None:
+    protocol = PROTOCOLS[1]
+    assert await refused(served.url, protocol, token("alice"), EVENTS) == "FORBIDDEN"
+    got = await first(served.url, protocol, token("root", "admin"), EVENTS)
+    assert got["events"]["position"] == 1
+    ledger = await first(served.url, protocol, token("alice"), LEDGER)
+    assert ledger["ledgerChanged"] == [{"currency": "EUR"}]
+
+
+async def _read_until_closed(ws: ClientConnection) -> None:
+    for _ in range(3):  # graphql-ws sends connection_error before closing
+        await ws.recv()
+
+
+async def _closed_with(url: str, protocol: str, params: dict[str, Any]) -> int | None:
+    """Send connection_init with ``params``; the close code the server answers with."""
+    async with connect(url, subprotocols=[protocol]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": params}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await _read_until_closed(ws)
+        return closed.value.rcvd.code if closed.value.rcvd else None
+
+
+@pytest.mark.parametrize(
+    ("protocol", "code"), [("graphql-transport-ws", 4403), ("graphql-ws", 1011)]
+)
+async def test_missing_expired_or_forged_tokens_are_refused(protocol: str, code: int) -> None:
+    async with serve(auth=AuthSettings(mode="jwt", jwt_secret=SECRET)) as served:
+        for params in (
+            {},
+            {"Authorization": f"Bearer {token('alice', ttl=-60)}"},
+            {"token": token("alice", "admin", secret=FORGED)},
+        ):
+            assert await _closed_with(served.url, protocol, params) == code
+        assert served.hub.subscriber_count() == 0
