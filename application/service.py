@@ -28,27 +28,24 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from application.cache import AggregateCache
 from application.context import CommandContext
 from application.dedupe import CommandDeduplicator
 from application.errors import ConcurrencyConflict
 from application.ids import new_event_id
-from application.loading import AnyDecider, Rehydrator
+from application.loading import AnyDecider
 from application.outcomes import CommandOutcome, HistoryEntry, Loaded
 from application.rejections import RejectionCodes
+from application.repository import Repository
 from application.retry import Backoff
-from application.snapshots import SnapshotWriter, snapshot_due
+from application.writing import CommitWriter
 from domain.aggregate import DomainError
 from domain.codec import EventRegistry
 from domain.errors import ERROR_TYPES
 from store.protocol import (
-    AppendResult,
     CommandLog,
-    CommitMetadata,
     ConcurrencyError,
     DuplicateCommandError,
     EventStore,
-    NewEvent,
     SnapshotStore,
 )
 
@@ -83,13 +80,10 @@ class ApplicationService:
         rejection_types: Iterable[type[DomainError]] | None = None,
         event_ids: Callable[[], str] = new_event_id,
     ) -> None:
-        if max_attempts < 1 or snapshot_every < 0:
-            raise ValueError("max_attempts must be >= 1 and snapshot_every >= 0")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
         self._store = store
-        self._registry = registry
         self._deciders = dict(deciders)
-        self._by_type = {d.stream_type: d for d in self._deciders.values()}
-        self._snapshot_every = snapshot_every
         self._max_attempts = max_attempts
         self._backoff = backoff or Backoff()
         self._dedupe = CommandDeduplicator(
@@ -97,10 +91,16 @@ class ApplicationService:
             command_log,
             RejectionCodes(ERROR_TYPES.values() if rejection_types is None else rejection_types),
         )
-        self._event_ids = event_ids
-        self._loader = Rehydrator(store, snapshots, registry)
-        self._cache = AggregateCache(cache_size)
-        self.snapshots = SnapshotWriter(snapshots)
+        self._writer = CommitWriter(store, registry, event_ids)
+        self._repository = Repository(
+            store,
+            snapshots,
+            registry,
+            self._deciders.values(),
+            snapshot_every=snapshot_every,
+            cache_size=cache_size,
+        )
+        self.snapshots = self._repository.writer
 
     # -- commands -----------------------------------------------------------------
 
@@ -131,23 +131,25 @@ class ApplicationService:
     async def _decide_and_append(
         self, decider: AnyDecider, stream_id: str, command: Any, context: CommandContext
     ) -> CommandOutcome:
-        loaded = self._cache.get((decider.stream_type, stream_id))
+        loaded = self._repository.cached(decider, stream_id)
         fresh = loaded is None
         if loaded is None:
-            loaded = await self._current(decider, stream_id)
+            loaded = await self._repository.current(decider, stream_id)
         for attempt in range(1, self._max_attempts + 1):
             loaded, events = await self._decide(decider, stream_id, command, context, loaded, fresh)
             if not events:
                 return CommandOutcome(stream_id, loaded.version)
             try:
-                result = await self._append(decider, stream_id, loaded.version, events, context)
+                result = await self._writer.append(
+                    decider, stream_id, loaded.version, events, context
+                )
             except DuplicateCommandError as twin:
                 return await self._dedupe.twin_outcome(twin.command_id)
             except ConcurrencyError as conflict:
                 await self._after_conflict(stream_id, conflict, context, attempt)
-                loaded, fresh = await self._current(decider, stream_id, loaded), True
+                loaded, fresh = await self._repository.current(decider, stream_id, loaded), True
                 continue
-            self._committed(decider, stream_id, loaded, events, result)
+            self._repository.committed(decider, stream_id, loaded, events, result.version)
             return CommandOutcome(stream_id, result.version, result.events)
         raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
 
@@ -195,33 +197,10 @@ class ApplicationService:
 
         If the stream did not move, ``rejection`` (made on ``cached``) stands.
         """
-        current = await self._current(decider, stream_id, cached)
+        current = await self._repository.current(decider, stream_id, cached)
         if rejection is not None and current.version == cached.version:
             raise rejection
         return await self._decide(decider, stream_id, command, context, current, True)
-
-    async def _append(
-        self,
-        decider: AnyDecider,
-        stream_id: str,
-        expected_version: int,
-        events: Sequence[Any],
-        context: CommandContext,
-    ) -> AppendResult:
-        new_events = [self._new_event(event) for event in events]
-        metadata = CommitMetadata(
-            command_id=context.command_id,
-            correlation_id=context.correlation_id,
-            causation_id=context.causation_id,
-            actor=context.actor,
-        )
-        return await self._store.append(
-            stream_id, decider.stream_type, expected_version, new_events, metadata
-        )
-
-    def _new_event(self, event: Any) -> NewEvent:
-        encoded = self._registry.encode(event)
-        return NewEvent(self._event_ids(), encoded.type, encoded.data, encoded.schema_version)
 
     async def _after_conflict(
         self,
@@ -239,23 +218,7 @@ class ApplicationService:
             actual = await self._store.stream_version(stream_id)
         raise ConcurrencyConflict(stream_id, conflict.expected_version, actual) from conflict
 
-    def _committed(
-        self,
-        decider: AnyDecider,
-        stream_id: str,
-        loaded: Loaded,
-        events: Sequence[Any],
-        result: AppendResult,
-    ) -> None:
-        """Cache the state after the commit and snapshot it when one is due."""
-        state = loaded.state
-        for event in events:
-            state = decider.evolve(state, event)
-        self._cache.put((decider.stream_type, stream_id), state, result.version)
-        if snapshot_due(self._snapshot_every, loaded.version, result.version):
-            self.snapshots.schedule(decider, stream_id, state, result.version)
-
-    # -- queries --------------------------------------------------------------------
+    # -- queries ------------------------------------------------------------------
 
     async def load(
         self,
@@ -267,27 +230,15 @@ class ApplicationService:
     ) -> Loaded:
         """The aggregate's state now, as of a stream version, or as of a moment.
 
-        ``at_version`` beyond the stream's end gives its current state; the
-        returned ``version`` is always the last event actually folded in.
-        ``as_of`` must be timezone-aware.
+        ``stream_type_or_decider`` is a decider or its ``stream_type``
+        ("account"). ``at_version`` beyond the stream's end gives its current
+        state; the returned ``version`` is always the last event folded in (0:
+        none). ``as_of`` must be timezone-aware. Past states use the latest
+        usable snapshot at or below the target.
         """
-        decider = self._resolve(stream_type_or_decider)
-        if at_version is not None and as_of is not None:
-            raise ValueError("give at_version or as_of, not both")
-        if as_of is not None:
-            if as_of.tzinfo is None:
-                raise ValueError("as_of must be timezone-aware")
-            at_version = await self._store.version_at(stream_id, as_of)
-        if at_version is None:
-            return await self._current(decider, stream_id)
-        if at_version < 0:
-            raise ValueError("at_version must be >= 0")
-        cached = self._cache.get((decider.stream_type, stream_id))
-        if cached is not None and cached.version <= at_version:
-            loaded, _ = await self._loader.catch_up(decider, stream_id, cached, at_version)
-        else:
-            loaded, _ = await self._loader.load(decider, stream_id, at_version)
-        return loaded
+        return await self._repository.load(
+            stream_type_or_decider, stream_id, at_version=at_version, as_of=as_of
+        )
 
     async def history(
         self,
@@ -297,38 +248,9 @@ class ApplicationService:
         to_version: int | None = None,
     ) -> list[HistoryEntry]:
         """Every event of the stream (up to ``to_version``) with the state right after it."""
-        decider = self._resolve(stream_type_or_decider)
-        return await self._loader.history(decider, stream_id, to_version)
-
-    def _resolve(self, stream_type_or_decider: str | AnyDecider) -> AnyDecider:
-        if not isinstance(stream_type_or_decider, str):
-            return stream_type_or_decider
-        decider = self._by_type.get(stream_type_or_decider)
-        if decider is None:
-            raise LookupError(f"no decider for stream type {stream_type_or_decider!r}")
-        return decider
-
-    async def _current(
-        self, decider: AnyDecider, stream_id: str, known: Loaded | None = None
-    ) -> Loaded:
-        """The stream's current state, cached afterwards.
-
-        Starts from ``known`` (a state this caller already holds, possibly
-        stale) or the cached entry, and reads only the events after it; else
-        loads the latest usable snapshot and the events after that. A stale
-        entry is thus replaced by its caught-up successor, never re-read whole.
-        """
-        key = (decider.stream_type, stream_id)
-        start = known or self._cache.get(key)
-        if start is not None:
-            loaded, _ = await self._loader.catch_up(decider, stream_id, start)
-        else:
-            loaded, replayed = await self._loader.load(decider, stream_id)
-            if self._snapshot_every and replayed >= self._snapshot_every:
-                # No usable snapshot (lost, or of an old shape): write one now.
-                self.snapshots.schedule(decider, stream_id, loaded.state, loaded.version)
-        self._cache.put(key, loaded.state, loaded.version)
-        return loaded
+        return await self._repository.history(
+            stream_type_or_decider, stream_id, to_version=to_version
+        )
 
     # -- lifecycle ------------------------------------------------------------------
 
