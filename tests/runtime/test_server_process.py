@@ -1,0 +1,143 @@
+"""``python server.py`` as a real process: endpoints, a graceful stop, the database stopped last."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import websockets
+from websockets.typing import Subprotocol
+
+from tests.runtime.processes import ServerProcess, running_server
+
+pytestmark = pytest.mark.e2e
+
+OPEN = 'mutation { openAccount(input: {owner: "olga", currency: "EUR"}) { __typename ... on AccountPayload { account { id } version } } }'  # noqa: E501
+
+
+def _graphql(server: ServerProcess, query: str, **headers: str) -> Any:
+    response = httpx.post(server.url + "/graphql", json={"query": query}, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _wait_ready(server: ServerProcess, timeout: float = 30.0) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        response = httpx.get(server.url + "/readyz")
+        body = response.json()
+        if response.status_code == 200:
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"never ready: {body}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in _status(pid)
+
+
+def _status(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except FileNotFoundError:
+        return "zombie"
+
+
+async def _subscribe_then_wait_for_close(url: str, started: asyncio.Event) -> int | None:
+    """Subscribe to events over graphql-transport-ws; return the close code the server sends."""
+    async with websockets.connect(
+        url.replace("http", "ws") + "/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]
+    ) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        query = "subscription { events(after: 0) { position type } }"
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+        assert json.loads(await ws.recv())["type"] == "next"
+        started.set()
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), 30)
+        except websockets.ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd is not None else None
+
+
+def _exercise_endpoints(server: ServerProcess) -> str:
+    """Health, readiness, GraphiQL, one mutation, metrics, request ids; returns the account id."""
+    assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
+    checks = _wait_ready(server)["checks"]
+    assert isinstance(checks, dict)
+    assert {"database", "sequencer", "consumer:accounts"} <= set(checks)
+    page = httpx.get(server.url + "/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 200
+    assert "graphiql" in page.text.lower()
+    opened = _graphql(server, OPEN)["data"]["openAccount"]
+    assert opened["version"] == 1
+    metrics = httpx.get(server.url + "/metrics").text
+    assert 'ledger_commands_total{outcome="ok",type="OpenAccount"} 1.0' in metrics
+    assert "ledger_graphql_operations_total" in metrics
+    assert "ledger_consumer_lag_events" in metrics
+    echoed = httpx.get(server.url + "/healthz", headers={"x-request-id": "abc-1"})
+    assert echoed.headers["x-request-id"] == "abc-1"
+    return str(opened["account"]["id"])
+
+
+async def test_serves_stops_gracefully_and_keeps_data(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        account = await asyncio.to_thread(_exercise_endpoints, server)
+        nx_pid = int((tmp_path / "data" / "nx-27017.pid").read_text())
+        started = asyncio.Event()
+        watcher = asyncio.create_task(_subscribe_then_wait_for_close(server.url, started))
+        await asyncio.wait_for(started.wait(), 20)
+        async with httpx.AsyncClient() as client:
+            assert "ledger_subscriptions 1.0" in (await client.get(server.url + "/metrics")).text
+        code = await asyncio.to_thread(server.stop)
+        close_code = await asyncio.wait_for(watcher, 20)
+
+    assert code == 0, server.log()
+    assert close_code in (1001, 1012)
+    assert not _alive(nx_pid)
+    log = server.log()
+    assert log.index("shutting down") < log.index("embedded database stopped")
+    assert "Traceback" not in log
+
+    with running_server(tmp_path) as server:  # the same DATA_DIR: the data is still there
+        query = f'{{ account(id: "{account}") {{ owner version }} }}'
+        found = await asyncio.to_thread(_graphql, server, query)
+    assert found["data"] == {"account": {"owner": "olga", "version": 1}}
+
+
+def test_production_without_database_refuses_to_start(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="APP_ENV=production needs MONGODB_URL"):  # noqa: SIM117
+        with running_server(tmp_path, {"APP_ENV": "production"}):
+            pass
+
+
+def test_no_secret_or_token_reaches_the_log(tmp_path: Path) -> None:
+    secret = "jwt-secret-" + "k" * 40
+    token = jwt.encode({"sub": "olga", "roles": ["admin"], "exp": int(time.time()) + 600}, secret)
+    forged = jwt.encode({"sub": "mallory", "exp": int(time.time()) + 600}, "x" * 40)
+    env = {"AUTH_MODE": "jwt", "JWT_SECRET": secret, "STORE": "memory", "LOG_LEVEL": "DEBUG"}
+    with running_server(tmp_path, env) as server:
+        assert "errors" not in _graphql(server, OPEN, authorization=f"Bearer {token}")
+        query = {"query": "{ accounts { edges { cursor } } }"}
+        headers = {"authorization": f"Bearer {forged}"}
+        refused = httpx.post(server.url + "/graphql", json=query, headers=headers)
+        assert refused.status_code == 401
+        httpx.get(server.url + f"/graphql?token={token}&query=%7B__typename%7D")
+        httpx.get(server.url + "/healthz", headers={"authorization": f"Bearer {token}"})
+    log = server.log()
+    assert "/graphql?token=[REDACTED]" in log
+    for leaked in (secret, token, forged, token.split(".")[2]):
+        assert leaked not in log
