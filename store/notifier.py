@@ -41,15 +41,22 @@ class HeadNotifier:
 
         Returns the head as known then (which may still be ``<= position``).
         """
-        if self._head > position or timeout <= 0:
-            return self._head
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._head <= position:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await self._wait_once(remaining)
+        return self._head
+
+    async def _wait_once(self, seconds: float) -> None:
         waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            await asyncio.wait({waiter}, timeout=timeout)
+            await asyncio.wait({waiter}, timeout=seconds)
         finally:
             if not waiter.done():
                 waiter.cancel()
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
-        return self._head
