@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import TextIO
 
 from store.protocol import EventStore, RecordedEvent
 
+log = logging.getLogger(__name__)
 BATCH = 500
 
 
@@ -52,6 +54,7 @@ async def follow_events(
     events when given, else runs until cancelled. Returns the events printed.
     """
     position = await store.head_position() if after is None else max(after, 0)
+    log.info("following events after position %s", position)
     printed = 0
     while limit is None or printed < limit:
         wanted = BATCH if limit is None else min(BATCH, limit - printed)

@@ -1,0 +1,134 @@
+"""The ``ledger`` command line against a real embedded database.
+
+Most commands run in-process (``runtime.cli.main`` with an output stream),
+which is fast; ``--help`` and a following ``events tail`` run as real
+processes, the way an operator runs them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import subprocess
+import sys
+import tomllib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime.cli import main
+from tests.runtime.processes import ROOT, clean_env, run_cli
+
+
+@pytest.fixture
+def db_env(mongo_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """Settings for a fresh database on the session's embedded server."""
+    env = {"MONGODB_URL": mongo_url, "MONGODB_DATABASE": f"cli_{uuid.uuid4().hex[:10]}",
+           "POLL_INTERVAL_SECONDS": "0.05"}  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    return env
+
+
+@pytest.fixture(autouse=True)
+def keep_root_logging() -> Iterator[None]:
+    """``main`` installs its log handler on the root logger; put things back after."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def _run(*argv: str) -> str:
+    out = io.StringIO()
+    assert main(list(argv), out) == 0
+    return out.getvalue()
+
+
+def test_console_script_is_declared() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["ledger"] == "runtime.cli:main"
+
+
+def test_help_explains_every_command(tmp_path: Path) -> None:
+    done = run_cli("--help", env={}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for word in ("serve", "seed", "events", "projections", "MONGODB_URL", "examples:"):
+        assert word in done.stdout
+    for argv in (["events", "tail"], ["projections"], ["projections", "rebuild"], ["seed"]):
+        with pytest.raises(SystemExit) as exited:
+            main([*argv, "--help"])
+        assert exited.value.code == 0
+
+
+def test_bad_settings_are_reported_not_raised(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PORT", "not-a-port")
+    assert main(["projections", "status"]) == 2
+    assert "PORT:" in capsys.readouterr().err
+
+
+def test_seed_status_tail_and_rebuild(db_env: dict[str, str]) -> None:
+    seeded = _run("seed", "--wait", "30")
+    assert "seeded 5 accounts with 16 commands (0 already applied before)" in seeded
+    assert seeded.count(": COMPLETED") == 3
+    assert seeded.count(": FAILED") == 2
+    assert "(16 already applied before)" in _run("seed", "--wait", "5")
+
+    lines = _run("events", "tail", "--after", "0", "--no-follow").splitlines()
+    positions = [int(line.split()[0]) for line in lines]
+    assert positions == list(range(1, len(lines) + 1))
+    assert "AccountOpened" in lines[0]
+    assert len(_run("events", "tail", "--after", "0", "--limit", "3").splitlines()) == 3
+    first = json.loads(_run("events", "tail", "--after", "0", "--limit", "1", "--json"))
+    assert first["position"] == 1
+    assert first["correlation_id"] == "seed"
+
+    status = json.loads(_run("projections", "status", "--json"))
+    assert {row["name"] for row in status} == {
+        "accounts", "account_statement", "transfers", "ledger", "transfer_manager"
+    }  # fmt: skip
+    assert all(row["checkpoint"] == len(lines) for row in status)
+    table = _run("projections", "status")
+    assert table.startswith("CONSUMER")
+
+    rebuilt = _run("projections", "rebuild", "accounts")
+    assert f"rebuilt accounts: {len(lines)} events up to position {len(lines)}" in rebuilt
+
+
+def test_rebuild_of_an_unknown_projection_fails_clearly(
+    db_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["projections", "rebuild", "nonsense"], io.StringIO()) == 1
+    assert "nonsense" in capsys.readouterr().err
+
+
+def test_events_tail_follows_new_events(db_env: dict[str, str], tmp_path: Path) -> None:
+    """A real ``python -m runtime events tail`` prints events appended after it started."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runtime", "-v", "events", "tail", "--after", "0", "--limit", "2"],
+        cwd=tmp_path, env=clean_env(PYTHONPATH=str(ROOT), **db_env),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # ends at EOF if the process dies
+            if "following events after position 0" in line:
+                break
+        _run("seed", "--wait", "0")  # appends while the tail is following
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert process.returncode == 0, err
+    assert [line.split()[0] for line in out.splitlines()] == ["1", "2"]
