@@ -142,7 +142,7 @@ async def test_tampered_but_well_formed_id_is_account_not_found(
     ],
 )
 async def test_huge_or_odd_strings_are_invalid_input(
-    wiring: Wiring, fields: dict[str, str], field: str
+    wiring: Wiring, fields: dict[str, Any], field: str
 ) -> None:
     result = await mutate(wiring, OPEN, **fields)
     assert (result["__typename"], result["field"]) == ("InvalidInput", field)
