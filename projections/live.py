@@ -138,6 +138,7 @@ class LiveReadModels:
         self._pending: dict[str, _Pending] = {}
         self._noted: dict[str, int] = {}  # in-process projector notes per topic
         self._published: dict[str, ReadModelChange] = {}
+        self._loading: dict[str, asyncio.Future[ReadModelChange]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         hub.on_topic_change(self._on_topic_change)
@@ -179,11 +180,34 @@ class LiveReadModels:
             pending.position = max(pending.position, position)
 
     async def current(self, topic: str) -> ReadModelChange:
-        """The document behind ``topic`` now (cached when nothing is pending)."""
+        """The document behind ``topic`` now, for a subscriber already subscribed to it.
+
+        Served from the last published change when nothing is pending. Many
+        subscribers arriving together share one read; a read that started
+        before this subscriber subscribed may miss a change published since,
+        so the newer of the read and the last published change is returned.
+        """
         cached = self._published.get(topic)
         if cached is not None and topic not in self._pending:
             return cached
-        return await self._load(topic)
+        change = await self._shared_load(topic)
+        latest = self._published.get(topic)
+        return latest if latest is not None and latest.position > change.position else change
+
+    async def _shared_load(self, topic: str) -> ReadModelChange:
+        task = self._loading.get(topic)
+        if task is None:
+            task = asyncio.ensure_future(self._load(topic))
+            self._loading[topic] = task
+            task.add_done_callback(lambda done: self._loaded(topic, done))
+        # Shielded: one subscriber giving up must not cancel the read for the others.
+        return await asyncio.shield(task)
+
+    def _loaded(self, topic: str, task: asyncio.Future[ReadModelChange]) -> None:
+        if self._loading.get(topic) is task:
+            del self._loading[topic]
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter may have gone away
 
     async def changes(self, topic: str) -> AsyncGenerator[ReadModelChange, None]:
         """The current document, then each newer one (latest-only when slow)."""

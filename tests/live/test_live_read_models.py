@@ -175,3 +175,16 @@ async def test_a_document_whose_projector_stalls_is_published_after_the_bound(
         await changes.aclose()
     finally:
         await live.stop()
+
+
+async def test_subscribers_arriving_together_share_one_read(
+    live: Live, documents: Documents
+) -> None:
+    documents.docs["account:account-a"] = {"version": 3, "position": 9}
+    streams = [live.changes("account:account-a") for _ in range(50)]
+    firsts = await asyncio.gather(*(take(stream, 1) for stream in streams))
+    assert {first[0].position for first in firsts} == {9}
+    assert documents.loads == 1
+    for stream in streams:
+        await stream.aclose()
+    assert live.hub.subscriber_count() == 0

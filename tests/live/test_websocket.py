@@ -13,6 +13,7 @@ from gql.transport.websockets import WebsocketsTransport
 
 from application.ids import new_account_id
 from domain.account_messages import Deposit, OpenAccount
+from schema.limits import Limits
 from tests.live.harness import Served, serve
 from tests.live.helpers import append, append_commit, take
 
@@ -129,3 +130,23 @@ async def test_closing_subscriptions_leaves_no_hub_subscriber(served: Served) ->
     async with asyncio.timeout(5):
         while served.hub.subscriber_count():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+async def test_subscriptions_per_connection_are_limited() -> None:
+    async with serve(limits=Limits(max_subscriptions_per_connection=2)) as served:
+        account_id = new_account_id()
+        await served.service.handle(OpenAccount(account_id, "gina", "EUR"))
+        async with client(served.url, PROTOCOLS[0]) as session:
+            watch = request(ACCOUNT_CHANGED, id=account_id)
+            open_ones = [session.subscribe(watch) for _ in range(2)]
+            for stream in open_ones:
+                await take(stream, 1)
+            third = session.subscribe(watch)
+            with pytest.raises(TransportQueryError, match="limit"):
+                await take(third, 1)
+            for stream in open_ones:
+                await stream.aclose()
+            # Closed ones free their slots.
+            again = session.subscribe(watch)
+            assert (await take(again, 1))[0]["accountChanged"]["id"] == account_id
+            await again.aclose()
