@@ -1,0 +1,134 @@
+"""``create_app`` served in-process by uvicorn on the in-memory store.
+
+Middleware (request ids, body limit), metrics (commands, GraphQL operations,
+WebSocket connections and subscriptions) and readiness, over a real socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+import websockets
+from websockets.typing import Subprotocol
+
+from runtime.embedded import free_port
+from runtime.settings import load_settings
+from server import create_app
+
+OPEN = 'mutation { openAccount(input: {owner: "ana", currency: "EUR"}) { ... on AccountPayload { account { id } } } }'  # noqa: E501
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    settings = load_settings(None, store="memory", max_body_bytes=2048, port=free_port())
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port,
+                            log_config=None, lifespan="on")  # fmt: skip
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}") as http:
+            yield http
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+async def _graphql(client: httpx.AsyncClient, query: str) -> Any:
+    response = await client.post("/graphql", json={"query": query})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def _metric(client: httpx.AsyncClient, line_start: str) -> float:
+    for line in (await client.get("/metrics")).text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def _open(client: httpx.AsyncClient) -> str:
+    return str((await _graphql(client, OPEN))["data"]["openAccount"]["account"]["id"])
+
+
+async def test_ready_on_the_memory_store(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert "database" not in response.json()["checks"]
+
+
+async def test_request_ids_are_kept_or_made(client: httpx.AsyncClient) -> None:
+    kept = await client.get("/healthz", headers={"x-request-id": "req-42"})
+    assert kept.headers["x-request-id"] == "req-42"
+    made = await client.get("/healthz", headers={"x-request-id": "bad id with spaces"})
+    assert len(made.headers["x-request-id"]) == 32
+
+
+async def test_oversized_bodies_get_413_and_the_server_keeps_serving(
+    client: httpx.AsyncClient,
+) -> None:
+    big = {"query": "{ __typename }", "variables": {"pad": "x" * 4096}}
+    assert (await client.post("/graphql", json=big)).status_code == 413
+
+    async def chunks() -> AsyncIterator[bytes]:  # no content-length: counted while streaming
+        for _ in range(4):
+            yield b"x" * 1024
+
+    headers = {"content-type": "application/json"}
+    streamed = await client.post("/graphql", content=chunks(), headers=headers)
+    assert streamed.status_code == 413
+    assert await _graphql(client, "{ __typename }") == {"data": {"__typename": "Query"}}
+
+
+async def test_commands_and_operations_are_counted(client: httpx.AsyncClient) -> None:
+    account = await _open(client)
+    deposit = f'mutation {{ deposit(input: {{accountId: "{account}", amount: "5.00"}}) {{ __typename }} }}'  # noqa: E501
+    assert (await _graphql(client, deposit))["data"]["deposit"]["__typename"] == "AccountPayload"
+    withdraw = deposit.replace("deposit", "withdraw").replace("5.00", "99.00")
+    rejected = await _graphql(client, withdraw)
+    assert rejected["data"]["withdraw"]["__typename"] == "InsufficientFunds"
+    assert await _metric(client, 'ledger_commands_total{outcome="ok",type="Deposit"}') == 1
+    assert await _metric(client, 'ledger_commands_total{outcome="rejected",type="Withdraw"}') == 1
+    assert await _metric(client, 'ledger_append_seconds_count{stream_type="account"}') == 2
+    await _graphql(client, "query Named { __typename }")
+    assert await _metric(client, 'ledger_graphql_operations_total{name="Named",outcome="ok"') == 1
+    await client.post("/graphql", json={"query": "{ nope }"})
+    errors = 'ledger_graphql_operations_total{name="anonymous",outcome="error"'
+    assert await _metric(client, errors) >= 1
+
+
+async def test_websocket_connections_and_subscriptions_are_counted(
+    client: httpx.AsyncClient,
+) -> None:
+    account = await _open(client)
+    url = str(client.base_url).replace("http", "ws") + "/graphql"
+    protocol = [Subprotocol("graphql-transport-ws")]
+    async with websockets.connect(url, subprotocols=protocol) as ws:
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        query = f'subscription {{ accountChanged(id: "{account}") {{ version }} }}'
+        await ws.send(json.dumps({"id": "a", "type": "subscribe", "payload": {"query": query}}))
+        first = json.loads(await ws.recv())
+        assert first["payload"]["data"]["accountChanged"]["version"] == 1
+        assert await _metric(client, "ledger_websocket_connections ") == 1
+        assert await _metric(client, "ledger_subscriptions ") == 1
+        await ws.send(json.dumps({"id": "a", "type": "complete"}))
+        await _settle(client, "ledger_subscriptions ", 0)
+    await _settle(client, "ledger_websocket_connections ", 0)
+
+
+async def _settle(client: httpx.AsyncClient, metric: str, value: float) -> None:
+    for _ in range(100):
+        if await _metric(client, metric) == value:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{metric} never became {value}")
