@@ -280,6 +280,8 @@ class Consumer:
         if held and not self._holding:
             await self._take_over(checkpoint.position)
         elif not held:
+            if self._holding:
+                log.warning("consumer %s: lost its lease (%s); standing by", self.name, self.owner)
             self._holding = False
             self.state = STANDBY
         self._renewed_at = time.monotonic()

@@ -39,7 +39,7 @@ async def send_transfers(
     plan: list[tuple[str, str, int]] = []
     for _ in range(count):
         source, target = rng.sample(accounts, 2)
-        plan.append((source, target, rng.randint(1, 6_000)))
+        plan.append((source, target, rng.randint(1, 2_500)))
 
     async def client(part: list[tuple[str, str, int]]) -> None:
         for source, target, amount in part:
@@ -66,18 +66,30 @@ async def send_cash(
         ledger.withdrawn[currencies[account]] += amount
 
 
-async def run_bank(
-    world: World, group: ConsumerGroup, *, accounts: int, transfers: int, cash: int, seed: int
-) -> Ledger:
-    rng = random.Random(seed)
-    ledger = Ledger()
-    currencies = await open_accounts(world, accounts, ledger)
-    group.start()
+async def run_clients(
+    world: World,
+    currencies: dict[str, str],
+    ledger: Ledger,
+    *,
+    transfers: int,
+    cash: int,
+    seed: int,
+) -> None:
+    """Transfers from four clients racing deposits and withdrawals from two more."""
     await asyncio.gather(
-        send_transfers(world, list(currencies), transfers, rng, ledger),
+        send_transfers(world, list(currencies), transfers, random.Random(seed), ledger),
         send_cash(world, currencies, cash // 2, random.Random(seed + 1), ledger),
         send_cash(world, currencies, cash - cash // 2, random.Random(seed + 2), ledger),
     )
+
+
+async def run_bank(
+    world: World, group: ConsumerGroup, *, accounts: int, transfers: int, cash: int, seed: int
+) -> Ledger:
+    ledger = Ledger()
+    currencies = await open_accounts(world, accounts, ledger)
+    group.start()
+    await run_clients(world, currencies, ledger, transfers=transfers, cash=cash, seed=seed)
     await settle(group, world.store, timeout=120)
     return ledger
 
