@@ -25,11 +25,16 @@ class CommandDeduplicator:
         self._codes = codes
 
     async def previous_outcome(self, command_id: str) -> CommandOutcome | None:
-        """The recorded outcome of ``command_id``: its commit, or raise its rejection."""
-        commit = await self._store.find_command(command_id)
+        """The recorded outcome of ``command_id``: its commit, or raise its rejection.
+
+        Both are looked up at once (one round trip of latency, not two); a
+        commit wins over a rejection (see ``settle_rejection``).
+        """
+        commit, rejection = await asyncio.gather(
+            self._store.find_command(command_id), self._log.find_rejection(command_id)
+        )
         if commit is not None:
             return duplicate(commit)
-        rejection = await self._log.find_rejection(command_id)
         if rejection is not None:
             raise self._codes.rebuild(rejection)
         return None

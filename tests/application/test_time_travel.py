@@ -128,3 +128,16 @@ async def _check_targets(moves: list[int], targets: list[int], every: int) -> No
             await cold.load("account", account_id, as_of=moment),
         ):
             assert (loaded.version, loaded.state) == (expected_version, expected)
+
+
+async def test_a_past_state_starts_from_the_snapshot_at_or_below_it(backend: Backend) -> None:
+    writer = backend.service(snapshot_every=5)
+    account_id = await build_account(writer, [1] * 11)  # versions 1..12, snapshots at 5 and 10
+    counting, store = backend.counted()
+    reader = counting.service(cache_size=0)
+
+    past = await reader.load("account", account_id, at_version=8)
+
+    assert (past.version, past.state.balance) == (8, 7)
+    assert store.events_read == 3  # versions 6..8 on top of the snapshot at 5
+    assert past.state == await replayed(backend.store, account_id, 8)
