@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
+from pymongo.asynchronous.database import AsyncDatabase
 
 from projections.catalog import PROJECTORS, projector_factories
 from projections.consumer import EventHandler
@@ -12,6 +14,7 @@ from projections.readmodels import AccountsView
 from projections.rebuild import Rebuilder, RebuildError
 from projections.status import StatusReporter, rebuild_lease_name
 from store.protocol import RecordedEvent
+from tests.projections.mongo_world import mongo_world
 from tests.projections.world import FAST, World, dump, memory_world, rebuilt, settle
 
 
@@ -132,3 +135,27 @@ async def test_rebuild_without_a_running_consumer_sets_its_checkpoint() -> None:
     assert result.events == 2
     assert (await world.checkpoints.load("ledger")).position == 2
     assert (await dump(world.documents))["ledger"][0]["total_balance"] == 10
+
+
+async def test_rebuild_on_the_embedded_database(mongo_db: AsyncDatabase[dict[str, Any]]) -> None:
+    async with mongo_world(mongo_db) as world:
+        group = world.group()
+        group.start()
+        try:
+            accounts = [await world.open_account(f"o{i}", deposit=1_000) for i in range(3)]
+            for i in range(4):
+                await world.transfer(accounts[i % 3], accounts[(i + 1) % 3], 10 + i)
+            await settle(group, world.store)
+            incremental = await dump(world.documents)
+            assert incremental == await rebuilt(world.store)
+            runner = rebuilder(world)
+            for name in PROJECTORS:
+                await runner.rebuild(name)
+            assert await dump(world.documents) == incremental
+            await world.deposit(accounts[0], 5)
+            await settle(group, world.store)
+            assert await dump(world.documents) == await rebuilt(world.store)
+            names = await mongo_db.list_collection_names()
+            assert not set(PROJECTORS) & set(names)  # the old collections were dropped
+        finally:
+            await group.stop()
