@@ -1,0 +1,127 @@
+"""End to end: the real server process, driven by the `gql` client over HTTP and WebSockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from gql import Client, GraphQLRequest
+from gql.transport.httpx import HTTPXAsyncTransport
+from gql.transport.websockets import WebsocketsTransport
+
+from tests.e2e.server import Server
+
+pytestmark = pytest.mark.e2e
+
+PROTOCOLS = ["graphql-transport-ws", "graphql-ws"]
+OPEN = """mutation($owner: String!) {
+  openAccount(input: {owner: $owner, currency: "EUR"}) {
+    __typename ... on AccountPayload { accountId version position } } }"""
+DEPOSIT = """mutation($id: ID!, $amount: Decimal!) {
+  deposit(input: {accountId: $id, amount: $amount}) {
+    __typename ... on AccountPayload { version position account { balance } }
+    ... on Error { message } } }"""
+WITHDRAW = """mutation($id: ID!, $amount: Decimal!) {
+  withdraw(input: {accountId: $id, amount: $amount}) {
+    __typename ... on AccountPayload { version account { balance } }
+    ... on InsufficientFunds { balance requested } } }"""
+ACCOUNT = """query($id: ID!, $v: Int!) {
+  account(id: $id, consistency: {streamId: $id, version: $v}) { balance version status } }"""
+ACCOUNT_CHANGED = "subscription($id: ID!) { accountChanged(id: $id) { balance version position } }"
+EVENTS = """subscription($after: Int) {
+  events(after: $after) { position streamId version type data } }"""
+
+
+@asynccontextmanager
+async def http_session(server: Server) -> AsyncIterator[Any]:
+    client = Client(transport=HTTPXAsyncTransport(url=server.http, timeout=30))
+    async with client as session:
+        yield session
+
+
+@asynccontextmanager
+async def ws_session(
+    server: Server, protocol: str, init: dict[str, Any] | None = None
+) -> AsyncIterator[Any]:
+    transport = WebsocketsTransport(url=server.ws, subprotocols=[protocol], init_payload=init)
+    async with Client(transport=transport) as session:
+        yield session
+
+
+async def run(session: Any, query: str, **variables: Any) -> dict[str, Any]:
+    result: dict[str, Any] = await session.execute(GraphQLRequest(query, variable_values=variables))
+    return result
+
+
+async def open_account(session: Any, owner: str = "e2e") -> str:
+    result = (await run(session, OPEN, owner=owner))["openAccount"]
+    assert result["__typename"] == "AccountPayload", result
+    return str(result["accountId"])
+
+
+async def test_mutations_and_queries_over_http(server: Server) -> None:
+    async with http_session(server) as session:
+        account_id = await open_account(session)
+        deposited = (await run(session, DEPOSIT, id=account_id, amount="10.25"))["deposit"]
+        assert deposited["account"]["balance"] == "10.25"
+        refused = (await run(session, WITHDRAW, id=account_id, amount="11"))["withdraw"]
+        assert refused == {
+            "__typename": "InsufficientFunds",
+            "balance": "10.25",
+            "requested": "11.00",
+        }
+        withdrawn = (await run(session, WITHDRAW, id=account_id, amount="0.25"))["withdraw"]
+        assert withdrawn["version"] == 3
+        account = (await run(session, ACCOUNT, id=account_id, v=3))["account"]
+        assert account == {"balance": "10.00", "version": 3, "status": "OPEN"}
+
+
+async def take(stream: AsyncIterator[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    async for item in stream:
+        items.append(item)
+        if len(items) == count:
+            break
+    return items
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_account_changed_and_events_subscriptions(server: Server, protocol: str) -> None:
+    async with http_session(server) as http:
+        account_id = await open_account(http, f"sub-{protocol}")
+        opened_at = (await run(http, ACCOUNT, id=account_id, v=1))["account"]["version"]
+        assert opened_at == 1
+        async with ws_session(server, protocol) as ws:
+            changes = ws.subscribe(
+                GraphQLRequest(ACCOUNT_CHANGED, variable_values={"id": account_id})
+            )
+            first = await asyncio.wait_for(anext(changes), 20)
+            assert (first["accountChanged"]["balance"], first["accountChanged"]["version"]) == (
+                "0.00",
+                1,
+            )
+            await run(http, DEPOSIT, id=account_id, amount="1")
+            await run(http, DEPOSIT, id=account_id, amount="2")
+            seen = [first]
+            while seen[-1]["accountChanged"]["version"] < 3:
+                seen.append(await asyncio.wait_for(anext(changes), 20))
+            assert seen[-1]["accountChanged"]["balance"] == "3.00"
+            assert seen[-1]["accountChanged"]["position"] is not None
+            await changes.aclose()
+
+            events = ws.subscribe(GraphQLRequest(EVENTS, variable_values={"after": 0}))
+            received: list[dict[str, Any]] = []
+            while not any(
+                e["events"]["streamId"] == account_id and e["events"]["version"] == 3
+                for e in received
+            ):
+                received.append(await asyncio.wait_for(anext(events), 20))
+                assert len(received) < 10_000
+            positions = [e["events"]["position"] for e in received]
+            assert positions == list(range(1, len(positions) + 1))
+            mine = [e["events"]["type"] for e in received if e["events"]["streamId"] == account_id]
+            assert mine == ["AccountOpened", "MoneyDeposited", "MoneyDeposited"]
+            await events.aclose()
