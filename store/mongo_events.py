@@ -3,7 +3,8 @@
 Works with PyMongo's async client and with Motor (see ``store.driver``) on any
 MongoDB-compatible server, relying only on single-document atomic writes and
 unique indexes (DESIGN.md section 2). Positions are stamped afterwards by the
-sequencer (``store.stamping``); ``sequence()`` runs one pass of it.
+sequencer (``store.stamping``, which also uses the ``positions`` collection);
+``sequence()`` runs one pass of it.
 """
 
 from __future__ import annotations
@@ -47,9 +48,15 @@ class MongoEventStore:
     """
 
     def __init__(
-        self, database: Database, *, collection: str = "events", clock: Clock = utc_now
+        self,
+        database: Database,
+        *,
+        collection: str = "events",
+        positions: str = "positions",
+        clock: Clock = utc_now,
     ) -> None:
         self.collection: Collection = database[collection]
+        self.positions: Collection = database[positions]
         self.notifier = HeadNotifier()
         self._clock = clock
         self._listeners: list[Callable[[], None]] = []
@@ -80,6 +87,8 @@ class MongoEventStore:
         await events.create_index(
             [("stream_id", ASCENDING), ("recorded_at", ASCENDING)], name="stream_recorded_at"
         )
+        await self.positions.create_index("commit", unique=True, name="commit")
+        await self.positions.create_index("position", unique=True, name="position")
 
     def add_append_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` after every successful append (the sequencer's wake-up)."""
@@ -190,7 +199,7 @@ class MongoEventStore:
         return head
 
     async def sequence(self) -> int:
-        stamped, head = await stamp_pending(self.collection)
+        stamped, head = await stamp_pending(self.collection, self.positions)
         self.notifier.advance(head)
         return stamped
 

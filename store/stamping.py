@@ -1,120 +1,120 @@
-"""One sequencer pass: stamp contiguous global positions on pending commits.
+"""One sequencer pass: give pending commits contiguous global positions.
 
-Safe without any lease, for any number of concurrent passes (the lease only
-avoids wasted work): a pass reads the head ``h`` *before* the backlog, then
-stamps its commits one ordered write at a time at ``h+1, h+1+k1, ...``, each
-write conditional on the commit still being pending, and stops at the first
-write that fails (duplicate position: someone else got there) or matches
-nothing (someone else stamped that commit). Each stamped position is therefore
-either the next free one or the start of an existing commit (which the unique
-position index refuses), so positions stay 1, 2, 3, ... without holes or
-overlaps. A bulk write could not stop at a write that matches nothing, which is
-why the writes are sent one by one.
+Positions are first *claimed* in the ``positions`` collection, then *copied*
+onto the commits in ``events``, where readers see them.
 
-Per-stream order: a commit is stamped only when every earlier commit of its
-stream is stamped or stamped earlier in the same pass.
+- Claim: ``{_id: first position, position: the same, commit: commit _id,
+  count: events}``, with unique indexes on ``commit`` and ``position`` (queries
+  sort on ``position``: nx-27017 orders integer ``_id`` values as strings).
+  A pass reads the claimed head ``H`` before the backlog and inserts its
+  claims at ``H+1, H+1+k1, ...`` with one ordered ``insert_many`` that stops
+  at the first failure: a taken position or an already claimed commit. An
+  insert never "matches nothing", so every successful claim starts right
+  after the previous successful one, or at ``H+1``, which is free or the
+  start of an existing claim (refused). Hence claims tile 1, 2, 3, ... with
+  no hole and no overlap, whatever number of passes race, lease or no lease.
+  (An ordered ``bulk_write`` of conditional updates cannot give this: an
+  update whose filter matches nothing does not stop the batch, and the next
+  write would then be placed on a guess.)
+- Copy: ``position`` is set (and the ``pending`` marker removed) on the commits
+  in position order with ordered writes, always starting from the lowest claim
+  not yet copied, so a reader that sees position p in ``events`` has seen every
+  position below it. Copies are idempotent (the claimed value is the only one
+  ever written), so a pass that died between claiming and copying is finished
+  by the next one. ``events.position`` keeps its unique index as a safety net.
+
+On a sharded cluster ``positions`` stays unsharded (DESIGN.md section 6).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.errors import BulkWriteError
 
-from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import PyMongoError
-
-from store.driver import Collection, Document, is_duplicate_key, to_list
+from store.backlog import in_stream_order, read_backlog
+from store.driver import Collection, Document, to_list
 from store.mongo_commits import PENDING, last_position
 
 DEFAULT_BATCH = 500
+_COPY_LIMIT = 5000
 
 
 async def read_head(events: Collection) -> int:
-    """The highest stamped position (0 when none)."""
-    doc = await events.find_one(
-        {"position": {"$gte": 1}},
-        sort=[("position", DESCENDING)],
-    )
+    """The highest position visible in ``events`` (0 when none)."""
+    doc = await events.find_one({"position": {"$gte": 1}}, sort=[("position", DESCENDING)])
     return 0 if doc is None else last_position(doc) or 0
 
 
-async def stamp_pending(events: Collection, batch: int = DEFAULT_BATCH) -> tuple[int, int]:
-    """Stamp up to ``batch`` pending commits; return (commits stamped, head afterwards)."""
-    head = await read_head(events)
-    cursor = events.find({PENDING: {"$gte": 0}}).sort(PENDING, ASCENDING).limit(batch)
-    backlog = await to_list(cursor)
-    if not backlog:
-        return 0, head
-    ordered = await _in_stream_order(events, backlog)
-    stamped = 0
-    for doc in ordered:
-        if not await _stamp(events, doc, head + 1):
-            return stamped, await read_head(events)
-        head += len(doc["events"])
-        stamped += 1
-    return stamped, head
+async def claimed_head(positions: Collection) -> int:
+    """The highest claimed position (0 when none)."""
+    doc = await positions.find_one({}, sort=[("position", DESCENDING)])
+    return 0 if doc is None else int(doc["position"]) + int(doc["count"]) - 1
 
 
-async def _stamp(events: Collection, doc: Document, position: int) -> bool:
-    try:
-        result = await events.update_one(
-            {"_id": doc["_id"], PENDING: {"$exists": True}},
-            {"$set": {"position": position}, "$unset": {PENDING: ""}},
-        )
-    except PyMongoError as error:
-        if is_duplicate_key(error):
-            return False
-        raise
-    return bool(result.matched_count == 1)
+async def stamp_pending(
+    events: Collection, positions: Collection, batch: int = DEFAULT_BATCH
+) -> tuple[int, int]:
+    """Claim and copy positions for up to ``batch`` pending commits.
 
-
-async def _in_stream_order(events: Collection, backlog: list[Document]) -> list[Document]:
-    """``backlog`` in insertion order, with each stream's commits by version.
-
-    A stream whose chain in the batch has a hole, or whose earliest commit here
-    follows a commit still pending outside the batch, is cut there (the rest
-    waits for a later pass).
+    Returns (commits claimed by this call, highest position visible afterwards).
     """
-    by_stream: dict[str, list[Document]] = defaultdict(list)
-    for doc in backlog:
-        by_stream[doc["stream_id"]].append(doc)
-    chains = {stream: _chain(docs) for stream, docs in by_stream.items()}
-    blocked = await _blocked_streams(events, chains)
-    slots: dict[str, int] = defaultdict(int)
-    ordered: list[Document] = []
-    for doc in backlog:
-        stream = doc["stream_id"]
-        chain = chains[stream]
-        if stream in blocked or slots[stream] >= len(chain):
-            continue
-        ordered.append(chain[slots[stream]])
-        slots[stream] += 1
-    return ordered
+    claimed = await claimed_head(positions)
+    visible = await copy_claims(events, positions, claimed)
+    if visible < claimed:  # a long copy backlog: finish it before claiming more
+        return 0, visible
+    ordered = await in_stream_order(events, await read_backlog(events, batch))
+    claims = _claims(ordered, claimed + 1)
+    made = await _insert_claims(positions, claims)
+    if made:
+        await _copy(events, claims[:made])
+        visible = claims[made - 1]["position"] + claims[made - 1]["count"] - 1
+    return made, visible
 
 
-def _chain(docs: list[Document]) -> list[Document]:
-    """Commits sorted by version, cut before the first hole."""
-    docs = sorted(docs, key=lambda d: int(d["version"]))
-    chain = docs[:1]
-    for doc in docs[1:]:
-        previous = chain[-1]
-        if int(doc["version"]) != int(previous["version"]) + len(previous["events"]):
-            break
-        chain.append(doc)
-    return chain
-
-
-async def _blocked_streams(events: Collection, chains: dict[str, list[Document]]) -> set[str]:
-    """Streams with a pending commit below their earliest commit in the batch."""
-    firsts = {stream: int(chain[0]["version"]) for stream, chain in chains.items()}
-    later = [stream for stream, first in firsts.items() if first > 1]
-    if not later:
-        return set()
-    cursor = events.find(
-        {"stream_id": {"$in": later}, PENDING: {"$gte": 0}},
-        projection={"stream_id": 1, "version": 1},
+async def copy_claims(events: Collection, positions: Collection, upto: int) -> int:
+    """Copy claims up to position ``upto`` not yet visible; return the visible head."""
+    visible = await read_head(events)
+    if visible >= upto:
+        return visible
+    cursor = positions.find({"position": {"$gt": visible, "$lte": upto}}).sort(
+        "position", ASCENDING
     )
-    return {
-        doc["stream_id"]
-        for doc in await to_list(cursor)
-        if int(doc["version"]) < firsts[doc["stream_id"]]
-    }
+    claims = await to_list(cursor.limit(_COPY_LIMIT))
+    if claims:
+        await _copy(events, claims)
+        visible = int(claims[-1]["position"]) + int(claims[-1]["count"]) - 1
+    return visible
+
+
+def _claims(ordered: list[Document], first: int) -> list[Document]:
+    claims: list[Document] = []
+    position = first
+    for doc in ordered:
+        count = len(doc["events"])
+        claims.append({"_id": position, "position": position, "commit": doc["_id"], "count": count})
+        position += count
+    return claims
+
+
+async def _insert_claims(positions: Collection, claims: list[Document]) -> int:
+    """Insert ``claims`` in order, stopping at the first refusal; return how many went in."""
+    if not claims:
+        return 0
+    try:
+        await positions.insert_many(claims, ordered=True)
+    except BulkWriteError as error:
+        return int(error.details.get("nInserted", 0))
+    return len(claims)
+
+
+async def _copy(events: Collection, claims: list[Document]) -> None:
+    await events.bulk_write(
+        [
+            UpdateOne(
+                {"_id": claim["commit"], PENDING: {"$exists": True}},
+                {"$set": {"position": int(claim["position"])}, "$unset": {PENDING: ""}},
+            )
+            for claim in claims
+        ],
+        ordered=True,
+    )

@@ -154,9 +154,12 @@ async def test_a_stream_is_never_stamped_out_of_version_order(
     await a.collection.update_one({"_id": "x:1"}, {"$set": {"pending": 3_000}})
     await a.collection.update_one({"_id": "x:2"}, {"$set": {"pending": 1_000}})
     await a.collection.update_one({"_id": "y:1"}, {"$set": {"pending": 2_000}})
-    assert await stamp_pending(a.collection, batch=1) == (0, 0)  # x:2 must wait for x:1
-    assert await stamp_pending(a.collection, batch=2) == (1, 1)  # y:1 only
-    assert await stamp_pending(a.collection, batch=10) == (2, 4)
+    assert await stamp_pending(a.collection, a.positions, batch=1) == (
+        0,
+        0,
+    )  # x:2 must wait for x:1
+    assert await stamp_pending(a.collection, a.positions, batch=2) == (1, 1)  # y:1 only
+    assert await stamp_pending(a.collection, a.positions, batch=10) == (2, 4)
     events = await read_everything(a)
     assert [(e.stream_id, e.version) for e in events] == [("y", 1), ("x", 1), ("x", 2), ("x", 3)]
 
@@ -172,3 +175,17 @@ async def test_sequencer_runs_on_the_in_memory_store() -> None:
     finally:
         sequencer.stop()
         await asyncio.wait_for(task, 5)
+
+
+async def test_a_pass_that_died_after_claiming_is_finished_by_the_next(
+    two_processes: tuple[MongoEventStore, MongoEventStore],
+) -> None:
+    a, b = two_processes
+    await a.append("x", "t", 0, [NewEvent("x1", "T", {}), NewEvent("x2", "T", {})])
+    await a.append("y", "t", 0, [NewEvent("y1", "T", {})])
+    # As if a sequencer claimed x:1 and crashed before copying the position.
+    await a.positions.insert_one({"_id": 1, "position": 1, "commit": "x:1", "count": 2})
+    assert await a.read_all() == []
+    assert await b.sequence() == 1  # copies x:1 first, then claims y:1 at 3
+    events = await read_everything(a)
+    assert [(e.event_id, e.position) for e in events] == [("x1", 1), ("x2", 2), ("y1", 3)]
