@@ -104,8 +104,12 @@ class ApplicationService:
 
     # -- commands -----------------------------------------------------------------
 
-    async def handle(self, command: Any, context: CommandContext = _NO_CONTEXT) -> CommandOutcome:
-        """Apply ``command`` at most once; raise its ``DomainError`` if rejected."""
+    async def handle(self, command: Any, context: CommandContext | None = None) -> CommandOutcome:
+        """Apply ``command`` at most once; raise its ``DomainError`` if rejected.
+
+        ``context`` None means ``CommandContext()``: no id, no expected version.
+        """
+        context = context or _NO_CONTEXT
         decider = self.decider_for(command)
         stream_id = decider.stream_id(command)
         if context.command_id is not None:
