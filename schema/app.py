@@ -15,7 +15,7 @@ parse errors are the client's to see and are passed through.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
@@ -60,10 +60,19 @@ def should_mask(error: GraphQLError) -> bool:
     return True
 
 
-def build_schema(limits: Limits | None = None) -> strawberry.Schema:
-    """The service's schema; ``limits`` only change the extensions, not the SDL."""
+ExtensionFactory = type[SchemaExtension] | Callable[[], SchemaExtension]
+
+
+def build_schema(
+    limits: Limits | None = None, *, extensions: Sequence[ExtensionFactory] = ()
+) -> strawberry.Schema:
+    """The service's schema; ``limits`` only change the extensions, not the SDL.
+
+    ``extensions`` (classes or factories, e.g. the runtime's operation metrics)
+    run outermost, before the schema's own (masking, caches, limits).
+    """
     limits = limits or Limits()
-    extensions: list[Callable[[], SchemaExtension]] = [
+    own: list[ExtensionFactory] = [
         partial(MaskErrors, should_mask_error=should_mask),
         partial(ParserCache, maxsize=CACHE_SIZE),
         *limit_extensions(limits),
@@ -73,7 +82,7 @@ def build_schema(limits: Limits | None = None) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=extensions,
+        extensions=[*extensions, *own],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )
 

@@ -8,7 +8,7 @@ from runtime.embedded import EmbeddedMongo
 from tests.e2e.server import Server, running_server
 
 JWT_SECRET = "e2e-secret-which-is-long-enough-for-hs256-0123456789"
-FAST = {"CONNECTION_INIT_TIMEOUT_SECONDS": "1.5"}
+FAST = {"CONNECTION_INIT_TIMEOUT_SECONDS": "1.5", "MAX_SUBSCRIPTIONS_PER_CONNECTION": "2"}
 
 
 @pytest.fixture(scope="module")

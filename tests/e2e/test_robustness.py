@@ -96,3 +96,23 @@ async def test_websocket_without_init_times_out(server: Server) -> None:
 async def test_unknown_websocket_subprotocol_is_refused(server: Server) -> None:
     assert await closed_code(server, "bogus") == 4406
     await still_serving(server)
+
+
+async def test_subscriptions_per_connection_are_limited(server: Server) -> None:
+    query = "subscription { ledgerChanged { currency } }"
+    async with connect(server.ws, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+        for operation in ("1", "2", "3"):
+            message = {"id": operation, "type": "subscribe", "payload": {"query": query}}
+            await ws.send(json.dumps(message))
+        refused = None
+        for _ in range(20):
+            message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if message["type"] == "error":
+                refused = message
+                break
+        assert refused is not None
+        assert refused["id"] == "3"
+        assert "limit" in json.dumps(refused["payload"]).lower()
+    await still_serving(server)

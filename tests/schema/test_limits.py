@@ -106,3 +106,21 @@ def test_limits_do_not_change_the_sdl() -> None:
 
     strict = Limits(max_query_depth=2, max_aliases=1, introspection=False)
     assert print_schema(build_schema(strict)) == print_schema(build_schema())
+
+
+async def test_extra_extensions_run_on_every_operation(wiring: Wiring) -> None:
+    from collections.abc import Iterator
+
+    from strawberry.extensions import SchemaExtension
+
+    seen: list[str] = []
+
+    class Recording(SchemaExtension):
+        def on_operation(self) -> Iterator[None]:
+            yield
+            seen.append(self.execution_context.operation_name or "anonymous")
+
+    wiring.schema = build_schema(extensions=[Recording])
+    await wiring.run("query Named { __typename }")
+    await wiring.run("{ nothing }")
+    assert seen == ["Named", "anonymous"]
