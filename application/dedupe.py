@@ -55,14 +55,18 @@ class CommandDeduplicator:
 
         A concurrent copy of the command may have committed between our dedupe
         check and our decision (we then decided against a state that already
-        holds its effect): its commit is the outcome. Otherwise the first
-        recorded rejection is raised, ours or a twin's.
+        holds its effect): its commit is the outcome, as it is for every later
+        repeat. Otherwise the first recorded rejection is raised, ours or a
+        twin's.
         """
         commit = await self._store.find_command(command_id)
         if commit is not None:
             return duplicate(commit)
         record = self._codes.to_record(command_id, stream_id, error)
         stored = await self._log.record_rejection(record)
+        commit = await self._store.find_command(command_id)
+        if commit is not None:  # a twin committed while we recorded: the commit wins
+            return duplicate(commit)
         if (stored.code, stored.message, dict(stored.details)) == (
             error.code,
             error.message,

@@ -16,9 +16,11 @@
 Rejections of commands with an id are recorded in the ``CommandLog``. A
 ``ConcurrencyConflict`` is not recorded: nothing happened, a repeat may work.
 
-Known limit: two copies of one command id racing in different processes can
-in rare interleavings see one copy rejected (decided on an older state) while
-the other commits; later repeats then return the commit.
+Known limit: a commit and a rejection cannot share one unique key, so two
+copies of one command id racing can, in a rare interleaving (the rejected copy
+decided on an older state and finished before the other committed), answer
+one client with the rejection and the other with the commit; every later
+repeat returns the commit.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from application.context import CommandContext
 from domain.account import Deposit, Withdraw
 from domain.errors import InsufficientFunds
 from tests.application.conftest import Backend, open_account, with_id
+from tests.application.doubles import RecordingCommandLog
 
 
 async def test_the_same_command_sent_ten_times_at_once_has_one_effect(backend: Backend) -> None:
@@ -118,3 +119,22 @@ async def test_commands_without_id_are_not_deduplicated(memory: Backend) -> None
     await service.handle(Deposit(account_id, 1), CommandContext())
 
     assert (await service.load("account", account_id)).state.balance == 2
+
+
+async def test_a_twin_that_commits_while_we_record_our_rejection_wins(backend: Backend) -> None:
+    account_id = await open_account(backend.service())  # balance 0
+    context = with_id()
+    log = RecordingCommandLog(backend.command_log)
+    slow = Backend(backend.store, backend.snapshots, log).service()
+    twin = backend.service()
+
+    async def money_arrives_and_twin_commits() -> None:
+        await twin.handle(Deposit(account_id, 100))
+        await twin.handle(Withdraw(account_id, 50), context)
+
+    log.before_record = money_arrives_and_twin_commits
+    outcome = await slow.handle(Withdraw(account_id, 50), context)  # refused on balance 0
+
+    assert (outcome.duplicate, outcome.version) == (True, 3)
+    again = await backend.service().handle(Withdraw(account_id, 50), context)
+    assert (again.duplicate, again.version) == (True, 3)
