@@ -74,6 +74,7 @@ from store.memory import (
     InMemorySnapshotStore,
 )
 from store.mongo_commands import MongoCommandLog
+from store.mongo_commits import PENDING
 from store.mongo_events import MongoEventStore
 from store.mongo_leases import MongoLeases
 from store.mongo_snapshots import MongoSnapshotStore
@@ -214,7 +215,7 @@ async def start_sequencer(
 
     stack.push_async_callback(stop)
     health.add("sequencer", sequencer_check(task, parts.stores.leases, sequencer.lease_name))
-    refreshers.append(sequencer_refresher(store.collection))
+    refreshers.append(sequencer_refresher(store.collection, PENDING))
     parts.extras["sequencer"] = sequencer
 
 
@@ -280,10 +281,8 @@ def graphql_app(parts: Components, metrics: Metrics) -> Any:
         auth=AuthSettings(mode=settings.auth_mode, jwt_secret=settings.jwt_secret_value()),
         limits=limits_from(settings),
     )
-    schema = build_schema(context.limits)
-    # Outermost extension, so it times and classifies every operation (hook: no
-    # change to schema/ needed; strawberry reads ``extensions`` per operation).
-    schema.extensions = (operation_metrics(metrics), *schema.extensions)
+    # The metrics extension runs outermost: it times and classifies every operation.
+    schema = build_schema(context.limits, extensions=[operation_metrics(metrics)])
     return make_graphql_app(context, schema)
 
 
