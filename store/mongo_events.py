@@ -52,11 +52,12 @@ class MongoEventStore:
         database: Database,
         *,
         collection: str = "events",
-        positions: str = "positions",
+        positions: str | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self.collection: Collection = database[collection]
-        self.positions: Collection = database[positions]
+        # Claimed positions (store.stamping); one per events collection.
+        self.positions: Collection = database[positions or f"{collection}_positions"]
         self.notifier = HeadNotifier()
         self._clock = clock
         self._listeners: list[Callable[[], None]] = []
@@ -83,9 +84,6 @@ class MongoEventStore:
         )
         await events.create_index(
             PENDING, name="pending", partialFilterExpression={PENDING: {"$exists": True}}
-        )
-        await events.create_index(
-            [("stream_id", ASCENDING), ("recorded_at", ASCENDING)], name="stream_recorded_at"
         )
         await self.positions.create_index("commit", unique=True, name="commit")
         await self.positions.create_index("position", unique=True, name="position")
