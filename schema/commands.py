@@ -14,9 +14,10 @@ from typing import Any
 
 from application.context import CommandContext
 from application.outcomes import CommandOutcome
-from domain.account import ACCOUNT
+from domain.account import ACCOUNT, CloseAccount, Deposit, OpenAccount, Withdraw
 from domain.aggregate import DomainError
 from domain.errors import AccountNotFound
+from domain.transfer import RequestTransfer
 from schema.context import Context
 from schema.errors import ErrorType, Forbidden, InvalidInput, error_from_domain, forbidden
 
@@ -70,12 +71,42 @@ def command_context(
 
 
 async def send(ctx: Context, command: Any, context: CommandContext) -> CommandOutcome | ErrorType:
-    """Handle ``command``; a rejection comes back as a typed error, never raised."""
+    """Handle ``command``; a rejection comes back as a typed error, never raised.
+
+    A repeated ``commandId`` returns the first outcome, but only for the same
+    kind of command on the same stream: a key reused for a different command
+    is refused as ``InvalidInput(commandId)`` instead of answering with an
+    unrelated commit.
+    """
     try:
         outcome: CommandOutcome = await ctx.service.handle(command, context)
     except DomainError as error:
         return error_from_domain(error)
+    if outcome.duplicate and not same_command(command, outcome):
+        return InvalidInput(
+            message="commandId was already used for a different command", field="commandId"
+        )
     return outcome
+
+
+FIRST_EVENT: dict[type, str] = {
+    OpenAccount: "AccountOpened",
+    Deposit: "MoneyDeposited",
+    Withdraw: "MoneyWithdrawn",
+    CloseAccount: "AccountClosed",
+    RequestTransfer: "TransferRequested",
+}
+"""The first event each API command's commit starts with."""
+
+
+def same_command(command: Any, outcome: CommandOutcome) -> bool:
+    """Whether a duplicate ``outcome`` was produced by a command like ``command``."""
+    first = outcome.events[0].type if outcome.events else None
+    if first != FIRST_EVENT.get(type(command)):
+        return False
+    if isinstance(command, Deposit | Withdraw | CloseAccount):
+        return outcome.stream_id == command.account_id
+    return True
 
 
 async def account_access(ctx: Context, account_id: str) -> ErrorType | None:

@@ -208,3 +208,27 @@ async def test_open_account_bad_input_is_invalid_input(
     assert result["__typename"] == "InvalidInput"
     assert result["field"] == field
     assert await wiring.event_count() == 0
+
+
+async def test_command_id_reused_for_another_command_is_invalid_input(wiring: Wiring) -> None:
+    account_id = await open_account(wiring)
+    other = await open_account(wiring, "bob")
+    await mutate(wiring, DEPOSIT, "deposit", accountId=account_id, amount="5", commandId="k")
+    before = await wiring.event_count()
+    reused = [
+        await mutate(wiring, WITHDRAW, "withdraw", accountId=account_id, amount="1", commandId="k"),
+        await mutate(wiring, DEPOSIT, "deposit", accountId=other, amount="1", commandId="k"),
+        await mutate(wiring, OPEN, "openAccount", owner="c", currency="EUR", commandId="k"),
+        await mutate(
+            wiring,
+            TRANSFER,
+            "requestTransfer",
+            fromAccountId=account_id,
+            toAccountId=other,
+            amount="1",
+            commandId="k",
+        ),
+    ]
+    for result in reused:
+        assert (result["__typename"], result["field"]) == ("InvalidInput", "commandId")
+    assert await wiring.event_count() == before
