@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from pymongo.errors import ConnectionFailure
 
 from projections.checkpoints import CheckpointStore, now_ms
+from projections.leasing import take_lease
 from projections.progress import ProgressBoard
 from projections.status import (
     REBUILDING,
@@ -276,17 +277,26 @@ class Consumer:
         if checkpoint.paused(now_ms()):
             await self._stand_aside()
             return False
-        held = await self._leases.acquire(self.name, self.owner, self.settings.lease_ttl)
+        held = await self._acquire()
         if held and not self._holding:
             await self._take_over(checkpoint.position)
         elif not held:
             if self._holding:
-                log.warning("consumer %s: lost its lease (%s); standing by", self.name, self.owner)
+                holder = await self._leases.holder(self.name)
+                log.warning(
+                    "consumer %s: lost its lease (%s) to %s; standing by",
+                    self.name,
+                    self.owner,
+                    holder,
+                )
             self._holding = False
             self.state = STANDBY
         self._renewed_at = time.monotonic()
         self._holding = held
         return held
+
+    async def _acquire(self) -> bool:
+        return await take_lease(self._leases, self.name, self.owner, self.settings.lease_ttl)
 
     async def _take_over(self, position: int) -> None:
         log.info("consumer %s: active here (%s) from position %s", self.name, self.owner, position)

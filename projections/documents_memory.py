@@ -22,11 +22,11 @@ class InMemoryDocumentStore:
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         doc = self._coll(collection).get(doc_id)
-        return copy.deepcopy(doc) if doc is not None else None
+        return _copy(doc) if doc is not None else None
 
     async def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, Document]:
         docs = self._coll(collection)
-        return {i: copy.deepcopy(docs[i]) for i in doc_ids if i in docs}
+        return {i: _copy(docs[i]) for i in doc_ids if i in docs}
 
     async def apply(self, collection: str, writes: Sequence[GuardedWrite]) -> int:
         docs = self._coll(collection)
@@ -36,7 +36,7 @@ class InMemoryDocumentStore:
             if current is not None and not _guard_passes(current, write):
                 continue
             updated = dict(current) if current is not None else {"_id": write.doc_id}
-            updated.update(copy.deepcopy(dict(write.fields)))
+            updated.update(_copy(dict(write.fields)))
             docs[write.doc_id] = updated
             landed += 1
         return landed
@@ -46,13 +46,13 @@ class InMemoryDocumentStore:
         new = 0
         for doc in docs:
             if doc["_id"] not in stored:
-                stored[doc["_id"]] = copy.deepcopy(dict(doc))
+                stored[doc["_id"]] = _copy(dict(doc))
                 new += 1
         return new
 
     async def set_fields(self, collection: str, doc_id: str, fields: Mapping[str, Any]) -> None:
         docs = self._coll(collection)
-        docs.setdefault(doc_id, {"_id": doc_id}).update(copy.deepcopy(dict(fields)))
+        docs.setdefault(doc_id, {"_id": doc_id}).update(_copy(dict(fields)))
 
     async def find(self, collection: str, query: Query) -> list[Document]:
         docs = [d for d in self._coll(collection).values() if _matches(d, query)]
@@ -62,7 +62,7 @@ class InMemoryDocumentStore:
             docs = [d for d in docs if _compare(d, after, query.sort) > 0]
         if query.limit is not None:
             docs = docs[: query.limit]
-        return copy.deepcopy(docs)
+        return [dict(_copy(doc)) for doc in docs]
 
     async def delete(self, collection: str, doc_id: str) -> None:
         self._coll(collection).pop(doc_id, None)
@@ -84,6 +84,18 @@ class InMemoryDocumentStore:
     def collection_names(self) -> list[str]:
         """Physical collections that exist (tests and diagnostics)."""
         return sorted(self._collections)
+
+
+def _copy(value: Any) -> Any:
+    """A copy that shares no mutable part with ``value`` (documents are mostly flat)."""
+    if isinstance(value, dict):
+        return {
+            k: v if isinstance(v, str | int | float | bool | None) else _copy(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return copy.deepcopy(value)
 
 
 def _guard_passes(current: Mapping[str, Any], write: GuardedWrite) -> bool:

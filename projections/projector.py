@@ -8,6 +8,7 @@ given by a rebuild.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -65,6 +66,7 @@ def default_registry() -> EventRegistry:
     return EVENTS
 
 
+@functools.lru_cache(maxsize=4096)
 def iso(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds and a ``Z``: sortable as a string."""
     text = moment.astimezone(UTC).isoformat(timespec="milliseconds")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from projections.checkpoints import CheckpointStore, now_ms
 from projections.consumer import EventHandler, new_owner_id
 from projections.documents import DocumentStore
+from projections.leasing import take_lease
 from projections.status import rebuild_lease_name
 from store.protocol import EventStore, Leases
 
@@ -82,7 +83,7 @@ class Rebuilder:
     async def rebuild(self, name: str) -> RebuildResult:
         if name not in self._factories:
             raise RebuildError(f"no projection named {name!r} can be rebuilt")
-        if not await self._leases.acquire(rebuild_lease_name(name), self._owner, self._ttl):
+        if not await take_lease(self._leases, rebuild_lease_name(name), self._owner, self._ttl):
             raise RebuildError(f"a rebuild of {name!r} is already running")
         self._lost = False
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(name))
@@ -131,7 +132,7 @@ class Rebuilder:
         self._paused = name
         await self._checkpoints.pause(name, now_ms() + int(self._ttl * 1000), now_ms())
         deadline = time.monotonic() + self._takeover_timeout
-        while not await self._leases.acquire(name, self._owner, self._ttl):
+        while not await take_lease(self._leases, name, self._owner, self._ttl):
             if time.monotonic() > deadline:
                 raise RebuildError(f"the live consumer {name!r} did not stand aside")
             await asyncio.sleep(0.05)
@@ -139,12 +140,12 @@ class Rebuilder:
     async def _heartbeat(self, name: str) -> None:
         while True:
             await asyncio.sleep(self._ttl / 3)
-            if not await self._leases.acquire(rebuild_lease_name(name), self._owner, self._ttl):
+            if not await take_lease(self._leases, rebuild_lease_name(name), self._owner, self._ttl):
                 self._lost = True
             if self._paused is not None:
                 until = now_ms() + int(self._ttl * 1000)
                 await self._checkpoints.pause(name, until, now_ms())
-                await self._leases.acquire(name, self._owner, self._ttl)
+                await take_lease(self._leases, name, self._owner, self._ttl)
 
     async def _finish(self, name: str) -> None:
         """Lift the pause and give every lease back (idempotent)."""

@@ -198,3 +198,27 @@ async def test_a_paused_consumer_stands_aside_until_the_pause_ends() -> None:
         await wait_for(lambda: runner.position == 3)
     finally:
         await runner.stop()
+
+
+class BoastingLeases(InMemoryLeases):
+    """Reports success for every acquire, like a lease on a buggy server might."""
+
+    async def acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        await super().acquire(name, owner, ttl_seconds)
+        return True
+
+
+async def test_a_false_lease_success_is_caught_by_reading_the_holder() -> None:
+    store, leases = InMemoryEventStore(), BoastingLeases()
+    checkpoints = CheckpointStore(InMemoryDocumentStore())
+    await leases.acquire("recorder", "someone-else", 60)
+    handler = Recorder()
+    runner = consumer(handler, store, checkpoints, leases, "a")
+    runner.start()
+    try:
+        await append_events(store, 3)
+        await asyncio.sleep(0.1)
+        assert runner.state == "standby"
+        assert not handler.deliveries
+    finally:
+        await runner.stop()
