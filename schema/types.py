@@ -3,7 +3,7 @@
 Read-model documents (``projections.readmodels``) hold money as int minor units
 and times as ISO strings or epoch ms; the ``from_doc`` constructors convert
 them to ``Decimal`` strings and ``DateTime``. Fields that need more data
-(``Account.statement``) are resolved in ``schema.resolvers``.
+(``Account.statement``) are resolved in ``schema.views``.
 """
 
 from __future__ import annotations
@@ -186,6 +186,14 @@ class StatementConnection:
     page_info: PageInfo
 
 
+async def _statement(
+    root: Account, info: strawberry.Info, first: int | None = None, after: str | None = None
+) -> StatementConnection:
+    from schema.views import statement_page  # views import these types: resolve late
+
+    return await statement_page(info.context, str(root.id), first, after)
+
+
 @strawberry.type(description="A bank account: the read model, or its state rebuilt from events.")
 class Account:
     id: strawberry.ID
@@ -200,14 +208,11 @@ class Account:
     opened_at: datetime | None
     updated_at: datetime | None
 
-    @strawberry.field
-    async def statement(
-        self, info: strawberry.Info, first: int | None = None, after: str | None = None
-    ) -> StatementConnection:
-        """Balance changes, oldest first (cursor connection)."""
-        from schema.views import statement_page  # resolvers live with the other reads
-
-        return await statement_page(info.context, str(self.id), first, after)
+    statement: StatementConnection = strawberry.field(
+        resolver=_statement,
+        description="Balance changes, oldest first (cursor connection). Always the current "
+        "statement, also on a state rebuilt as of an earlier version.",
+    )
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Account:
