@@ -1,0 +1,1 @@
+"""Documentation; ``docs.examples`` holds the runnable code the guides show."""

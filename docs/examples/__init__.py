@@ -1,0 +1,1 @@
+"""Runnable examples for the guides in ``docs/`` (exercised by ``tests/runtime``)."""
