@@ -122,20 +122,27 @@ class InstrumentedService:
         command_id = getattr(context, "command_id", None)
         correlation_id = getattr(context, "correlation_id", None)
         outcome = "error"
-        try:
-            with bind(command_id=command_id, correlation_id=correlation_id):
+        started = time.perf_counter()
+        with bind(command_id=command_id, correlation_id=correlation_id):
+            try:
                 result = await self._call(command, context)
                 outcome = "duplicate" if getattr(result, "duplicate", False) else "ok"
                 return result
-        except DomainError as error:
-            outcome = "conflict" if error.code == "concurrency_conflict" else "rejected"
-            raise
-        finally:
-            _conflicts.reset(token)
-            self._metrics.commands.labels(kind, outcome).inc()
-            retries = counter[0] if outcome != "conflict" else max(counter[0] - 1, 0)
-            if retries:
-                self._metrics.command_retries.labels(kind).inc(retries)
+            except DomainError as error:
+                outcome = "conflict" if error.code == "concurrency_conflict" else "rejected"
+                raise
+            finally:
+                _conflicts.reset(token)
+                self._count(kind, outcome, counter[0])
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                log.debug("command %s %s in %.1f ms", kind, outcome, elapsed_ms)
+
+    def _count(self, kind: str, outcome: str, conflicts: int) -> None:
+        self._metrics.commands.labels(kind, outcome).inc()
+        # Each conflict is followed by another attempt, except the last when it gave up.
+        retries = conflicts if outcome != "conflict" else max(conflicts - 1, 0)
+        if retries:
+            self._metrics.command_retries.labels(kind).inc(retries)
 
     async def _call(self, command: object, context: Any) -> Any:
         if context is None:

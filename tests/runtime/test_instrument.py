@@ -1,0 +1,79 @@
+"""The metrics wrappers around the store and the Application Service, on the in-memory store."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+
+import pytest
+
+from application.context import CommandContext
+from application.service import ApplicationService
+from domain.account_messages import Deposit, OpenAccount
+from domain.bank import DECIDERS, EVENTS
+from domain.errors import AccountNotFound
+from runtime.instrument import InstrumentedEventStore, InstrumentedService
+from runtime.logging import configure_logging
+from runtime.metrics import Metrics
+from store.memory import (
+    InMemoryCommandLog,
+    InMemoryEventStore,
+    InMemorySnapshotStore,
+)
+
+ACCOUNT = "acc-" + "a" * 32
+
+
+def _value(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def _services() -> tuple[Metrics, InstrumentedService]:
+    metrics = Metrics()
+    store = InstrumentedEventStore(InMemoryEventStore(), metrics)
+    service = ApplicationService(
+        store, InMemorySnapshotStore(), InMemoryCommandLog(), EVENTS, DECIDERS, cache_size=0
+    )
+    return metrics, InstrumentedService(service, metrics)
+
+
+async def test_outcomes_conflicts_and_retries_are_counted() -> None:
+    metrics, service = _services()
+    await service.handle(OpenAccount(ACCOUNT, "ana", "EUR"), CommandContext(command_id="c-1"))
+    repeated = await service.handle(
+        OpenAccount(ACCOUNT, "ana", "EUR"), CommandContext(command_id="c-1")
+    )
+    assert repeated.duplicate
+    with pytest.raises(AccountNotFound):
+        await service.handle(Deposit("acc-" + "b" * 32, 100), CommandContext())
+    # Concurrent deposits on one stream collide; the service decides again.
+    await asyncio.gather(*(service.handle(Deposit(ACCOUNT, 100)) for _ in range(10)))
+
+    assert _value(metrics, "ledger_commands_total", type="OpenAccount", outcome="ok") == 1
+    assert _value(metrics, "ledger_commands_total", type="OpenAccount", outcome="duplicate") == 1
+    assert _value(metrics, "ledger_commands_total", type="Deposit", outcome="rejected") == 1
+    assert _value(metrics, "ledger_commands_total", type="Deposit", outcome="ok") == 10
+    conflicts = _value(metrics, "ledger_append_conflicts_total", stream_type="account")
+    assert conflicts >= 1
+    assert _value(metrics, "ledger_command_retries_total", type="Deposit") == conflicts
+    appends = _value(metrics, "ledger_append_seconds_count", stream_type="account")
+    assert appends == 1 + 10 + conflicts
+
+
+async def test_command_and_correlation_ids_reach_the_log() -> None:
+    _, service = _services()
+    stream = io.StringIO()
+    handler = configure_logging("DEBUG", "json", stream)
+    try:
+        context = CommandContext(command_id="cmd-7", correlation_id="corr-7")
+        await service.handle(OpenAccount(ACCOUNT, "ana", "EUR"), context)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    handled = [line for line in lines if line["message"].startswith("command OpenAccount ok")]
+    assert handled, lines
+    assert handled[0]["command_id"] == "cmd-7"
+    assert handled[0]["correlation_id"] == "corr-7"
