@@ -369,8 +369,9 @@ def serve(settings: Settings) -> None:
     log.info("starting with %s", settings.describe())
     if settings.auth_mode == "dev":
         log.warning("AUTH_MODE=dev: every request acts as the admin user 'dev'")
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,  # our handler, already installed, formats and redacts
@@ -385,10 +386,20 @@ def serve(settings: Settings) -> None:
     # uvicorn re-raises the signal that stopped it once it has shut down cleanly;
     # turn that into a normal exit instead of a death by signal or a traceback.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(server.serve())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(server.serve())
+    finally:
+        _stop_embedded_database(app)
     if not server.started:
         raise SystemExit(3)
+
+
+def _stop_embedded_database(app: Starlette) -> None:
+    """Normally the lifespan has stopped it; after a forced exit (a second Ctrl-C) it has not."""
+    components: Components | None = getattr(app.state, "components", None)
+    if components is not None and components.database is not None:
+        components.database.close()
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
