@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from projections.hub import Hub, SubscriberOverflow, Subscription
 from store.protocol import EventStore, RecordedEvent
@@ -152,18 +152,20 @@ class Feed:
         stream_id: str | None = None,
         types: Sequence[str] | None = None,
         maxsize: int | None = None,
+        owner: asyncio.Future[Any] | None = None,
     ) -> AsyncGenerator[RecordedEvent, None]:
         """Every matching event with ``position > after``, in order, then live.
 
         Raises ``SubscriberOverflow`` (``resume_after`` = last position yielded)
         when the consumer falls ``maxsize`` events behind the live feed.
+        ``owner``: the task reading this stream (see ``Subscription.bind``).
         """
         topic = EVENTS_TOPIC if stream_id is None else stream_topic(stream_id)
         wanted = frozenset(types) if types else None
         last = after
         while True:
             subscription = self.hub.subscribe(
-                topic, latest_only=False, maxsize=maxsize or self.queue_size
+                topic, latest_only=False, maxsize=maxsize or self.queue_size, owner=owner
             )
             try:
                 async for event in self._catch_up(last, stream_id, types):

@@ -1,7 +1,9 @@
 """In-process publish/subscribe with bounded per-subscriber queues.
 
-Topics used by the service: ``"account:<id>"``, ``"transfer:<id>"``,
-``"ledger"``, ``"events"`` and ``"events:<stream_id>"``.
+Topics used by the service: ``"account:<id>"``, ``"transfer:<id>"`` and
+``"ledger"`` (projectors' change notes), ``"live:"`` + each of those (the
+documents pushed to subscribers, ``projections.live``), ``"events"`` and
+``"events:<stream_id>"`` (the feed, ``projections.feed``).
 
 Two kinds of subscriber, chosen at ``subscribe``:
 
@@ -84,6 +86,7 @@ class Subscription:
         self._overflowed = False
         self._resume_position = resume_position
         self._last_position: int | None = None
+        self._owner: asyncio.Future[Any] | None = None
         self.dropped = 0  # messages replaced (latest only); for metrics and tests
 
     @property
@@ -122,6 +125,26 @@ class Subscription:
             self._end()
             self._queue.clear()
             self._hub._detach(self)
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.remove_done_callback(self._owner_done)
+
+    def bind(self, owner: asyncio.Future[Any]) -> None:
+        """Close this subscription as soon as ``owner`` (its consuming task) finishes.
+
+        A server that abandons a subscriber's generator without closing it
+        (strawberry's graphql-ws handler does, when a send to a vanished client
+        fails) would otherwise leave the queue in the hub until garbage
+        collection. Only bind the task that is the subscription's sole reader.
+        """
+        if owner.done():
+            self.close()
+            return
+        self._owner = owner
+        owner.add_done_callback(self._owner_done)
+
+    def _owner_done(self, _: asyncio.Future[Any]) -> None:
+        self.close()
 
     def __aiter__(self) -> Subscription:
         return self
@@ -160,8 +183,8 @@ class Hub:
     ``subscriber_count()``/``topic_count()`` feed metrics and clean-up tests; a
     topic disappears with its last subscriber. ``on_topic_change`` callbacks
     learn when a topic gains its first or loses its last subscriber and
-    observers see messages published to watched topics (the live read-model
-    service only does work for watched topics and wakes on projectors' notes).
+    observers see every published message (the live read-model service only
+    does work for watched topics and wakes on projectors' change notes).
     """
 
     def __init__(self) -> None:
@@ -178,8 +201,12 @@ class Hub:
         latest_only: bool,
         maxsize: int = 100,
         resume_position: PositionOf = position_of,
+        owner: asyncio.Future[Any] | None = None,
     ) -> Subscription:
-        """A new subscription to ``topic``; close it when done (or use ``async with``)."""
+        """A new subscription to ``topic``; close it when done (or use ``async with``).
+
+        With ``owner`` (the task reading it) it also closes when that task ends.
+        """
         subscription = Subscription(
             self, topic, latest_only=latest_only, maxsize=maxsize, resume_position=resume_position
         )
@@ -187,16 +214,18 @@ class Hub:
         subscribers.add(subscription)
         if len(subscribers) == 1:
             self._notify(topic, True)
+        if owner is not None:
+            subscription.bind(owner)
         return subscription
 
     def publish(self, topic: str, message: Any) -> int:
         """Offer ``message`` to every subscriber of ``topic``; returns how many took it."""
+        for observer in self._observers:
+            observer(topic, message)
         subscribers = self._topics.get(topic)
         if not subscribers:
             return 0
         self.published += 1
-        for observer in self._observers:
-            observer(topic, message)
         delivered = 0
         for subscription in list(subscribers):
             if subscription._offer(message):
@@ -229,7 +258,7 @@ class Hub:
         self._watchers.append(callback)
 
     def add_observer(self, observer: Callable[[str, Any], None]) -> None:
-        """Call ``observer(topic, message)`` for each message published to a watched topic."""
+        """Call ``observer(topic, message)`` for every message published (keep it cheap)."""
         self._observers.append(observer)
 
     def close(self) -> None:

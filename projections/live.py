@@ -12,11 +12,13 @@ documents it affects (``route``), and only for topics somebody watches:
    pending topic; a change note a projector in this process published on the
    topic wakes it at once);
 3. reads the document once through its ``ReadModelSource`` and publishes a
-   ``ReadModelChange`` (document + version + position) to the topic.
+   ``ReadModelChange`` (document + version + position) to ``live:<topic>``.
 
-Subscribers (``changes(topic)``) are latest-only: a slow one skips to the
-newest state. Messages that are not ``ReadModelChange`` (a projector's change
-note on the same topic) are never handed to subscribers.
+Topics: ``"account:<id>"``, ``"transfer:<id>"``, ``"ledger"``. Projectors
+publish change notes ``{id, version, position}`` on the topic itself;
+documents go to ``live_topic(topic)``, so a note never displaces a document
+in a subscriber's queue. Subscribers (``changes(topic)``) are latest-only: a
+slow one skips to the newest state.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from store.protocol import EventStore, RecordedEvent
 log = logging.getLogger(__name__)
 
 LEDGER_TOPIC = "ledger"
+LIVE_PREFIX = "live:"
 Loader = Callable[[str], Awaitable[Any]]
 CheckpointReader = Callable[[str], Awaitable[int]]
 
@@ -75,6 +78,15 @@ class ReadModelSource:
 def topic_for(kind: str, key: str = "") -> str:
     """``"account:<id>"``, ``"transfer:<id>"`` or ``"ledger"``."""
     return f"{kind}:{key}" if key else kind
+
+
+def live_topic(topic: str) -> str:
+    """The hub topic carrying ``ReadModelChange`` messages for ``topic``.
+
+    Kept apart from ``topic`` itself, where projectors publish their change
+    notes: a note must never take a document's place in a latest-only queue.
+    """
+    return LIVE_PREFIX + topic
 
 
 def split_topic(topic: str) -> tuple[str, str]:
@@ -167,7 +179,7 @@ class LiveReadModels:
         for event in batch:
             assert event.position is not None
             for topic in route(event):
-                if split_topic(topic)[0] in self.sources and self.hub.has_subscribers(topic):
+                if split_topic(topic)[0] in self.sources and self._watched(topic):
                     self._note_pending(topic, event.position, now)
         if self._pending:
             self._wake.set()
@@ -209,9 +221,14 @@ class LiveReadModels:
         if not task.cancelled():
             task.exception()  # retrieved: every waiter may have gone away
 
-    async def changes(self, topic: str) -> AsyncGenerator[ReadModelChange, None]:
-        """The current document, then each newer one (latest-only when slow)."""
-        subscription = self.hub.subscribe(topic, latest_only=True)
+    async def changes(
+        self, topic: str, *, owner: asyncio.Future[Any] | None = None
+    ) -> AsyncGenerator[ReadModelChange, None]:
+        """The current document, then each newer one (latest-only when slow).
+
+        ``owner``: the task reading this stream (see ``Subscription.bind``).
+        """
+        subscription = self.hub.subscribe(live_topic(topic), latest_only=True, owner=owner)
         try:
             change = await self.current(topic)
             last = change.position
@@ -229,8 +246,12 @@ class LiveReadModels:
         version, position = describe(document)
         return ReadModelChange(topic, document, version, position)
 
-    def _on_topic_change(self, topic: str, watched: bool) -> None:
-        if not watched:
+    def _watched(self, topic: str) -> bool:
+        return self.hub.has_subscribers(live_topic(topic))
+
+    def _on_topic_change(self, hub_topic: str, watched: bool) -> None:
+        topic = hub_topic.removeprefix(LIVE_PREFIX)
+        if not watched and topic != hub_topic:
             self._pending.pop(topic, None)
             self._noted.pop(topic, None)
             self._published.pop(topic, None)
@@ -239,7 +260,7 @@ class LiveReadModels:
         if isinstance(message, ReadModelChange):
             return
         position = position_of(message)
-        if position is not None:  # only watched topics reach observers: bounded
+        if position is not None and self._watched(topic):  # bounded by watched topics
             self._noted[topic] = max(self._noted.get(topic, 0), position)
             self._wake.set()
 
@@ -280,11 +301,11 @@ class LiveReadModels:
         if self._pending.get(topic) is pending and pending.position == target:
             del self._pending[topic]  # else newer work arrived while loading: keep it
         previous = self._published.get(topic)
-        if not self.hub.has_subscribers(topic):
+        if not self._watched(topic):
             return
         if previous is None or change.position > previous.position:
             self._published[topic] = change
-            self.hub.publish(topic, change)
+            self.hub.publish(live_topic(topic), change)
 
 
 class Live:
@@ -317,11 +338,14 @@ class Live:
         *,
         stream_id: str | None = None,
         types: Sequence[str] | None = None,
+        owner: asyncio.Future[Any] | None = None,
     ) -> AsyncGenerator[RecordedEvent, None]:
-        return self.feed.events(after, stream_id=stream_id, types=types)
+        return self.feed.events(after, stream_id=stream_id, types=types, owner=owner)
 
-    def changes(self, topic: str) -> AsyncGenerator[ReadModelChange, None]:
-        return self.read_models.changes(topic)
+    def changes(
+        self, topic: str, *, owner: asyncio.Future[Any] | None = None
+    ) -> AsyncGenerator[ReadModelChange, None]:
+        return self.read_models.changes(topic, owner=owner)
 
     async def current(self, topic: str) -> ReadModelChange:
         return await self.read_models.current(topic)

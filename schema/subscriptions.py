@@ -14,13 +14,16 @@
 
 Every stream comes from ``context.live`` (``projections.live.Live``), which
 tails the global feed once per process; nothing here opens a database cursor
-per subscriber. Generators are closed with ``aclosing`` so that a client that
-disconnects leaves no hub subscription behind. In jwt mode users subscribe
+per subscriber. Generators are closed with ``aclosing``, and each hub
+subscription is bound to the operation's task, so a client that disconnects
+leaves no hub subscription behind even when the protocol handler drops the
+generator without closing it. In jwt mode users subscribe
 only to their own accounts and to transfers from or to them.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing, contextmanager
 from typing import Any, TypeVar
@@ -28,7 +31,7 @@ from typing import Any, TypeVar
 import strawberry
 
 from projections.hub import SubscriberOverflow
-from projections.live import LEDGER_TOPIC, Live, ReadModelChange, topic_for
+from projections.live import LEDGER_TOPIC, Live, topic_for
 from projections.records import AccountRecord, LedgerTotals, TransferRecord
 from schema.context import Context
 from schema.errors import ClientError, forbidden_query
@@ -75,7 +78,9 @@ async def _documents(
     ctx: Context, topic: str, convert: Callable[[Any], T]
 ) -> AsyncGenerator[T, None]:
     """Converted documents of ``topic``; an absent document is not sent."""
-    changes: AsyncGenerator[ReadModelChange, None] = _live(ctx).changes(topic)
+    # Bound to the operation's task: the hub subscription ends with it even if
+    # the server drops this generator without closing it.
+    changes = _live(ctx).changes(topic, owner=asyncio.current_task())
     async with aclosing(changes):
         async for change in changes:
             if change.document is not None:
@@ -123,7 +128,9 @@ async def _event_stream(
     if types is not None and len(types) > MAX_EVENT_TYPES:
         raise ClientError(f"at most {MAX_EVENT_TYPES} event types")
     start = after if after is not None else await ctx.events.head_position()
-    events = _live(ctx).events(start, stream_id=stream_id, types=types)
+    events = _live(ctx).events(
+        start, stream_id=stream_id, types=types, owner=asyncio.current_task()
+    )
     async with aclosing(events):
         try:
             async for event in events:

@@ -138,3 +138,34 @@ async def test_async_with_closes() -> None:
         hub.publish("ledger", 1)
         assert await next_of(sub) == 1
     assert hub.subscriber_count() == 0
+
+
+async def test_a_subscription_bound_to_a_task_ends_with_it() -> None:
+    hub = Hub()
+
+    async def reader() -> None:
+        sub = hub.subscribe("account:a", latest_only=True, owner=asyncio.current_task())
+        await anext(sub)  # abandoned here: never closed by its reader
+
+    task = asyncio.create_task(reader())
+    await asyncio.sleep(0.01)
+    assert hub.subscriber_count() == 1
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert hub.subscriber_count() == 0
+
+    done = asyncio.create_task(asyncio.sleep(0))
+    await done
+    assert hub.subscribe("ledger", latest_only=True, owner=done).closed
+    assert hub.subscriber_count() == 0
+
+
+async def test_closing_a_bound_subscription_releases_its_task() -> None:
+    hub = Hub()
+    owner = asyncio.create_task(asyncio.sleep(10))
+    sub = hub.subscribe("ledger", latest_only=True, owner=owner)
+    sub.close()
+    owner.cancel()
+    await asyncio.gather(owner, return_exceptions=True)
+    assert sub.closed
+    assert hub.subscriber_count() == 0
