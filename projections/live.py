@@ -67,8 +67,8 @@ class ReadModelChange:
 class ReadModelSource:
     """How to read one kind of document and which consumer writes it.
 
-    ``load(key)`` returns the document (a mapping with ``version`` and
-    ``position`` fields, a list of such mappings, or ``None``).
+    ``load(key)`` returns the document: a record or mapping with ``version``
+    and ``position``, a list of them (the ledger), or ``None`` if absent.
     """
 
     consumer: str
