@@ -15,30 +15,25 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
 
 from bench import cli
 from bench.harness import (
     COMPARISON_HEADER,
     Metrics,
-    Stopwatch,
     alternate,
     compare,
     comparison_row,
     median_of,
 )
+from bench.rebuilding import fill, loop_contender, memory_raw_read, rebuild_contender
 from bench.report import Section, table
 from bench.visibility import measure_visibility
-from bench.workload import Backend, deposit_rounds, memory_backend, open_accounts, service_on
-from projections.catalog import projector_factories
-from projections.checkpoints import CheckpointStore
-from projections.documents import DocumentStore
+from bench.workload import memory_backend
 from projections.documents_memory import InMemoryDocumentStore
-from projections.rebuild import Rebuilder
 from store.memory import InMemoryLeases
-from store.protocol import Leases
 
 REBUILD, RAW = "rebuild accounts", "raw read in position order"
+LOOP = "projector loop only"
 
 
 QUICK = [
@@ -53,61 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--accounts", type=int, default=1000, help="accounts (in memory)")
     result.add_argument("--rounds", type=int, default=20, help="deposits each (in memory)")
     result.add_argument("--mongo-accounts", type=int, default=200, help="accounts (Mongo)")
-    result.add_argument("--mongo-rounds", type=int, default=24, help="deposits each (Mongo)")
+    result.add_argument("--mongo-rounds", type=int, default=49, help="deposits each (Mongo)")
     result.add_argument("--batch", type=int, default=1000, help="events per read")
     result.add_argument("--rate", type=float, default=100.0, help="commands/s (visibility)")
     result.add_argument("--seconds", type=float, default=10.0, help="visibility run length")
     result.add_argument("--latency-accounts", type=int, default=100, help="accounts (visibility)")
     result.add_argument("--skip-mongo", action="store_true", help="in-memory store only")
     return result
-
-
-async def fill(backend: Backend, accounts: int, rounds: int) -> int:
-    """Write the standard workload's events and sequence them all; the head position."""
-    service = service_on(backend)
-    ids = await open_accounts(service, accounts)
-    await deposit_rounds(service, ids, rounds)
-    await service.close()
-    for _ in range(10_000):  # bounded: each pass stamps up to 500 commits
-        if not await backend.store.sequence():
-            break
-    return await backend.store.head_position()
-
-
-def rebuild_contender(
-    backend: Backend, documents: DocumentStore, leases: Leases, batch: int
-) -> Any:
-    rebuilder = Rebuilder(
-        backend.store,
-        documents,
-        CheckpointStore(documents),
-        leases,
-        projector_factories(documents, backend.store),
-        batch_size=batch,
-        drop_grace=0.0,
-    )
-
-    async def run() -> Metrics:
-        with Stopwatch() as watch:
-            result = await rebuilder.rebuild("accounts")
-        return {"events/s": result.events / watch.seconds}
-
-    return run
-
-
-def memory_raw_read(backend: Backend, batch: int) -> Any:
-    async def run() -> Metrics:
-        position = count = 0
-        with Stopwatch() as watch:
-            for _ in range(1_000_000):  # bounded
-                events = await backend.store.read_all(position, batch)
-                if not events:
-                    break
-                count += len(events)
-                position = events[-1].position or position
-        return {"events/s": count / watch.seconds}
-
-    return run
 
 
 async def in_memory(args: argparse.Namespace) -> tuple[list[list[str]], int, float]:
@@ -122,7 +69,9 @@ async def in_memory(args: argparse.Namespace) -> tuple[list[list[str]], int, flo
         args.runs,
     )
     comparison = compare(results, REBUILD, RAW, "events/s")
-    row = comparison_row("in-memory: events/s", comparison, "", None)
+    row = comparison_row(
+        "in-memory: events/s (store.read_all is a list slice)", comparison, "", None
+    )
     return [row], head, median_of(results, REBUILD, "events/s")
 
 
@@ -141,11 +90,21 @@ async def embedded(args: argparse.Namespace) -> tuple[list[list[str]], int]:
                 {
                     REBUILD: rebuild_contender(backend, documents, leases, args.batch),
                     RAW: lambda: raw_position_read(db, args.batch),
+                    LOOP: loop_contender(backend, documents, args.batch),
                 },
                 args.runs,
             )
-    comparison = compare(results, REBUILD, RAW, "events/s")
-    return [comparison_row("embedded Mongo: events/s", comparison, "", 0.5)], head
+    return [
+        comparison_row(
+            "embedded Mongo: events/s", compare(results, REBUILD, RAW, "events/s"), "", 0.5
+        ),
+        comparison_row(
+            "embedded Mongo: events/s (diagnostic)",
+            compare(results, LOOP, RAW, "events/s"),
+            "",
+            None,
+        ),
+    ], head
 
 
 async def visibility_rows(args: argparse.Namespace) -> list[list[str]]:
@@ -199,6 +158,8 @@ async def run(args: argparse.Namespace) -> Section:
     verdict = "MET" if rate >= 20_000 else "MISSED"
     section.add(
         f"Rebuild of `accounts` via `Rebuilder.rebuild` (batch {args.batch}); {sizes}; "
+        "the diagnostic row times only the rebuild's steady-state loop (`read_all` batches "
+        "into an `AccountsProjector`), without its fixed costs (indexes, leases, swap, drop); "
         f"{args.runs} alternated runs. In-memory absolute target >= 20,000 events/s: "
         f"median {rate:,.0f} events/s, **{verdict}**."
     )

@@ -30,7 +30,7 @@ from bench import cli
 from bench.harness import percentile
 from bench.http_mutation import DEPOSIT, SERVER_ENV, open_accounts
 from bench.report import Section, table
-from bench.servers import uvicorn_server
+from bench.servers import RunningServer, uvicorn_server
 from bench.wsclient import Subscriber
 
 WATCH = "subscription Watch($id: ID!) { accountChanged(id: $id) { version balance } }"
@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--subscribers", type=int, default=1000, help="WebSocket subscribers")
     result.add_argument("--rate", type=float, default=50.0, help="deposits per second")
     result.add_argument("--seconds", type=float, default=20.0, help="length of each deposit phase")
+    result.add_argument("--url", help="use the running server with this GraphQL URL")
+    result.add_argument("--server-pid", type=int, default=0, help="its pid, for CPU figures")
     result.add_argument("--drain", type=float, default=15.0, help="max wait for the last version")
     return result
 
@@ -56,6 +58,7 @@ class Recorder:
     received: dict[int, array[float]] = field(default_factory=dict)
     sent: dict[int, float] = field(default_factory=dict)
     last_seen: list[int] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)  # deposits refused, by kind
 
     def watcher(self, index: int) -> Any:
         self.last_seen.append(0)
@@ -106,8 +109,18 @@ async def send_deposits(url: str, account_id: str, args: argparse.Namespace, rec
     async def deposit(client: httpx.AsyncClient) -> None:
         nonlocal last
         sent = time.perf_counter()
-        reply = (await client.post(url, json=body)).json()
-        version = int(reply["data"]["deposit"]["version"])
+        try:
+            reply = (await client.post(url, json=body)).json()
+        except httpx.HTTPError as error:
+            kind = type(error).__name__
+            rec.failures[kind] = rec.failures.get(kind, 0) + 1
+            return
+        result = (reply.get("data") or {}).get("deposit") or {}
+        if "version" not in result:
+            kind = result.get("__typename") or str(reply.get("errors"))[:80]
+            rec.failures[kind] = rec.failures.get(kind, 0) + 1
+            return
+        version = int(result["version"])
         rec.sent[version] = sent
         last = max(last, version)
 
@@ -130,7 +143,9 @@ async def drain(rec: Recorder, final: int, seconds: float) -> bool:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (from /proc)."""
+    """User + system CPU time of process ``pid`` (from /proc); NaN when unknown."""
+    if pid <= 0:
+        return float("nan")
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -139,6 +154,7 @@ async def one_run(
     url: str, account_id: str, args: argparse.Namespace, rec: Recorder, pid: int
 ) -> dict[str, float]:
     rec.reset()
+    rec.failures.clear()
     server_cpu, client_cpu, started = cpu_seconds(pid), time.process_time(), time.perf_counter()
     final = await send_deposits(url.replace("ws://", "http://"), account_id, args, rec)
     drained = await drain(rec, final, args.drain)
@@ -155,6 +171,7 @@ async def one_run(
         "drained": float(drained),
         "server cpu": (cpu_seconds(pid) - server_cpu) / elapsed,
         "client cpu": (time.process_time() - client_cpu) / elapsed,
+        "failed deposits": float(sum(rec.failures.values())),
     }
 
 
@@ -165,26 +182,41 @@ def raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
+def target_server(args: argparse.Namespace) -> contextlib.AbstractContextManager[RunningServer]:
+    """The server under test: one started here, or the running one at ``--url``."""
+    if args.url:
+        return contextlib.nullcontext(RunningServer(url=args.url, pid=args.server_pid))
+    return uvicorn_server("server:create_app", factory=True, env=SERVER_ENV)
+
+
 async def run(args: argparse.Namespace) -> Section:
     raise_file_limit()  # before the server starts: it inherits the limit
     rec = Recorder()
     results: list[dict[str, float]] = []
-    with uvicorn_server("server:create_app", factory=True, env=SERVER_ENV) as server:
+    refused: dict[str, int] = {}
+    with target_server(args) as server:
         (account_id,) = await open_accounts(server.url, 1)
         subscribers, tasks = await connect_all(server.ws_url, account_id, args.subscribers, rec)
         try:
             for _ in range(args.runs):
                 results.append(await one_run(server.url, account_id, args, rec, server.pid))
+                for kind, count in rec.failures.items():
+                    refused[kind] = refused.get(kind, 0) + count
         finally:
             for task in tasks:
                 task.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.gather(*(s.close() for s in subscribers), return_exceptions=True)
     errors = sum(1 for s in subscribers if s.error)
-    return report(args, results, errors)
+    return report(args, results, errors, refused)
 
 
-def report(args: argparse.Namespace, results: list[dict[str, float]], errors: int) -> Section:
+def report(
+    args: argparse.Namespace,
+    results: list[dict[str, float]],
+    errors: int,
+    refused: dict[str, int],
+) -> Section:
     section = Section("subscriptions", "Live subscriptions: accountChanged fan-out")
     section.add(
         f"{args.subscribers} subscribers (one WebSocket each, one asyncio client process) on one "
@@ -205,15 +237,18 @@ def report(args: argparse.Namespace, results: list[dict[str, float]], errors: in
             f"{metrics['messages/s']:,.0f}",
             f"{metrics['seen share']:.0%}",
             "yes" if metrics["drained"] else "NO",
+            f"{metrics['failed deposits']:.0f}",
             f"{metrics['server cpu']:.0%} / {metrics['client cpu']:.0%}",
         ])  # fmt: skip
     header = (
         "run", "p50 ms", "p99 ms (target < 500)", "max ms", "deposits/s", "messages/s delivered",
-        "versions seen", "all reached last version", "CPU server / client",
+        "versions seen", "all reached last version", "deposits refused", "CPU server / client",
     )  # fmt: skip
     section.lines += table(header, rows)
     section.add()
-    section.add(f"Subscribers that ended with an error: {errors}.")
+    section.add(
+        f"Subscribers that ended with an error: {errors}. Refused deposits: {refused or 0}."
+    )
     return section
 
 
