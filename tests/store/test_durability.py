@@ -34,6 +34,7 @@ class Audit:
     acked: set[str] = field(default_factory=set)
     unknown: set[str] = field(default_factory=set)
     errors: int = 0
+    unknown_present: int = 0  # failed appends that had in fact been written (whole)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ async def _audit(store: MongoEventStore, audit: Audit) -> None:
     missing = audit.acked - by_command.keys()
     assert not missing, f"acknowledged but lost: {sorted(missing)[:5]}"
     assert by_command.keys() <= audit.acked | audit.unknown
+    audit.unknown_present = len(audit.unknown & by_command.keys())
     for stream in {doc["stream_id"] for doc in docs}:
         versions = [e.version for e in await store.read_stream(stream)]
         assert versions == list(range(1, len(versions) + 1))
