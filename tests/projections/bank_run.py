@@ -90,7 +90,7 @@ async def run_bank(
     currencies = await open_accounts(world, accounts, ledger)
     group.start()
     await run_clients(world, currencies, ledger, transfers=transfers, cash=cash, seed=seed)
-    await settle(group, world.store, timeout=120)
+    await settle(group, world.store, timeout=120, checkpoints=world.checkpoints)
     return ledger
 
 

@@ -129,8 +129,16 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def settle(group: ConsumerGroup, store: EventStore, timeout: float = 20.0) -> int:  # noqa: ASYNC109
-    """Wait until every consumer of ``group`` reached a head that stopped moving."""
+async def settle(
+    group: ConsumerGroup,
+    store: EventStore,
+    timeout: float = 20.0,  # noqa: ASYNC109
+    checkpoints: CheckpointStore | None = None,
+) -> int:
+    """Wait until every consumer of ``group`` reached a head that stopped moving.
+
+    With ``checkpoints``, progress made by other instances (another group) counts too.
+    """
     deadline = time.monotonic() + timeout
     stable, last_head = 0, -1
     while stable < 3:
@@ -138,7 +146,11 @@ async def settle(group: ConsumerGroup, store: EventStore, timeout: float = 20.0)
             raise TimeoutError(f"not settled: {await group.statuses()}")
         await store.sequence()
         head = await store.head_position()
-        caught_up = all(group[name].position >= head for name in group.names)
+        durable = await checkpoints.load_all(group.names) if checkpoints is not None else {}
+        caught_up = all(
+            max(group[name].position, durable[name].position if durable else 0) >= head
+            for name in group.names
+        )
         for name in group.names:
             if group[name].state == "stopped_on_error":
                 raise AssertionError(f"{name} stopped: {group[name].last_error}")
