@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 LEDGER_TOPIC = "ledger"
 LIVE_PREFIX = "live:"
 Loader = Callable[[str], Awaitable[Any]]
-CheckpointReader = Callable[[str], Awaitable[int]]
+CheckpointReader = Callable[[str, int], Awaitable[int]]
+"""``(consumer, needed) -> position``: may skip the database when ``needed`` is known reached."""
 
 
 @dataclass(frozen=True)
@@ -283,8 +284,8 @@ class LiveReadModels:
         checkpoints = await self._checkpoints()
         now = asyncio.get_running_loop().time()
         for topic, pending in list(self._pending.items()):
-            consumer = self.sources[split_topic(topic)[0]].consumer
-            passed = max(checkpoints[consumer], self._noted.get(topic, 0))
+            consumer = self._consumer_of(topic)
+            passed = max(checkpoints.get(consumer, 0), self._noted.get(topic, 0))
             overdue = now - pending.since > self.wait_timeout
             if overdue and passed < pending.position:
                 log.warning("%s: %s did not reach %s in time", topic, consumer, pending.position)
@@ -292,8 +293,16 @@ class LiveReadModels:
                 await self._publish(topic, pending, pending.position)
 
     async def _checkpoints(self) -> dict[str, int]:
-        consumers = {self.sources[split_topic(topic)[0]].consumer for topic in self._pending}
-        return {consumer: await self.checkpoint(consumer) for consumer in consumers}
+        """Positions of the consumers that pending work still waits for (notes aside)."""
+        needed: dict[str, int] = {}
+        for topic, pending in self._pending.items():
+            if self._noted.get(topic, 0) < pending.position:
+                consumer = self._consumer_of(topic)
+                needed[consumer] = min(needed.get(consumer, pending.position), pending.position)
+        return {consumer: await self.checkpoint(consumer, at) for consumer, at in needed.items()}
+
+    def _consumer_of(self, topic: str) -> str:
+        return self.sources[split_topic(topic)[0]].consumer
 
     async def _publish(self, topic: str, pending: _Pending, target: int) -> None:
         """Read the document once and publish it if it is newer than the last one."""
@@ -373,12 +382,14 @@ def view_sources(
 def checkpoint_reader(
     checkpoints: CheckpointStore, progress: ProgressBoard | None = None
 ) -> CheckpointReader:
-    """A consumer's position: the durable checkpoint, or newer in-process progress."""
+    """A consumer's position: in-process progress when it already reaches ``needed``
+    (no database read), else the newer of it and the durable checkpoint."""
 
-    async def read(name: str) -> int:
-        durable = (await checkpoints.load(name)).position
-        known = progress.position(name) if progress is not None else None
-        return max(durable, known or 0)
+    async def read(name: str, needed: int) -> int:
+        known = (progress.position(name) if progress is not None else None) or 0
+        if known >= needed:
+            return known
+        return max(known, (await checkpoints.load(name)).position)
 
     return read
 

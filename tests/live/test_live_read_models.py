@@ -31,7 +31,7 @@ class Documents:
 
         return ReadModelSource(consumer, load)
 
-    async def checkpoint(self, consumer: str) -> int:
+    async def checkpoint(self, consumer: str, needed: int) -> int:
         return self.checkpoints.get(consumer, 0)
 
     def project(self, topic: str, version: int, position: int, consumer: str) -> None:
