@@ -34,7 +34,14 @@ class MongoLeases:
         now = self._clock_ms()
         try:
             doc = await self.collection.find_one_and_update(
-                {"_id": name, "$or": [{"owner": owner}, {"expires_at_ms": {"$lt": now}}]},
+                # ``$and`` because nx-27017 0.8.1 applies an update whose filter is
+                # ``{_id, $or}`` to another document; this form is also right on MongoDB.
+                {
+                    "$and": [
+                        {"_id": name},
+                        {"$or": [{"owner": owner}, {"expires_at_ms": {"$lt": now}}]},
+                    ]
+                },
                 {"$set": {"owner": owner, "expires_at_ms": now + int(ttl_seconds * 1000)}},
                 upsert=True,
                 return_document=ReturnDocument.AFTER,
@@ -43,7 +50,7 @@ class MongoLeases:
             if is_duplicate_key(error):
                 return False
             raise
-        return doc is not None and doc.get("owner") == owner
+        return doc is not None and doc.get("_id") == name and doc.get("owner") == owner
 
     async def release(self, name: str, owner: str) -> None:
         await self.collection.delete_one({"_id": name, "owner": owner})

@@ -325,6 +325,21 @@ async def test_lease_acquire_renew_expire_takeover_release(backend: Backend) -> 
     assert await leases.acquire("other", "p2", 10)
 
 
+async def test_a_refused_lease_leaves_other_leases_alone(backend: Backend) -> None:
+    leases, clock = backend.leases, backend.clock
+    assert await leases.acquire("old", "p1", 1)
+    assert await leases.acquire("held", "p2", 60)
+    clock.advance(5)  # "old" has expired, "held" has not
+    assert not await leases.acquire("held", "p3", 10)
+    old, held = await leases.holder("old"), await leases.holder("held")
+    assert old is not None
+    assert held is not None
+    assert (old.owner, held.owner) == ("p1", "p2")
+    assert await leases.acquire("old", "p3", 10)
+    held_after = await leases.holder("held")
+    assert held_after == held
+
+
 async def test_lease_race_has_one_winner(backend: Backend) -> None:
     leases = backend.leases
     results = await asyncio.gather(*(leases.acquire("race", f"p{i}", 30) for i in range(6)))
