@@ -23,17 +23,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
-
-from pymongo.errors import ConnectionFailure
+from typing import Any
 
 from projections.checkpoints import CheckpointStore, now_ms
+from projections.handler import (
+    ConsumerSettings,
+    EventHandler,
+    attempt,
+    describe,
+    new_owner_id,
+    position_of,
+)
 from projections.leasing import take_lease
 from projections.progress import ProgressBoard
 from projections.status import (
@@ -47,37 +49,15 @@ from projections.status import (
 )
 from store.protocol import EventStore, Leases, RecordedEvent
 
+__all__ = [
+    "Consumer",
+    "ConsumerGroup",
+    "ConsumerSettings",
+    "EventHandler",
+    "new_owner_id",
+]
+
 log = logging.getLogger(__name__)
-
-
-class EventHandler(Protocol):
-    """What a consumer drives: a projector or a process manager."""
-
-    name: str
-
-    async def prepare(self) -> None:
-        """Called each time this instance becomes the active one (resolve targets, indexes)."""
-        ...
-
-    async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
-        """Apply ``events`` (in position order) idempotently; raise to signal failure."""
-        ...
-
-
-@dataclass(frozen=True)
-class ConsumerSettings:
-    batch_size: int = 500
-    poll_interval: float = 0.5
-    lease_ttl: float = 10.0
-    max_attempts: int = 5
-    backoff_initial: float = 0.05
-    backoff_max: float = 2.0
-    transient_errors: tuple[type[BaseException], ...] = (ConnectionFailure, ConnectionError)
-
-
-def new_owner_id() -> str:
-    """A lease owner id naming this process: ``host:pid:random``."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Consumer:
@@ -169,17 +149,20 @@ class Consumer:
                 failures = 0
             except asyncio.CancelledError:
                 raise
-            except self.settings.transient_errors as error:
-                failures += 1
-                self.last_error = _describe(error)
-                log.warning("consumer %s: %s (retrying)", self.name, self.last_error)
-                await asyncio.sleep(self._backoff(failures))
             except Exception as error:
-                # A fault outside any event (the store, a checkpoint write): retry later.
+                # Lost connections, or a fault outside any event (reading the store,
+                # writing a checkpoint): not poison, so retry the cycle later.
                 failures += 1
-                self.last_error = _describe(error)
-                log.exception("consumer %s failed outside a handler", self.name)
-                await asyncio.sleep(self._backoff(failures))
+                self.last_error = describe(error)
+                transient = isinstance(error, self.settings.transient_errors)
+                log.log(
+                    logging.WARNING if transient else logging.ERROR,
+                    "consumer %s: %s (retrying)",
+                    self.name,
+                    self.last_error,
+                    exc_info=not transient,
+                )
+                await asyncio.sleep(self.settings.backoff(failures))
 
     async def _cycle(self) -> None:
         if not await self._ensure_lease():
@@ -208,34 +191,19 @@ class Consumer:
             log.warning("consumer %s: batch failed, retrying event by event", self.name)
             await self._process_one_by_one(events)
             return
-        await self._advance(_last_position(events))
+        await self._advance(position_of(events[-1]))
 
     async def _process_one_by_one(self, events: Sequence[RecordedEvent]) -> None:
         for event in events:
-            error = await self._attempt(event)
+            error = await attempt(self.handler, event, self.settings)
             if error is not None:
                 await self._stop_on_error(event, error)
                 return
-            await self._advance(_position(event))
-
-    async def _attempt(self, event: RecordedEvent) -> BaseException | None:
-        """Try ``event`` up to ``max_attempts`` times; the last error, or None on success."""
-        last: BaseException | None = None
-        for attempt in range(1, self.settings.max_attempts + 1):
-            try:
-                await self.handler.handle_batch([event])
-                return None
-            except self.settings.transient_errors:
-                raise
-            except Exception as error:
-                last = error
-                if attempt < self.settings.max_attempts:
-                    await asyncio.sleep(self._backoff(attempt))
-        return last
+            await self._advance(position_of(event))
 
     async def _stop_on_error(self, event: RecordedEvent, error: BaseException) -> None:
         self.state = STOPPED_ON_ERROR
-        self.last_error = _describe(error)
+        self.last_error = describe(error)
         self.error_position = event.position
         log.error(
             "consumer %s stopped at position %s (%s %s): %s",
@@ -329,24 +297,6 @@ class Consumer:
 
     def _standby_wait(self) -> float:
         return min(self.settings.poll_interval, self.settings.lease_ttl / 3)
-
-    def _backoff(self, attempt: int) -> float:
-        delay = self.settings.backoff_initial * (2 ** (attempt - 1))
-        return float(min(delay, self.settings.backoff_max))
-
-
-def _position(event: RecordedEvent) -> int:
-    if event.position is None:
-        raise ValueError(f"event {event.event_id} has no global position")
-    return event.position
-
-
-def _last_position(events: Sequence[RecordedEvent]) -> int:
-    return _position(events[-1])
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
 
 
 class ConsumerGroup:
