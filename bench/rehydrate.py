@@ -76,7 +76,7 @@ async def measure(backend: Backend, label: str, args: argparse.Namespace) -> lis
             long_name: lambda: time_loads(reader, long_id, args.loads, args.long),
             short_name: lambda: time_loads(reader, short_id, args.loads, args.short),
             "no snapshots": lambda: time_loads(
-                replayer, long_id, max(1, args.loads // 10), args.long
+                replayer, long_id, max(1, args.loads // 25), args.long
             ),
         },
         args.runs,
