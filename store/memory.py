@@ -120,13 +120,17 @@ class InMemoryEventStore:
     async def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
     ) -> list[RecordedEvent]:
-        last = to_version if to_version is not None else float("inf")
-        return [
-            event
-            for commit in self._streams.get(stream_id, ())
-            for event in commit.events
-            if from_version <= event.version <= last
-        ]
+        # Commits are in version order: bisect to the first one that reaches
+        # ``from_version`` so a load after a snapshot costs only the tail.
+        commits = self._streams.get(stream_id, [])
+        start = bisect.bisect_left(commits, from_version, key=lambda c: c.version)
+        last = to_version if to_version is not None else commits[-1].version if commits else 0
+        selected: list[RecordedEvent] = []
+        for commit in commits[start:]:
+            if commit.events[0].version > last:
+                break
+            selected.extend(e for e in commit.events if from_version <= e.version <= last)
+        return selected
 
     async def stream_version(self, stream_id: str) -> int:
         commits = self._streams.get(stream_id)
