@@ -26,13 +26,11 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.applications import Starlette
@@ -54,11 +52,11 @@ from projections.readmodels import AccountsView, LedgerView, StatementView, Tran
 from projections.rebuild import Rebuilder
 from projections.status import StatusReporter
 from projections.waiting import ReadYourWrites
+from runtime import serving
 from runtime.asgi import LateApp
 from runtime.database import DatabaseHandle, open_database
 from runtime.health import Health, consumer_check, health_routes, ping_check, sequencer_check
 from runtime.instrument import InstrumentedEventStore, InstrumentedService, operation_metrics
-from runtime.logging import configure_logging
 from runtime.metrics import Metrics, Refresher, metrics_route
 from runtime.middleware import RuntimeMiddleware
 from runtime.probes import consumer_refresher, head_refresher, sequencer_refresher
@@ -210,8 +208,11 @@ async def start_sequencer(
     task = asyncio.get_running_loop().create_task(sequencer.run(), name="sequencer")
 
     async def stop() -> None:
-        sequencer.stop()
-        await asyncio.wait_for(task, settings.shutdown_timeout_seconds)
+        sequencer.stop()  # finishes its pass, then releases the lease
+        done, _ = await asyncio.wait({task}, timeout=settings.shutdown_timeout_seconds)
+        if not done:
+            log.warning("the sequencer did not stop in time; cancelling it")
+            task.cancel()
 
     stack.push_async_callback(stop)
     health.add("sequencer", sequencer_check(task, parts.stores.leases, sequencer.lease_name))
@@ -364,46 +365,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 
 def serve(settings: Settings) -> None:
-    """Run uvicorn in the foreground until SIGINT/SIGTERM; return after a clean stop."""
-    configure_logging(settings.effective_log_level, settings.effective_log_format)
-    log.info("starting with %s", settings.describe())
-    if settings.auth_mode == "dev":
-        log.warning("AUTH_MODE=dev: every request acts as the admin user 'dev'")
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,  # our handler, already installed, formats and redacts
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
-        lifespan="on",
-        ws_max_size=settings.max_body_bytes,
-        server_header=False,
-    )
-    server = uvicorn.Server(config)
-    # uvicorn re-raises the signal that stopped it once it has shut down cleanly;
-    # turn that into a normal exit instead of a death by signal or a traceback.
-    signal.signal(signal.SIGTERM, _exit_cleanly)
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(server.serve())
-    finally:
-        _stop_embedded_database(app)
-    if not server.started:
-        raise SystemExit(3)
+    """Run the service under uvicorn in the foreground until SIGINT/SIGTERM."""
+    serving.run(create_app, settings, on_exit=_stop_embedded_database)
 
 
-def _stop_embedded_database(app: Starlette) -> None:
+def _stop_embedded_database(app: Any) -> None:
     """Normally the lifespan has stopped it; after a forced exit (a second Ctrl-C) it has not."""
     components: Components | None = getattr(app.state, "components", None)
     if components is not None and components.database is not None:
         components.database.close()
-
-
-def _exit_cleanly(signum: int, frame: object) -> None:
-    raise SystemExit(0)
 
 
 def main() -> None:

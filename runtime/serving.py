@@ -1,0 +1,68 @@
+"""Running an ASGI app under uvicorn in the foreground: ``python server.py``, ``ledger serve``.
+
+uvicorn is configured from the settings: HOST/PORT, proxy headers trusted from
+FORWARDED_ALLOW_IPS, a graceful shutdown of SHUTDOWN_TIMEOUT_SECONDS, our own
+(redacting) log handler instead of uvicorn's, the WebSocket frame limit equal
+to the HTTP body limit. SIGTERM and Ctrl-C end in a clean exit (status 0)
+after the app's lifespan has shut down; ``on_exit`` then runs in any case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from runtime.logging import configure_logging
+from runtime.settings import Settings
+
+log = logging.getLogger("server")
+
+
+def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # our handler, already installed, formats and redacts
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
+        lifespan="on",
+        ws_max_size=settings.max_body_bytes,
+        server_header=False,
+    )
+
+
+def run(
+    make_app: Callable[[Settings], ASGIApp],
+    settings: Settings,
+    on_exit: Callable[[ASGIApp], None] | None = None,
+) -> None:
+    """Log set-up, then serve ``make_app(settings)`` until a signal; exit 3 if it never started."""
+    configure_logging(settings.effective_log_level, settings.effective_log_format)
+    log.info("starting with %s", settings.describe())
+    if settings.auth_mode == "dev":
+        log.warning("AUTH_MODE=dev: every request acts as the admin user 'dev'")
+    app = make_app(settings)
+    server = uvicorn.Server(uvicorn_config(app, settings))
+    # uvicorn re-raises the signal that stopped it once it has shut down cleanly;
+    # turn that into a normal exit instead of a death by signal or a traceback.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(server.serve())
+    finally:
+        if on_exit is not None:
+            on_exit(app)
+    if not server.started:
+        raise SystemExit(3)
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
