@@ -126,8 +126,10 @@ class LedgerGraphQL(GraphQL[Context, None]):
         return replace(self.base, user=user, request=request, response=response)
 
     async def on_ws_connect(self, context: Context) -> None:
+        request = context.request
+        header = request.headers.get("authorization") if request is not None else None
         try:
-            context.user = authenticate_params(context.auth, context.connection_params)
+            context.user = authenticate_params(context.auth, context.connection_params, header)
         except AuthError as exc:
             raise ConnectionRejectionError({"message": f"Unauthorized: {exc}"}) from exc
 

@@ -103,13 +103,18 @@ def authenticate_header(settings: AuthSettings, authorization: str | None) -> Us
     return ANONYMOUS if token is None else user_from_token(settings, token)
 
 
-def authenticate_params(settings: AuthSettings, params: Mapping[str, object] | None) -> User:
-    """The user for a WebSocket's connection params; a token is required in jwt mode."""
+def authenticate_params(
+    settings: AuthSettings, params: Mapping[str, object] | None, header: str | None = None
+) -> User:
+    """The user for a WebSocket: its connection params, else the upgrade request's header.
+
+    A token is required in jwt mode: an anonymous socket is refused.
+    """
     if settings.mode == "dev":
         return DEV_USER
-    params = params or {}
+    params = params if isinstance(params, Mapping) else {}
     raw = params.get("Authorization", params.get("authorization", params.get("token")))
-    token = bearer_token(raw)
+    token = bearer_token(raw) or bearer_token(header)
     if token is None:
         raise AuthError("missing token")
     return user_from_token(settings, token)

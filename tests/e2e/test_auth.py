@@ -62,8 +62,16 @@ async def test_http_refuses_expired_and_forged_tokens(jwt_server: Server, name: 
     assert response.status_code == 401
 
 
-async def first_change(server: Server, protocol: str, init: dict[str, Any], account: str) -> Any:
-    transport = WebsocketsTransport(url=server.ws, subprotocols=[protocol], init_payload=init)
+async def first_change(
+    server: Server,
+    protocol: str,
+    init: dict[str, Any],
+    account: str,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    transport = WebsocketsTransport(
+        url=server.ws, subprotocols=[protocol], init_payload=init, headers=headers
+    )
     async with Client(transport=transport) as session:
         stream = session.subscribe(GraphQLRequest(CHANGED, variable_values={"id": account}))
         try:
@@ -78,6 +86,9 @@ async def test_websocket_token_in_connection_params(jwt_server: Server, protocol
     for init in ({"Authorization": f"Bearer {token('alice')}"}, {"token": token("alice")}):
         change = await first_change(jwt_server, protocol, init, account)
         assert change["accountChanged"]["version"] == 1
+    header = {"Authorization": f"Bearer {token('alice')}"}
+    change = await first_change(jwt_server, protocol, {}, account, headers=header)
+    assert change["accountChanged"]["balance"] == "0.00"
     with pytest.raises(TransportQueryError):
         await first_change(jwt_server, protocol, {"token": token("bob")}, account)
 
