@@ -26,7 +26,11 @@ from strawberry.extensions import (
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-request and per-connection bounds; defaults suit development."""
+    """Per-request and per-connection bounds; defaults suit development.
+
+    ``max_body_bytes`` is enforced in front of this app by the runtime's ASGI
+    middleware (413); it is kept here so the whole set travels together.
+    """
 
     max_query_depth: int = 15
     max_aliases: int = 30

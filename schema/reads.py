@@ -31,6 +31,14 @@ def first_of(ctx: Context, first: int | None) -> int:
         raise ClientError(str(exc)) from exc
 
 
+MAX_ID_LENGTH = 100
+"""Longer ids cannot exist (``domain.validation``); such lookups answer "none" at once."""
+
+
+def plausible_id(value: str) -> bool:
+    return 0 < len(value) <= MAX_ID_LENGTH
+
+
 def require_admin(ctx: Context, what: str) -> None:
     if not ctx.user.is_admin:
         raise forbidden_query(f"{what} is only available to admins")
@@ -60,6 +68,8 @@ async def account_as_of(
         raise ClientError("give atVersion or asOf, not both")
     if at_version is not None and at_version < 1:
         raise ClientError("atVersion must be >= 1")
+    if not plausible_id(account_id):
+        return None
     if as_of is not None:
         loaded = await ctx.service.load(ACCOUNT, account_id, as_of=as_of)
     else:
@@ -84,6 +94,8 @@ async def account_history(
     size = first_of(ctx, first)
     if from_version < 1:
         raise ClientError("fromVersion must be >= 1")
+    if not plausible_id(account_id):
+        return []
     entries = await ctx.service.history(ACCOUNT, account_id, to_version=from_version + size - 1)
     if not entries:
         return []

@@ -19,7 +19,7 @@ from projections.readmodels import TransfersView
 from projections.records import TransferRecord
 from schema.context import Context
 from schema.errors import ClientError, forbidden_query
-from schema.reads import first_of
+from schema.reads import first_of, plausible_id
 from schema.types import (
     Account,
     Ledger,
@@ -80,6 +80,8 @@ def _page_info(has_next: bool, end_cursor: str | None) -> PageInfo:
 
 
 async def read_account(ctx: Context, account_id: str) -> Account | None:
+    if not plausible_id(account_id):
+        return None
     record = await ctx.accounts.get(account_id)
     if record is None or not ctx.user.owns(record.owner):
         return None
@@ -123,6 +125,8 @@ async def _may_see_transfer(ctx: Context, record: TransferRecord) -> bool:
 
 
 async def read_transfer(ctx: Context, transfer_id: str) -> Transfer | None:
+    if not plausible_id(transfer_id):
+        return None
     record = await ctx.transfers.get(transfer_id)
     if record is None or not await _may_see_transfer(ctx, record):
         return None

@@ -241,3 +241,15 @@ async def test_server_keeps_serving_after_bad_input(wiring: Wiring) -> None:
     await errors_of(wiring, "{ " * 10_000)
     account_id = await open_account(wiring)
     assert await deposit(wiring, account_id, "1") == 2
+
+
+async def test_huge_ids_in_queries_find_nothing(wiring: Wiring) -> None:
+    queries = [
+        "query($id: ID!) { account(id: $id) { id } }",
+        "query($id: ID!) { account(id: $id, atVersion: 1) { id } }",
+        "query($id: ID!) { transfer(id: $id) { id } }",
+        "query($id: ID!) { accountHistory(id: $id) { event { type } } }",
+    ]
+    for query in queries:
+        data = await wiring.data(query, {"id": MEGABYTE})
+        assert next(iter(data.values())) in (None, [])
