@@ -39,42 +39,79 @@ class Settings(BaseSettings):
     )
 
     # Where the service listens.
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    forwarded_allow_ips: str = "127.0.0.1"
-    shutdown_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 in containers).")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1", description="Proxies whose X-Forwarded-* headers are trusted (`*`: any)."
+    )
+    shutdown_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Grace period for requests in flight on SIGTERM."
+    )
 
     # Storage.
-    app_env: Literal["development", "production"] = "development"
-    data_dir: Path = Path(".data")
-    mongodb_url: SecretStr | None = None
-    mongodb_database: str = Field("ledger", pattern=r"^[A-Za-z0-9_-]{1,63}$")
-    store: Literal["mongo", "memory"] = "mongo"
-    snapshot_every: int = Field(100, ge=1, le=1_000_000)
+    app_env: Literal["development", "production"] = Field(
+        "development", description="`production` enforces the checks below and safer defaults."
+    )
+    data_dir: Path = Field(Path(".data"), description="Where the embedded database keeps data.")
+    mongodb_url: SecretStr | None = Field(
+        None, description="MongoDB connection string; unset: embedded nx-27017 under DATA_DIR."
+    )
+    mongodb_database: str = Field(
+        "ledger", pattern=r"^[A-Za-z0-9_-]{1,63}$", description="Database name."
+    )
+    store: Literal["mongo", "memory"] = Field(
+        "mongo",
+        description="`memory`: in-process stores for tests and benchmarks (no persistence).",
+    )
+    snapshot_every: int = Field(
+        100, ge=1, le=1_000_000, description="Snapshot an aggregate every N events."
+    )
 
     # Auth and exposure.
-    auth_mode: Literal["dev", "jwt"] = "dev"
-    jwt_secret: SecretStr | None = None
-    graphiql: bool | None = None
-    introspection: bool | None = None
+    auth_mode: Literal["dev", "jwt"] = Field(
+        "dev", description="`dev`: everyone is admin user 'dev'; `jwt`: HS256 bearer tokens."
+    )
+    jwt_secret: SecretStr | None = Field(
+        None, description=f"HS256 key for AUTH_MODE=jwt, at least {MIN_JWT_SECRET_LENGTH} chars."
+    )
+    graphiql: bool | None = Field(
+        None, description="Serve GraphiQL at /graphql (default: on, off in production)."
+    )
+    introspection: bool | None = Field(
+        None, description="Allow schema introspection (default: on, off in production)."
+    )
 
     # Logs.
-    log_level: str = "INFO"
-    log_format: Literal["json", "text"] | None = None
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL.")
+    log_format: Literal["json", "text"] | None = Field(
+        None, description="`json` lines or readable `text` (default: json in production)."
+    )
 
     # GraphQL limits.
-    max_query_depth: int = Field(15, ge=1, le=100)
-    max_aliases: int = Field(30, ge=1, le=10_000)
-    max_tokens: int = Field(2_000, ge=10, le=1_000_000)
-    max_page_size: int = Field(100, ge=1, le=10_000)
-    max_subscriptions_per_connection: int = Field(20, ge=1, le=10_000)
-    connection_init_timeout_seconds: float = Field(5.0, gt=0, le=300)
-    max_body_bytes: int = Field(1_000_000, ge=1_024, le=100_000_000)
-    consistency_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    max_query_depth: int = Field(15, ge=1, le=100, description="Deepest selection nesting.")
+    max_aliases: int = Field(30, ge=1, le=10_000, description="Aliases per document.")
+    max_tokens: int = Field(2_000, ge=10, le=1_000_000, description="Tokens per document.")
+    max_page_size: int = Field(100, ge=1, le=10_000, description="Largest `first` of a page.")
+    max_subscriptions_per_connection: int = Field(
+        20, ge=1, le=10_000, description="Concurrent subscriptions on one WebSocket."
+    )
+    connection_init_timeout_seconds: float = Field(
+        5.0, gt=0, le=300, description="Time a WebSocket has to send connection_init."
+    )
+    max_body_bytes: int = Field(
+        1_000_000, ge=1_024, le=100_000_000, description="Largest HTTP body / WebSocket message."
+    )
+    consistency_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, description="Longest wait of a read-your-writes query."
+    )
 
     # Background work: leases and polling.
-    lease_ttl_seconds: float = Field(10.0, gt=0, le=600)
-    poll_interval_seconds: float = Field(0.2, gt=0, le=60)
+    lease_ttl_seconds: float = Field(
+        10.0, gt=0, le=600, description="Lease of the sequencer and each consumer (takeover time)."
+    )
+    poll_interval_seconds: float = Field(
+        0.2, gt=0, le=60, description="How often consumers look for events from other processes."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -184,6 +221,15 @@ class Settings(BaseSettings):
             "introspection": self.introspection_enabled,
             "log_format": self.effective_log_format,
         }
+
+
+def settings_table() -> str:
+    """Every variable with its default and meaning, as a Markdown table (for the README)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        default = "unset" if info.default is None else f"`{info.default}`"
+        rows.append(f"| `{name.upper()}` | {default} | {info.description} |")
+    return "\n".join(rows)
 
 
 def redact_url(url: str | None) -> str | None:
