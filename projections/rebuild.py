@@ -115,17 +115,22 @@ class Rebuilder:
         return RebuildResult(name, position, events + more, seconds, old, physical)
 
     async def _catch_up(self, handler: EventHandler, position: int) -> tuple[int, int]:
+        """Project everything after ``position``; the next batch is read while one is written."""
         handled = 0
-        while True:
-            if self._lost:
-                raise RebuildError("the rebuild lost its lease")
-            events = await self._store.read_all(position, self._batch_size)
-            if not events:
-                return position, handled
-            await handler.handle_batch(events)
-            handled += len(events)
-            last = events[-1].position
-            position = last if last is not None else position
+        reading = asyncio.ensure_future(self._store.read_all(position, self._batch_size))
+        try:
+            while events := await reading:
+                if self._lost:
+                    raise RebuildError("the rebuild lost its lease")
+                position = events[-1].position or position
+                reading = asyncio.ensure_future(self._store.read_all(position, self._batch_size))
+                await handler.handle_batch(events)
+                handled += len(events)
+        finally:
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reading
+        return position, handled
 
     async def _take_consumer_lease(self, name: str) -> None:
         """Pause the live consumer and hold its lease, so nothing else writes meanwhile."""
