@@ -64,11 +64,14 @@ async def _seed(parts: Any, args: argparse.Namespace, out: TextIO) -> int:
         parts.service, TransfersView(parts.stores.documents), wait_seconds=args.wait
     )
     out.write(
-        f"seeded {report.accounts} accounts with {report.commands} commands "
+        f"seeded {len(report.accounts)} accounts with {report.commands} commands "
         f"({report.duplicates} already applied before)\n"
     )
+    for owner, account in report.accounts.items():
+        out.write(f"  account {account}: {owner}\n")
     for tid, state in report.transfers.items():
         out.write(f"  transfer {tid}: {state}\n")
+    out.write("try in GraphiQL: { accounts { edges { node { id owner balance } } } }\n")
     return 0
 
 

@@ -54,7 +54,7 @@ def transfer_id(index: int) -> str:
 
 @dataclass(frozen=True)
 class SeedReport:
-    accounts: int
+    accounts: dict[str, str]  # owner -> account id
     commands: int
     duplicates: int
     transfers: dict[str, str]  # transfer id -> final status (or last seen)
@@ -87,7 +87,8 @@ async def seed(service: Any, transfers_view: Any, *, wait_seconds: float = 20.0)
         outcome = await service.handle(command, context)
         duplicates += int(bool(getattr(outcome, "duplicate", False)))
     statuses = await _settle(transfers_view, wait_seconds)
-    return SeedReport(len(ACCOUNTS), len(steps), duplicates, statuses)
+    accounts = {owner: account_id(owner) for owner, _ in ACCOUNTS}
+    return SeedReport(accounts, len(steps), duplicates, statuses)
 
 
 async def _settle(transfers_view: Any, wait_seconds: float) -> dict[str, str]:
