@@ -125,3 +125,55 @@ async def test_account_changed_and_events_subscriptions(server: Server, protocol
             mine = [e["events"]["type"] for e in received if e["events"]["streamId"] == account_id]
             assert mine == ["AccountOpened", "MoneyDeposited", "MoneyDeposited"]
             await events.aclose()
+
+
+TRANSFER = """mutation($from: ID!, $to: ID!, $amount: Decimal!) {
+  requestTransfer(input: {fromAccountId: $from, toAccountId: $to, amount: $amount}) {
+    __typename ... on TransferPayload { transfer { id status } } } }"""
+TRANSFER_STATUS = "query($id: ID!) { transfer(id: $id) { status amount currency position } }"
+BALANCE = """query($id: ID!, $p: Int!) {
+  account(id: $id, consistency: {position: $p}) { balance } }"""
+
+
+async def test_transfer_completes_through_the_process_manager(server: Server) -> None:
+    async with http_session(server) as session:
+        source, target = await open_account(session, "payer"), await open_account(session, "payee")
+        await run(session, DEPOSIT, id=source, amount="5")
+        requested = await run(session, TRANSFER, **{"from": source, "to": target, "amount": "2"})
+        payload = requested["requestTransfer"]
+        assert payload["transfer"]["status"] == "REQUESTED"
+        transfer_id = payload["transfer"]["id"]
+        status = None
+        for _ in range(200):  # bounded: 20 s
+            found = (await run(session, TRANSFER_STATUS, id=transfer_id))["transfer"]
+            status = found["status"] if found else None
+            if status in ("COMPLETED", "FAILED"):
+                break
+            await asyncio.sleep(0.1)
+        assert status == "COMPLETED"
+        position = found.pop("position")
+        assert found == {"status": "COMPLETED", "amount": "2.00", "currency": "EUR"}
+        balances = [
+            (await run(session, BALANCE, id=i, p=position))["account"]["balance"]
+            for i in (source, target)
+        ]
+        assert balances == ["3.00", "2.00"]
+
+
+async def test_audit_log_and_projection_status_over_http(server: Server) -> None:
+    async with http_session(server) as session:
+        account_id = await open_account(session, "audited")
+        query = """query($s: ID) { events(streamId: $s) {
+                     edges { node { type version metadata { actor commandId } } } } }"""
+        nodes: list[dict[str, Any]] = []
+        for _ in range(100):  # the log shows sequenced events only: bounded wait
+            log = await run(session, query, s=account_id)
+            nodes = [edge["node"] for edge in log["events"]["edges"]]
+            if nodes:
+                break
+            await asyncio.sleep(0.1)
+        assert nodes[0]["type"] == "AccountOpened"
+        assert nodes[0]["metadata"]["actor"] == "dev"
+        status = await run(session, "{ projections { name state lagEvents } }")
+        names = {p["name"] for p in status["projections"]}
+        assert {"accounts", "account_statement", "transfers", "ledger"} <= names
