@@ -19,6 +19,7 @@ is not a business rejection: it propagates, and the consumer retries the event.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -76,6 +77,7 @@ class TransferManager:
         registry: EventRegistry | None = None,
         actor: str = ACTOR,
         cache_size: int = 10_000,
+        concurrency: int = 8,
     ) -> None:
         self._sender = sender
         self._store = store
@@ -83,15 +85,39 @@ class TransferManager:
         self._actor = actor
         self._requests: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._cache_size = cache_size
+        self._concurrency = max(concurrency, 1)
 
     async def prepare(self) -> None:
         return None
 
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
+        """React to ``events``: in order per transfer, different transfers concurrently.
+
+        If any reaction fails the batch fails, and the consumer retries its events
+        one by one, in order (a reaction that already happened is deduplicated).
+        """
+        by_transfer: dict[str, list[tuple[Step, RecordedEvent, dict[str, Any]]]] = {}
         for event in events:
             step = STEPS.get(event.type)
             if step is not None:
-                await step(self, event, payload(self._registry, event))
+                data = payload(self._registry, event)
+                by_transfer.setdefault(data["transfer_id"], []).append((step, event, data))
+        limit = asyncio.Semaphore(self._concurrency)
+
+        async def run(reactions: list[tuple[Step, RecordedEvent, dict[str, Any]]]) -> None:
+            async with limit:
+                for step, event, data in reactions:
+                    await step(self, event, data)
+
+        tasks = [asyncio.ensure_future(run(r)) for r in by_transfer.values()]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            # Stop the other reactions too; the consumer replays the batch in order.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
 
     # -- steps -------------------------------------------------------------------
 
