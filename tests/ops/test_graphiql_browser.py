@@ -25,7 +25,8 @@ from tests.ops.browser_support import (
 )
 from tests.runtime.processes import ROOT, ServerProcess, running_server
 
-pytestmark = pytest.mark.browser
+# Installing Chromium on a fresh machine (apt-get) can take minutes: allow for it.
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(1200)]
 
 ARTIFACTS = ROOT / "test-artifacts"
 OPEN = 'mutation { openAccount(input: {owner: "grace", currency: "EUR"}) { ... on AccountPayload { account { id } } } }'  # noqa: E501
