@@ -1,7 +1,7 @@
 """The one place that wires concrete classes together, and the service's entry point.
 
 ``python server.py`` (also ``make run`` and ``ledger serve``) reads the settings
-and runs uvicorn. ``create_app(settings)`` builds the Starlette app; its
+and runs uvicorn (``runtime/serving.py``). ``create_app(settings)`` builds the Starlette app; its
 lifespan calls ``start_components``, which starts, in this order (each step
 registers its own stop, so shutdown runs in the reverse order):
 
