@@ -247,7 +247,7 @@ class Consumer:
             return False
         held = await self._acquire()
         if held and not self._holding:
-            await self._take_over(checkpoint.position)
+            await self._take_over()
         elif not held:
             if self._holding:
                 holder = await self._leases.holder(self.name)
@@ -266,7 +266,10 @@ class Consumer:
     async def _acquire(self) -> bool:
         return await take_lease(self._leases, self.name, self.owner, self.settings.lease_ttl)
 
-    async def _take_over(self, position: int) -> None:
+    async def _take_over(self) -> None:
+        # Read the checkpoint again now that we hold the lease: the previous holder
+        # may have moved it since our last look.
+        position = (await self._checkpoints.load(self.name)).position
         log.info("consumer %s: active here (%s) from position %s", self.name, self.owner, position)
         self.position = position
         self.state = RUNNING
