@@ -81,12 +81,12 @@ async def holders(world: World) -> set[str | None]:
     return found
 
 
-async def until(check: Any, timeout: float, what: str) -> None:  # noqa: ASYNC109
+async def until(check: Any, timeout: float, what: str, poll: float = 0.05) -> None:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while not await check():
         if time.monotonic() > deadline:
             raise TimeoutError(what)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(poll)
 
 
 async def settled(world: World, timeout: float = 60.0) -> None:  # noqa: ASYNC109
@@ -157,13 +157,13 @@ async def test_kill_mid_projection_then_restart_equals_a_rebuild(
         currencies = await open_accounts(world, 5, ledger)
         await run_clients(world, currencies, ledger, transfers=6, cash=100, seed=3)
         with Workers(mongo_url, mongo_db.name, tmp_path) as pool:
-            pool.start("w1", batch_size=5)
+            pool.start("w1", batch_size=2)
 
             async def midway() -> bool:
                 checkpoint = await world.checkpoints.load("account_statement")
                 return checkpoint.position > 20
 
-            await until(midway, 30, "w1 made no progress")
+            await until(midway, 30, "w1 made no progress", poll=0.005)
             pool.kill("w1")
             head = await world.store.head_position()
             assert (await world.checkpoints.load("account_statement")).position < head
