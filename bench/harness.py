@@ -116,7 +116,7 @@ def fmt_rate(value: float, unit: str = "/s") -> str:
 
 
 def fmt_ratio(value: float) -> str:
-    return f"{value:.2f}x"
+    return f"{value:.3g}x"
 
 
 def verdict(ratio: float, target: float, *, higher_is_better: bool = True) -> str:

@@ -1,8 +1,9 @@
 """Run an ASGI app under uvicorn in a child process, with one fixed set of settings.
 
 Both the service and the trivial baseline app are started through
-``uvicorn_server`` so they differ only in the app: one worker, uvloop,
-httptools, no access log, loopback only. The child is always stopped.
+``uvicorn_server`` so they differ only in the app: one worker, the settings
+``runtime/serving.py`` gives the service, no access log, loopback only. The
+child is always stopped.
 """
 
 from __future__ import annotations
@@ -23,12 +24,17 @@ from runtime.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# As runtime/serving.py configures uvicorn for the service (auto loop/http/ws
+# pick uvloop, httptools and the sans-io websockets protocol), minus its logging.
 UVICORN_SETTINGS = (
     "--host", "127.0.0.1",
     "--workers", "1",
-    "--loop", "uvloop",
-    "--http", "httptools",
-    "--ws", "websockets",
+    "--loop", "auto",
+    "--http", "auto",
+    "--ws", "auto",
+    "--ws-max-size", "1000000",
+    "--proxy-headers",
+    "--no-server-header",
     "--no-access-log",
     "--log-level", "warning",
 )  # fmt: skip
