@@ -107,6 +107,7 @@ class Subscription:
             if self._queue:
                 self._queue.clear()
                 self.dropped += 1
+                self._hub.dropped += 1
         elif len(self._queue) >= self.maxsize:
             self._overflowed = True
             self._ready.set()
@@ -192,7 +193,8 @@ class Hub:
         self._watchers: list[Callable[[str, bool], None]] = []
         self._observers: list[Callable[[str, Any], None]] = []
         self.published = 0
-        self.overflows = 0
+        self.overflows = 0  # strict subscribers ended for falling behind
+        self.dropped = 0  # messages latest-only subscribers skipped
 
     def subscribe(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -14,6 +15,7 @@ from tests.live.harness import serve
 from tests.live.helpers import eventually
 
 ACCOUNT_CHANGED = "subscription ($id: ID!) { accountChanged(id: $id) { id balance version } }"
+LEDGER_CHANGED = "subscription { ledgerChanged { currency openAccounts totalBalance position } }"
 START = {"graphql-transport-ws": "subscribe", "graphql-ws": "start"}
 DATA = {"graphql-transport-ws": "next", "graphql-ws": "data"}
 
@@ -27,12 +29,31 @@ async def _receive(ws: ClientConnection, kind: str) -> dict[str, Any]:
         assert message["type"] in {"ka", "ping", "pong"}, message
 
 
-async def subscribe_raw(url: str, protocol: str, account_id: str) -> ClientConnection:
-    """Open a connection, subscribe to accountChanged and wait for the first update."""
-    ws = await connect(url, subprotocols=[protocol])  # type: ignore[list-item]
+async def subscribe_raw(
+    url: str,
+    protocol: str,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    rcvbuf: int | None = None,
+) -> ClientConnection:
+    """Open a connection, subscribe with ``query`` and wait for the first update.
+
+    ``rcvbuf`` shrinks the client's socket receive buffer, so that a client
+    that stops reading pushes back on the server quickly.
+    """
+    sock = None
+    if rcvbuf is not None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    # No compression: a client that stops reading should fill the buffers soon.
+    ws = await connect(url, subprotocols=[protocol], sock=sock, max_queue=1, compression=None)  # type: ignore[list-item]
     await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
     await _receive(ws, "connection_ack")
-    payload = {"query": ACCOUNT_CHANGED, "variables": {"id": account_id}}
+    payload = {"query": query, "variables": variables or {}}
     await ws.send(json.dumps({"id": "1", "type": START[protocol], "payload": payload}))
     await _receive(ws, DATA[protocol])
     return ws
@@ -55,7 +76,9 @@ async def test_200_abruptly_dropped_connections_leave_no_task_or_subscriber() ->
         async def one(i: int) -> ClientConnection:
             protocol = "graphql-transport-ws" if i % 2 else "graphql-ws"
             async with gate:
-                return await subscribe_raw(served.url, protocol, account_id)
+                return await subscribe_raw(
+                    served.url, protocol, ACCOUNT_CHANGED, {"id": account_id}
+                )
 
         async with asyncio.timeout(60):
             sockets = await asyncio.gather(*(one(i) for i in range(200)))
@@ -70,13 +93,35 @@ async def test_200_abruptly_dropped_connections_leave_no_task_or_subscriber() ->
 
 
 async def test_a_subscriber_that_never_reads_keeps_server_memory_bounded() -> None:
+    """Backpressure reaches the hub, which keeps one update; reading later gives the latest.
+
+    ledgerChanged messages carry every currency (~25 kB here), so a few hundred
+    of them fill the socket buffers and the server's sends block.
+    """
     async with serve() as served:
-        account_id = new_account_id()
-        await served.service.handle(OpenAccount(account_id, "fred", "EUR"))
-        idle = await subscribe_raw(served.url, "graphql-transport-ws", account_id)
-        for _ in range(300):
-            await served.service.handle(Deposit(account_id, 1))
-            # Latest-only: whatever the socket has not taken, at most one update waits.
-            assert served.hub.pending_count() <= served.hub.subscriber_count() <= 1
+        accounts = [(new_account_id(), _currency(i)) for i in range(200)]
+        for account_id, currency in accounts:
+            await served.service.handle(OpenAccount(account_id, "fred", currency))
+        idle = await subscribe_raw(served.url, "graphql-transport-ws", LEDGER_CHANGED, rcvbuf=1024)
+        deposits = 0
+        async with asyncio.timeout(60):
+            while served.hub.dropped < 20 and deposits < 2_000:
+                await served.service.handle(Deposit(accounts[0][0], 1))
+                deposits += 1
+                assert served.hub.pending_count() <= served.hub.subscriber_count() <= 1
+        assert served.hub.dropped >= 20, "the socket never pushed back"
+        expected = f"{deposits / 100:.2f}"
+        async with asyncio.timeout(30):
+            while _balance_of(await _receive(idle, "next"), accounts[0][1]) != expected:
+                pass
         drop(idle)
         await eventually(lambda: served.hub.subscriber_count() == 0)
+
+
+def _currency(i: int) -> str:
+    return "Q" + chr(ord("A") + i // 26) + chr(ord("A") + i % 26)
+
+
+def _balance_of(message: dict[str, Any], currency: str) -> str:
+    totals = message["payload"]["data"]["ledgerChanged"]
+    return next(str(t["totalBalance"]) for t in totals if t["currency"] == currency)
