@@ -11,7 +11,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from application.ids import new_account_id
 from domain.account_messages import Deposit, OpenAccount
-from tests.live.harness import serve
+from store.protocol import NewEvent
+from tests.live.harness import Served, serve
 from tests.live.helpers import eventually
 
 ACCOUNT_CHANGED = "subscription ($id: ID!) { accountChanged(id: $id) { id balance version } }"
@@ -125,3 +126,39 @@ def _currency(i: int) -> str:
 def _balance_of(message: dict[str, Any], currency: str) -> str:
     totals = message["payload"]["data"]["ledgerChanged"]
     return next(str(t["totalBalance"]) for t in totals if t["currency"] == currency)
+
+
+async def test_an_events_subscriber_that_stops_reading_is_ended_with_where_to_resume() -> None:
+    """Real backpressure on a strict stream: the hub queue fills, the stream ends with an
+    error naming the last position sent, and nothing is held for the client after that."""
+    async with serve(queue_size=20) as served:
+        query = "subscription ($after: Int) { events(after: $after) { position data } }"
+        await append_big(served, 1)
+        idle = await subscribe_raw(
+            served.url, "graphql-transport-ws", query, {"after": 0}, rcvbuf=1024
+        )
+        async with asyncio.timeout(60):
+            while served.hub.overflows == 0:
+                await append_big(served, 10)
+        assert served.hub.subscriber_count() == 0  # detached at once: nothing queued for it
+        received, errors = [1], None
+        async with asyncio.timeout(30):
+            while errors is None:
+                payload = (await _receive(idle, "next"))["payload"]
+                errors = payload.get("errors")
+                if errors is None:
+                    received.append(payload["data"]["events"]["position"])
+        extensions = errors[0]["extensions"]
+        assert extensions["code"] == "SUBSCRIBER_TOO_SLOW"
+        assert extensions["resumeAfter"] == received[-1]
+        assert received == list(range(1, received[-1] + 1))
+        assert (await _receive(idle, "complete"))["id"] == "1"
+        drop(idle)
+
+
+async def append_big(served: Served, commits: int) -> None:
+    """Commits with ~16 kB of data each: a few hundred fill a stalled socket."""
+    for _ in range(commits):
+        version = await served.store.stream_version("account-big")
+        event = NewEvent(f"big-{version + 1}", "Ticked", {"blob": "x" * 16_000})
+        await served.store.append("account-big", "account", version, [event])
