@@ -17,15 +17,17 @@ tails the global feed once per process; nothing here opens a database cursor
 per subscriber. Generators are closed with ``aclosing``, and each hub
 subscription is bound to the operation's task, so a client that disconnects
 leaves no hub subscription behind even when the protocol handler drops the
-generator without closing it. In jwt mode users subscribe
-only to their own accounts and to transfers from or to them.
+generator without closing it. In jwt mode users subscribe only to their own
+accounts and to transfers from or to them. The number of subscriptions per
+connection is bounded by strawberry's ``max_subscriptions_per_connection``,
+which ``schema.app`` sets from ``Limits``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable
-from contextlib import aclosing, contextmanager
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 import strawberry
@@ -40,9 +42,6 @@ from schema.types import Account, Event, Ledger, Transfer
 MAX_EVENT_TYPES = 50
 T = TypeVar("T")
 
-# Open subscriptions per connection context (by id: contexts are unhashable).
-_open: dict[int, int] = {}
-
 
 def slow_subscriber(resume_after: int) -> ClientError:
     error = ClientError(
@@ -51,21 +50,6 @@ def slow_subscriber(resume_after: int) -> ClientError:
     )
     error.extensions["resumeAfter"] = resume_after
     return error
-
-
-@contextmanager
-def _slot(ctx: Context) -> Any:
-    """Count this subscription against the connection's limit, for its lifetime."""
-    key, limit = id(ctx), ctx.limits.max_subscriptions_per_connection
-    if _open.get(key, 0) >= limit:
-        raise ClientError(f"at most {limit} subscriptions per connection", "TOO_MANY_SUBSCRIPTIONS")
-    _open[key] = _open.get(key, 0) + 1
-    try:
-        yield
-    finally:
-        _open[key] -= 1
-        if not _open[key]:
-            del _open[key]
 
 
 def _live(ctx: Context) -> Live:
@@ -147,50 +131,46 @@ async def events(
     types: list[str] | None = None,
 ) -> AsyncGenerator[Event, None]:
     ctx = info.context
-    with _slot(ctx):
-        stream = _event_stream(ctx, after, str(stream_id) if stream_id else None, types)
-        async with aclosing(stream):
-            async for event in stream:
-                yield event
+    stream = _event_stream(ctx, after, str(stream_id) if stream_id else None, types)
+    async with aclosing(stream):
+        async for event in stream:
+            yield event
 
 
 async def account_changed(
     info: strawberry.Info[Context, None], id: strawberry.ID
 ) -> AsyncGenerator[Account, None]:
     ctx = info.context
-    with _slot(ctx):
-        if not await _may_watch_account(ctx, str(id)):
-            raise forbidden_query("you may only subscribe to your own accounts")
-        stream = _documents(ctx, topic_for("account", str(id)), Account.from_record)
-        async with aclosing(stream):
-            async for account in stream:
-                yield account
+    if not await _may_watch_account(ctx, str(id)):
+        raise forbidden_query("you may only subscribe to your own accounts")
+    stream = _documents(ctx, topic_for("account", str(id)), Account.from_record)
+    async with aclosing(stream):
+        async for account in stream:
+            yield account
 
 
 async def transfer_changed(
     info: strawberry.Info[Context, None], id: strawberry.ID
 ) -> AsyncGenerator[Transfer, None]:
     ctx = info.context
-    with _slot(ctx):
-        if not await _may_watch_transfer(ctx, str(id)):
-            raise forbidden_query("you may only subscribe to transfers of your accounts")
-        stream = _documents(ctx, topic_for("transfer", str(id)), Transfer.from_record)
-        async with aclosing(stream):
-            async for transfer in stream:
-                yield transfer
+    if not await _may_watch_transfer(ctx, str(id)):
+        raise forbidden_query("you may only subscribe to transfers of your accounts")
+    stream = _documents(ctx, topic_for("transfer", str(id)), Transfer.from_record)
+    async with aclosing(stream):
+        async for transfer in stream:
+            yield transfer
 
 
 async def ledger_changed(
     info: strawberry.Info[Context, None],
 ) -> AsyncGenerator[list[Ledger], None]:
     ctx = info.context
-    with _slot(ctx):
-        if not ctx.user.authenticated:
-            raise forbidden_query("the ledger needs a signed-in user")
-        stream = _documents(ctx, LEDGER_TOPIC, _ledger)
-        async with aclosing(stream):
-            async for ledger in stream:
-                yield ledger
+    if not ctx.user.authenticated:
+        raise forbidden_query("the ledger needs a signed-in user")
+    stream = _documents(ctx, LEDGER_TOPIC, _ledger)
+    async with aclosing(stream):
+        async for ledger in stream:
+            yield ledger
 
 
 @strawberry.type
