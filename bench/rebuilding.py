@@ -3,8 +3,9 @@
 - ``rebuild_contender``: ``Rebuilder.rebuild("accounts")``, the whole operation
   (fresh collection and its indexes, leases, pause, swap, checkpoint, drop of
   the old collection);
-- ``loop_contender`` (diagnostic): only its steady-state loop, ``read_all``
-  batches handed to an ``AccountsProjector`` writing to a fresh collection;
+- ``loop_contender`` (diagnostic): a plain sequential loop, each ``read_all``
+  batch handed to an ``AccountsProjector`` (fresh collection) before the next
+  read: no prefetch (the Rebuilder reads ahead while writing), no fixed costs;
 - ``memory_raw_read``: ``store.read_all`` batches, nothing else.
 """
 
