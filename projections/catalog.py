@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from domain.codec import EventRegistry
 from projections.accounts import AccountsProjector
 from projections.checkpoints import CheckpointStore
-from projections.consumer import Consumer, ConsumerGroup, ConsumerSettings, EventHandler
+from projections.consumer import Consumer, ConsumerSettings, EventHandler
+from projections.consumer_group import ConsumerGroup
 from projections.documents import DocumentStore
 from projections.ledger import LedgerProjector
 from projections.progress import ProgressBoard

@@ -23,11 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Sequence
-from typing import Any
 
 from projections.checkpoints import CheckpointStore, now_ms
+from projections.consumer_group import ConsumerGroup
 from projections.handler import (
     ConsumerSettings,
     EventHandler,
@@ -36,8 +35,8 @@ from projections.handler import (
     new_owner_id,
     position_of,
 )
-from projections.leasing import take_lease
-from projections.progress import ProgressBoard
+from projections.leasing import ConsumerLease
+from projections.progress import ProgressBoard, wait_for_events
 from projections.status import (
     REBUILDING,
     RUNNING,
@@ -45,7 +44,7 @@ from projections.status import (
     STOPPED,
     STOPPED_ON_ERROR,
     ConsumerStatus,
-    lag_seconds,
+    status_at,
 )
 from store.protocol import EventStore, Leases, RecordedEvent
 
@@ -77,7 +76,6 @@ class Consumer:
         self.handler = handler
         self._store = store
         self._checkpoints = checkpoints
-        self._leases = leases
         self.settings = settings or ConsumerSettings()
         self.owner = owner or new_owner_id()
         self._progress = progress
@@ -85,8 +83,7 @@ class Consumer:
         self.state = STOPPED
         self.last_error: str | None = None
         self.error_position: int | None = None
-        self._holding = False
-        self._renewed_at = 0.0
+        self._lease = ConsumerLease(leases, handler.name, self.owner, self.settings.lease_ttl)
         self._retry = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -114,10 +111,10 @@ class Consumer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._holding and release:
+        if release:
             with contextlib.suppress(Exception):
-                await self._leases.release(self.name, self.owner)
-        self._holding = False
+                await self._lease.release()
+        self._lease.holding = False
         self.state = STOPPED
 
     def retry(self) -> None:
@@ -126,17 +123,15 @@ class Consumer:
 
     async def status(self) -> ConsumerStatus:
         head = await self._store.head_position()
-        position = self.position
-        return ConsumerStatus(
-            name=self.name,
-            checkpoint=position,
-            head=head,
-            lag_events=max(head - position, 0),
-            lag_seconds=await lag_seconds(self._store, position, head),
-            state=self.state,
+        return await status_at(
+            self._store,
+            self.name,
+            self.position,
+            head,
+            self.state,
             last_error=self.last_error,
             error_position=self.error_position,
-            owner=self.owner if self._holding else None,
+            owner=self.owner if self._lease.holding else None,
         )
 
     # -- the loop ----------------------------------------------------------
@@ -239,32 +234,27 @@ class Consumer:
 
     async def _ensure_lease(self) -> bool:
         """Hold (or renew, every third of the TTL) the lease; False when standing by."""
-        if self._holding and time.monotonic() - self._renewed_at < self.settings.lease_ttl / 3:
+        if self._lease.fresh():
             return True
         checkpoint = await self._checkpoints.load(self.name)
         if checkpoint.paused(now_ms()):
             await self._stand_aside()
             return False
-        held = await self._acquire()
-        if held and not self._holding:
+        held = await self._lease.acquire()
+        if held and not self._lease.holding:
             await self._take_over()
         elif not held:
-            if self._holding:
-                holder = await self._leases.holder(self.name)
+            if self._lease.holding:
+                holder = await self._lease.holder()
                 log.warning(
                     "consumer %s: lost its lease (%s) to %s; standing by",
                     self.name,
                     self.owner,
                     holder,
                 )
-            self._holding = False
             self.state = STANDBY
-        self._renewed_at = time.monotonic()
-        self._holding = held
+        self._lease.settle(held)
         return held
-
-    async def _acquire(self) -> bool:
-        return await take_lease(self._leases, self.name, self.owner, self.settings.lease_ttl)
 
     async def _take_over(self) -> None:
         # Read the checkpoint again now that we hold the lease: the previous holder
@@ -281,49 +271,14 @@ class Consumer:
             self._progress.advance(self.name, position)
 
     async def _stand_aside(self) -> None:
-        if self._holding:
-            await self._leases.release(self.name, self.owner)
-        self._holding = False
+        await self._lease.release()
         self.state = REBUILDING
 
     # -- waiting -------------------------------------------------------------
 
     async def _idle_wait(self) -> None:
-        renew_in = self.settings.lease_ttl / 3 - (time.monotonic() - self._renewed_at)
-        timeout = max(min(self.settings.poll_interval, renew_in), 0.0)
-        notifier: Any = getattr(self._store, "notifier", None)
-        if notifier is not None and getattr(notifier, "head", 0) <= self.position:
-            await notifier.wait_beyond(self.position, timeout)
-        else:
-            # No notifier, or it knows of positions not yet readable here: poll.
-            await asyncio.sleep(timeout if notifier is None else min(timeout, 0.02))
+        timeout = max(min(self.settings.poll_interval, self._lease.renew_in()), 0.0)
+        await wait_for_events(self._store, self.position, timeout)
 
     def _standby_wait(self) -> float:
         return min(self.settings.poll_interval, self.settings.lease_ttl / 3)
-
-
-class ConsumerGroup:
-    """Starts, stops and reports every consumer of one process."""
-
-    def __init__(self, consumers: Sequence[Consumer]) -> None:
-        self._consumers = {c.name: c for c in consumers}
-
-    def __getitem__(self, name: str) -> Consumer:
-        return self._consumers[name]
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._consumers)
-
-    def start(self) -> None:
-        for consumer in self._consumers.values():
-            consumer.start()
-
-    async def stop(self) -> None:
-        await asyncio.gather(*(c.stop() for c in self._consumers.values()))
-
-    def retry(self, name: str) -> None:
-        self._consumers[name].retry()
-
-    async def statuses(self) -> list[ConsumerStatus]:
-        return [await c.status() for c in self._consumers.values()]

@@ -1,320 +1,41 @@
-"""Live read-model change streams that work across server processes.
+"""The live services of one server process: the feed tail and read-model changes.
 
-Every process tails the same global feed (``projections.feed``), so a
-subscriber on process B sees changes caused by a mutation on process A. For
-each event the tail sees, ``LiveReadModels`` works out which read-model
-documents it affects (``route``), and only for topics somebody watches:
+Every process tails the same global feed (``projections.feed``) and publishes
+read-model changes for watched topics (``projections.live_read_models``), so a
+subscriber on process B sees changes caused by a mutation on process A.
+``Live`` is the facade ``schema.subscriptions`` uses; ``create_live`` wires it.
 
-1. remembers the highest affecting position per topic (coalesced: a burst of
-   100 deposits to one account costs one read, not 100);
-2. waits, bounded, until the projector that owns the document has passed that
-   position (its checkpoint; one checkpoint read per poll tick serves every
-   pending topic; a change note a projector in this process published on the
-   topic wakes it at once);
-3. reads the document once through its ``ReadModelSource`` and publishes a
-   ``ReadModelChange`` (document + version + position) to ``live:<topic>``.
-
-Topics: ``"account:<id>"``, ``"transfer:<id>"``, ``"ledger"``. Projectors
-publish change notes ``{id, version, position}`` on the topic itself;
-documents go to ``live_topic(topic)``, so a note never displaces a document
-in a subscriber's queue. Subscribers (``changes(topic)``) are latest-only: a
-slow one skips to the newest state.
+Topics and the change/source records live in ``projections.live_topics``,
+the worker in ``projections.live_read_models``, the sources in
+``projections.live_sources``; the most used names are re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
-from projections.accounts import NAME as ACCOUNTS_NAME
 from projections.checkpoints import CheckpointStore
 from projections.documents import DocumentStore
 from projections.feed import Feed
-from projections.hub import Hub, position_of
-from projections.ledger import NAME as LEDGER_NAME
+from projections.hub import Hub
+from projections.live_read_models import LiveReadModels
+from projections.live_sources import checkpoint_reader, view_sources
+from projections.live_topics import LEDGER_TOPIC, ReadModelChange, ReadModelSource, topic_for
 from projections.progress import ProgressBoard
 from projections.readmodels import AccountsView, LedgerView, TransfersView
-from projections.transfers import NAME as TRANSFERS_NAME
 from store.protocol import EventStore, RecordedEvent
 
-log = logging.getLogger(__name__)
-
-LEDGER_TOPIC = "ledger"
-LIVE_PREFIX = "live:"
-Loader = Callable[[str], Awaitable[Any]]
-CheckpointReader = Callable[[str, int], Awaitable[int]]
-"""``(consumer, needed) -> position``: may skip the database when ``needed`` is known reached."""
-
-
-@dataclass(frozen=True)
-class ReadModelChange:
-    """A read-model document as of ``position`` (``version``: its stream version).
-
-    ``document`` is what the source loaded (a read-view record, a list of
-    them for the ledger) or ``None`` when it does not exist (yet).
-    """
-
-    topic: str
-    document: Any
-    version: int | None
-    position: int
-
-
-@dataclass(frozen=True)
-class ReadModelSource:
-    """How to read one kind of document and which consumer writes it.
-
-    ``load(key)`` returns the document: a record or mapping with ``version``
-    and ``position``, a list of them (the ledger), or ``None`` if absent.
-    """
-
-    consumer: str
-    load: Loader
-
-
-def topic_for(kind: str, key: str = "") -> str:
-    """``"account:<id>"``, ``"transfer:<id>"`` or ``"ledger"``."""
-    return f"{kind}:{key}" if key else kind
-
-
-def live_topic(topic: str) -> str:
-    """The hub topic carrying ``ReadModelChange`` messages for ``topic``.
-
-    Kept apart from ``topic`` itself, where projectors publish their change
-    notes: a note must never take a document's place in a latest-only queue.
-    """
-    return LIVE_PREFIX + topic
-
-
-def split_topic(topic: str) -> tuple[str, str]:
-    kind, _, key = topic.partition(":")
-    return kind, key
-
-
-def route(event: RecordedEvent) -> tuple[str, ...]:
-    """The read-model topics an event may change."""
-    if event.stream_type == "account":
-        return (topic_for("account", event.stream_id), LEDGER_TOPIC)
-    if event.stream_type == "transfer":
-        return (topic_for("transfer", event.stream_id),)
-    return ()
-
-
-def describe(document: Any) -> tuple[int | None, int]:
-    """(version, position) a loaded document or record reflects; position 0 when absent.
-
-    A list (the ledger: one entry per currency) reflects its highest position.
-    """
-    if document is None:
-        return None, 0
-    if isinstance(document, Sequence) and not isinstance(document, str):
-        return None, max((position_of(item) or 0 for item in document), default=0)
-    if isinstance(document, Mapping):
-        version = document.get("version")
-    else:
-        version = getattr(document, "version", None)
-    return (version if isinstance(version, int) else None), position_of(document) or 0
-
-
-@dataclass
-class _Pending:
-    position: int
-    since: float
-
-
-class LiveReadModels:
-    """Publishes read-model changes for watched topics; see the module docstring.
-
-    ``start()``/``stop()`` run the worker; the feed calls ``on_batch``. Work
-    that waits longer than ``wait_timeout`` for a checkpoint is published with
-    whatever the document holds then (and logged), never left pending.
-    """
-
-    def __init__(
-        self,
-        hub: Hub,
-        sources: Mapping[str, ReadModelSource],
-        checkpoint: CheckpointReader,
-        *,
-        poll_interval: float = 0.05,
-        wait_timeout: float = 10.0,
-    ) -> None:
-        self.hub = hub
-        self.sources = dict(sources)
-        self.checkpoint = checkpoint
-        self.poll_interval = poll_interval
-        self.wait_timeout = wait_timeout
-        self._pending: dict[str, _Pending] = {}
-        self._noted: dict[str, int] = {}  # in-process projector notes per topic
-        self._published: dict[str, ReadModelChange] = {}
-        self._loading: dict[str, asyncio.Future[ReadModelChange]] = {}
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        hub.on_topic_change(self._on_topic_change)
-        hub.add_observer(self._on_publish)
-
-    def attach(self, feed: Feed) -> None:
-        feed.add_listener(self.on_batch)
-
-    @property
-    def pending_topics(self) -> int:
-        return len(self._pending)
-
-    async def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="live-read-models")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-    def on_batch(self, batch: Sequence[RecordedEvent]) -> None:
-        """Note the topics a batch of feed events affects (watched ones only)."""
-        now = asyncio.get_running_loop().time()
-        for event in batch:
-            assert event.position is not None
-            for topic in route(event):
-                if split_topic(topic)[0] in self.sources and self._watched(topic):
-                    self._note_pending(topic, event.position, now)
-        if self._pending:
-            self._wake.set()
-
-    def _note_pending(self, topic: str, position: int, now: float) -> None:
-        pending = self._pending.get(topic)
-        if pending is None:
-            self._pending[topic] = _Pending(position, now)
-        else:
-            pending.position = max(pending.position, position)
-
-    async def current(self, topic: str) -> ReadModelChange:
-        """The document behind ``topic`` now, for a subscriber already subscribed to it.
-
-        Served from the last published change when nothing is pending. Many
-        subscribers arriving together share one read; a read that started
-        before this subscriber subscribed may miss a change published since,
-        so the newer of the read and the last published change is returned.
-        """
-        cached = self._published.get(topic)
-        if cached is not None and topic not in self._pending:
-            return cached
-        change = await self._shared_load(topic)
-        latest = self._published.get(topic)
-        return latest if latest is not None and latest.position > change.position else change
-
-    async def _shared_load(self, topic: str) -> ReadModelChange:
-        task = self._loading.get(topic)
-        if task is None:
-            task = asyncio.ensure_future(self._load(topic))
-            self._loading[topic] = task
-            task.add_done_callback(lambda done: self._loaded(topic, done))
-        # Shielded: one subscriber giving up must not cancel the read for the others.
-        return await asyncio.shield(task)
-
-    def _loaded(self, topic: str, task: asyncio.Future[ReadModelChange]) -> None:
-        if self._loading.get(topic) is task:
-            del self._loading[topic]
-        if not task.cancelled():
-            task.exception()  # retrieved: every waiter may have gone away
-
-    async def changes(
-        self, topic: str, *, owner: asyncio.Future[Any] | None = None
-    ) -> AsyncGenerator[ReadModelChange, None]:
-        """The current document, then each newer one (latest-only when slow).
-
-        ``owner``: the task reading this stream (see ``Subscription.bind``).
-        """
-        subscription = self.hub.subscribe(live_topic(topic), latest_only=True, owner=owner)
-        try:
-            change = await self.current(topic)
-            last = change.position
-            yield change
-            async for message in subscription:
-                if isinstance(message, ReadModelChange) and message.position > last:
-                    last = message.position
-                    yield message
-        finally:
-            subscription.close()
-
-    async def _load(self, topic: str) -> ReadModelChange:
-        kind, key = split_topic(topic)
-        document = await self.sources[kind].load(key)
-        version, position = describe(document)
-        return ReadModelChange(topic, document, version, position)
-
-    def _watched(self, topic: str) -> bool:
-        return self.hub.has_subscribers(live_topic(topic))
-
-    def _on_topic_change(self, hub_topic: str, watched: bool) -> None:
-        topic = hub_topic.removeprefix(LIVE_PREFIX)
-        if not watched and topic != hub_topic:
-            self._pending.pop(topic, None)
-            self._noted.pop(topic, None)
-            self._published.pop(topic, None)
-
-    def _on_publish(self, topic: str, message: Any) -> None:
-        if isinstance(message, ReadModelChange):
-            return
-        position = position_of(message)
-        if position is not None and self._watched(topic):  # bounded by watched topics
-            self._noted[topic] = max(self._noted.get(topic, 0), position)
-            self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            if not self._pending:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            try:
-                await self._step()
-            except Exception:  # a database hiccup: keep the work, retry next tick
-                log.exception("live read-model step failed")
-            if self._pending:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-
-    async def _step(self) -> None:
-        checkpoints = await self._checkpoints()
-        now = asyncio.get_running_loop().time()
-        for topic, pending in list(self._pending.items()):
-            consumer = self._consumer_of(topic)
-            passed = max(checkpoints.get(consumer, 0), self._noted.get(topic, 0))
-            overdue = now - pending.since > self.wait_timeout
-            if overdue and passed < pending.position:
-                log.warning("%s: %s did not reach %s in time", topic, consumer, pending.position)
-            if passed >= pending.position or overdue:
-                await self._publish(topic, pending, pending.position)
-
-    async def _checkpoints(self) -> dict[str, int]:
-        """Positions of the consumers that pending work still waits for (notes aside)."""
-        needed: dict[str, int] = {}
-        for topic, pending in self._pending.items():
-            if self._noted.get(topic, 0) < pending.position:
-                consumer = self._consumer_of(topic)
-                needed[consumer] = min(needed.get(consumer, pending.position), pending.position)
-        return {consumer: await self.checkpoint(consumer, at) for consumer, at in needed.items()}
-
-    def _consumer_of(self, topic: str) -> str:
-        return self.sources[split_topic(topic)[0]].consumer
-
-    async def _publish(self, topic: str, pending: _Pending, target: int) -> None:
-        """Read the document once and publish it if it is newer than the last one."""
-        change = await self._load(topic)
-        if self._pending.get(topic) is pending and pending.position == target:
-            del self._pending[topic]  # else newer work arrived while loading: keep it
-        previous = self._published.get(topic)
-        if not self._watched(topic):
-            return
-        if previous is None or change.position > previous.position:
-            self._published[topic] = change
-            self.hub.publish(live_topic(topic), change)
+__all__ = [  # re-exported: these names used to live here
+    "LEDGER_TOPIC",
+    "Live",
+    "LiveReadModels",
+    "ReadModelChange",
+    "ReadModelSource",
+    "create_live",
+    "topic_for",
+]
 
 
 class Live:
@@ -358,40 +79,6 @@ class Live:
 
     async def current(self, topic: str) -> ReadModelChange:
         return await self.read_models.current(topic)
-
-
-def view_sources(
-    accounts: AccountsView, transfers: TransfersView, ledger: LedgerView
-) -> dict[str, ReadModelSource]:
-    """Sources reading through the read views (so rebuild swaps are followed).
-
-    ``account:<id>`` -> ``AccountRecord``, ``transfer:<id>`` -> ``TransferRecord``,
-    ``ledger`` -> every currency's ``LedgerTotals`` (a list).
-    """
-
-    async def ledger_totals(_: str) -> Any:
-        return await ledger.all()
-
-    return {
-        "account": ReadModelSource(ACCOUNTS_NAME, accounts.get),
-        "transfer": ReadModelSource(TRANSFERS_NAME, transfers.get),
-        "ledger": ReadModelSource(LEDGER_NAME, ledger_totals),
-    }
-
-
-def checkpoint_reader(
-    checkpoints: CheckpointStore, progress: ProgressBoard | None = None
-) -> CheckpointReader:
-    """A consumer's position: in-process progress when it already reaches ``needed``
-    (no database read), else the newer of it and the durable checkpoint."""
-
-    async def read(name: str, needed: int) -> int:
-        known = (progress.position(name) if progress is not None else None) or 0
-        if known >= needed:
-            return known
-        return max(known, (await checkpoints.load(name)).position)
-
-    return read
 
 
 def create_live(

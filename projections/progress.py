@@ -4,11 +4,17 @@ Consumers running in this process call ``advance`` after each checkpoint
 move; ``wait`` returns as soon as a consumer reached a position, without
 polling. Progress made in other processes is seen through the durable
 checkpoints (``projections.waiting`` polls them as well).
+
+``wait_for_events`` is the other direction: a consumer waiting for the store
+head to move past its position.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+from store.protocol import EventStore
 
 
 class ProgressBoard:
@@ -36,3 +42,16 @@ class ProgressBoard:
             await asyncio.wait_for(event.wait(), timeout)
         except TimeoutError:
             return
+
+
+async def wait_for_events(store: EventStore, position: int, timeout: float) -> None:  # noqa: ASYNC109
+    """Wait up to ``timeout`` seconds for events beyond ``position``.
+
+    Woken by the store's in-process ``notifier`` when it has one; without one,
+    or when it knows of positions not yet readable here, this polls instead.
+    """
+    notifier: Any = getattr(store, "notifier", None)
+    if notifier is not None and getattr(notifier, "head", 0) <= position:
+        await notifier.wait_beyond(position, timeout)
+    else:
+        await asyncio.sleep(timeout if notifier is None else min(timeout, 0.02))

@@ -48,6 +48,31 @@ async def lag_seconds(store: EventStore, checkpoint: int, head: int) -> float:
     return max(age.total_seconds(), 0.0)
 
 
+async def status_at(
+    store: EventStore,
+    name: str,
+    position: int,
+    head: int,
+    state: str,
+    *,
+    last_error: str | None = None,
+    error_position: int | None = None,
+    owner: str | None = None,
+) -> ConsumerStatus:
+    """``name``'s status at checkpoint ``position``, its lag measured against ``head``."""
+    return ConsumerStatus(
+        name=name,
+        checkpoint=position,
+        head=head,
+        lag_events=max(head - position, 0),
+        lag_seconds=await lag_seconds(store, position, head),
+        state=state,
+        last_error=last_error,
+        error_position=error_position,
+        owner=owner,
+    )
+
+
 def rebuild_lease_name(name: str) -> str:
     """The lease a rebuild of consumer ``name`` holds for its whole run."""
     return f"rebuild:{name}"
@@ -90,13 +115,12 @@ class StatusReporter:
         rebuilding = rebuilder is not None and rebuilder.expires_at_ms >= at
         state = durable_state(checkpoint, live, rebuilding)
         failed = state == STOPPED_ON_ERROR
-        return ConsumerStatus(
-            name=checkpoint.name,
-            checkpoint=checkpoint.position,
-            head=head,
-            lag_events=max(head - checkpoint.position, 0),
-            lag_seconds=await lag_seconds(self._store, checkpoint.position, head),
-            state=state,
+        return await status_at(
+            self._store,
+            checkpoint.name,
+            checkpoint.position,
+            head,
+            state,
             last_error=checkpoint.error if failed else None,
             error_position=checkpoint.error_position if failed else None,
             owner=holder.owner if live and holder is not None else None,

@@ -33,7 +33,8 @@ from typing import Any, TypeVar
 import strawberry
 
 from projections.hub import SubscriberOverflow
-from projections.live import LEDGER_TOPIC, Live, topic_for
+from projections.live import Live
+from projections.live_topics import LEDGER_TOPIC, topic_for
 from projections.records import AccountRecord, LedgerTotals, TransferRecord
 from schema.context import Context
 from schema.errors import ClientError, forbidden_query

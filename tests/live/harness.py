@@ -20,7 +20,8 @@ from application.service import ApplicationService
 from domain.bank import DECIDERS, EVENTS
 from projections.catalog import PROJECTORS, consumer_group, standard_handlers
 from projections.checkpoints import CheckpointStore
-from projections.consumer import ConsumerGroup, ConsumerSettings
+from projections.consumer import ConsumerSettings
+from projections.consumer_group import ConsumerGroup
 from projections.documents_memory import InMemoryDocumentStore
 from projections.hub import Hub
 from projections.live import Live, create_live

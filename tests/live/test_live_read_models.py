@@ -11,7 +11,9 @@ import pytest
 
 from projections.feed import Feed
 from projections.hub import Hub
-from projections.live import Live, LiveReadModels, ReadModelChange, ReadModelSource
+from projections.live import Live
+from projections.live_read_models import LiveReadModels
+from projections.live_topics import ReadModelChange, ReadModelSource
 from store.memory import InMemoryEventStore
 from tests.live.helpers import append, take
 

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from domain.aggregate import DomainError
-from projections.consumer import ConsumerGroup
+from projections.consumer_group import ConsumerGroup
 from tests.projections.world import World, dump, rebuilt, settle
 
 

@@ -16,7 +16,8 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from projections.catalog import consumer_group, standard_handlers
-from projections.consumer import ConsumerGroup, ConsumerSettings
+from projections.consumer import ConsumerSettings
+from projections.consumer_group import ConsumerGroup
 from tests.projections.mongo_world import mongo_world
 from tests.projections.world import World
 

@@ -22,7 +22,8 @@ from projections.catalog import (
     standard_handlers,
 )
 from projections.checkpoints import CheckpointStore
-from projections.consumer import ConsumerGroup, ConsumerSettings
+from projections.consumer import ConsumerSettings
+from projections.consumer_group import ConsumerGroup
 from projections.documents import Document, DocumentStore, Query
 from projections.documents_memory import InMemoryDocumentStore
 from projections.progress import ProgressBoard
