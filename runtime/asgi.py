@@ -1,4 +1,9 @@
-"""An ASGI endpoint whose app is set later, once the lifespan has built it.
+"""The service's ASGI shell: its Starlette app, and the GraphQL slot filled at start-up.
+
+``service_app`` lays out the routes (``/healthz``, ``/readyz``, ``/metrics``,
+``/graphql`` over HTTP and WebSocket) and the runtime middleware.
+
+``LateApp`` is an ASGI endpoint whose app is set later, once the lifespan has built it.
 
 Routes are fixed when the Starlette app is created, but the GraphQL app needs
 the database, stores and consumers that only exist after start-up. uvicorn
@@ -9,7 +14,19 @@ slot is always filled; until then it answers 503 (HTTP) or closes 1013
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from runtime.components import Monitoring
+from runtime.health import health_routes
+from runtime.metrics import metrics_route
+from runtime.middleware import RuntimeMiddleware
+from runtime.settings import Settings
 
 
 class LateApp:
@@ -31,3 +48,25 @@ class LateApp:
                 "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1")],
             })  # fmt: skip
             await send({"type": "http.response.body", "body": body})
+
+
+def service_app(
+    settings: Settings,
+    monitoring: Monitoring,
+    graphql: ASGIApp,
+    lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]],
+) -> Starlette:
+    """The Starlette app: probes and metrics beside ``graphql``, behind the runtime middleware."""
+    metrics, health = monitoring.metrics, monitoring.health
+    routes: list[BaseRoute] = [
+        *health_routes(health),
+        metrics_route(metrics, monitoring.refreshers),
+        Route("/graphql", graphql),
+        WebSocketRoute("/graphql", graphql),
+    ]
+    middleware = [
+        Middleware(RuntimeMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    ]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.settings, app.state.metrics, app.state.health = settings, metrics, health
+    return app

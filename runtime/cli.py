@@ -19,9 +19,8 @@ from contextlib import AsyncExitStack
 from typing import Any, TextIO
 
 from runtime.cli_parser import build_parser
-from runtime.health import Health
+from runtime.components import Monitoring
 from runtime.logging import configure_logging
-from runtime.metrics import Metrics
 from runtime.settings import Settings, SettingsError, load_settings
 from runtime.tail import follow_events
 
@@ -46,9 +45,7 @@ async def _run_with(
         parts = await server.start_components(
             settings,
             stack,
-            Metrics(),
-            Health(),
-            [],
+            Monitoring(),
             workers=workers,
             api=False,
             sequencer=sequencer or workers,
