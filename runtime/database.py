@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.embedded import EmbeddedMongo, _answers, _is_nx_process
+from runtime.embedded import EmbeddedMongo, answers_ping, is_nx_process
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,6 @@ def running_embedded_url(data_dir: Path) -> str | None:
         url = (data_dir / URL_FILE).read_text().strip()
     except (FileNotFoundError, ValueError):
         return None
-    if _is_nx_process(pid) and _answers(url):
+    if is_nx_process(pid) and answers_ping(url):
         return url
     return None

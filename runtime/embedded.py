@@ -127,7 +127,7 @@ class EmbeddedMongo:
         except (FileNotFoundError, ValueError):
             self.pid_file.unlink(missing_ok=True)
             return
-        if _is_nx_process(pid):
+        if is_nx_process(pid):
             raise EmbeddedDatabaseError(
                 f"{self.data_dir} is in use by a running nx-27017 (pid {pid}); "
                 "stop it or choose another DATA_DIR"
@@ -143,14 +143,18 @@ class EmbeddedMongo:
                 raise EmbeddedDatabaseError(
                     f"nx-27017 exited with code {self.process.returncode}; see {self.log_file}"
                 )
-            if _answers(self.url):
+            if answers_ping(self.url):
                 return
             time.sleep(0.05)
         self.stop()
         raise EmbeddedDatabaseError(f"nx-27017 did not answer within {timeout}s")
 
 
-def _answers(url: str) -> bool:
+def answers_ping(url: str) -> bool:
+    """Whether a MongoDB server at ``url`` answers ``ping`` within about 200 ms (blocking).
+
+    Never raises for an absent or unreachable server: that is ``False``.
+    """
     client: MongoClient[dict[str, object]] = MongoClient(
         url, serverSelectionTimeoutMS=200, connectTimeoutMS=200
     )
@@ -163,7 +167,11 @@ def _answers(url: str) -> bool:
         client.close()
 
 
-def _is_nx_process(pid: int) -> bool:
+def is_nx_process(pid: int) -> bool:
+    """Whether ``pid`` is a live nx-27017 process (Linux ``/proc``; ``False`` if not visible).
+
+    Used to tell a pid file left by a dead server from one owned by a running one.
+    """
     try:
         os.kill(pid, 0)
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
