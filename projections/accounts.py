@@ -8,26 +8,25 @@ account are merged into a single write.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from domain.codec import EventRegistry
-from projections.documents import DocumentStore, GuardedWrite, WriteBatch
+from projections.documents import DocumentStore
 from projections.projector import (
     ChangePublisher,
+    FieldsOf,
     Target,
-    change_note,
     default_registry,
     iso,
-    payload,
-    position_of,
+    publish_notes,
+    version_writes,
+    write_notes,
 )
 from store.protocol import RecordedEvent
 
 NAME = "accounts"
 INDEXES = [[("owner", 1)]]
-
-FieldsOf = Callable[[RecordedEvent, dict[str, Any]], dict[str, Any]]
 
 
 def _opened(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
@@ -80,25 +79,6 @@ class AccountsProjector:
         await self.target.prepare()
 
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
-        batch = WriteBatch()
-        for event in events:
-            fields_of = FIELDS.get(event.type)
-            if fields_of is None or event.stream_type != "account":
-                continue
-            fields = fields_of(event, payload(self._registry, event))
-            fields.update(
-                version=event.version,
-                position=position_of(event),
-                updated_at=iso(event.recorded_at),
-            )
-            batch.add(GuardedWrite(event.stream_id, "version", event.version, fields))
-        writes = batch.writes()
+        writes = version_writes(events, "account", FIELDS, self._registry)
         await self.target.documents.apply(self.target.name, writes)
-        self._publish(writes)
-
-    def _publish(self, writes: Sequence[GuardedWrite]) -> None:
-        if self._hub is None:
-            return
-        for write in writes:
-            note = change_note(write.doc_id, write.guard_value, write.fields["position"])
-            self._hub.publish(f"account:{write.doc_id}", note)
+        publish_notes(self._hub, write_notes("account", writes))

@@ -27,6 +27,8 @@ from projections.projector import (
     default_registry,
     payload,
     position_of,
+    publish_notes,
+    relevant,
 )
 from store.protocol import EventStore, RecordedEvent
 
@@ -110,14 +112,10 @@ class LedgerProjector:
         await self.target.prepare()
 
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
-        relevant = [
-            (event, payload(self._registry, event))
-            for event in events
-            if event.type in APPLY and event.stream_type == "account"
-        ]
-        if not relevant:
+        applicable = relevant(events, APPLY, "account", self._registry)
+        if not applicable:
             return
-        keyed = [(await self._currency(e, data), e, data) for e, data in relevant]
+        keyed = [(await self._currency(e, data), e, data) for e, data in applicable]
         stored = await self.target.documents.get_many(
             self.target.name, sorted({c for c, _, _ in keyed})
         )
@@ -137,9 +135,9 @@ class LedgerProjector:
             for c, t in changed.items()
         ]
         await self.target.documents.apply(self.target.name, writes)
-        if self._hub is not None:
-            for write in writes:
-                self._hub.publish(TOPIC, change_note(write.doc_id, None, write.guard_value))
+        publish_notes(
+            self._hub, ((TOPIC, change_note(w.doc_id, None, w.guard_value)) for w in writes)
+        )
 
     async def _currency(self, event: RecordedEvent, data: dict[str, Any]) -> str:
         currency = data.get("currency")

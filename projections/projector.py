@@ -3,19 +3,20 @@
 A projector is an ``EventHandler`` (``projections.consumer``) that writes one
 read-model collection. It writes to a *physical* collection: the one the
 logical name points at when the projector becomes active, or a fixed one
-given by a rebuild.
+given by a rebuild. ``relevant``, ``version_writes`` and ``publish_notes`` are
+the batch steps the projectors have in common.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from domain.bank import EVENTS
 from domain.codec import EventRegistry
-from projections.documents import DocumentStore, SortKey
+from projections.documents import DocumentStore, GuardedWrite, SortKey, WriteBatch
 from store.protocol import RecordedEvent
 
 
@@ -23,6 +24,10 @@ class ChangePublisher(Protocol):
     """Anything with the hub's ``publish`` (``projections.hub.Hub`` fits)."""
 
     def publish(self, topic: str, message: Any) -> Any: ...
+
+
+FieldsOf = Callable[[RecordedEvent, dict[str, Any]], dict[str, Any]]
+"""``(event, payload) -> fields`` an event sets on its stream's document."""
 
 
 def change_note(doc_id: str, version: int | None, position: int) -> dict[str, Any]:
@@ -77,3 +82,57 @@ def position_of(event: RecordedEvent) -> int:
     if event.position is None:
         raise ValueError(f"event {event.event_id} has no global position")
     return event.position
+
+
+def relevant(
+    events: Sequence[RecordedEvent],
+    types: Container[str],
+    stream_type: str,
+    registry: EventRegistry,
+) -> list[tuple[RecordedEvent, dict[str, Any]]]:
+    """``(event, payload)`` for each event of ``types`` on a ``stream_type`` stream, in order."""
+    return [
+        (event, payload(registry, event))
+        for event in events
+        if event.type in types and event.stream_type == stream_type
+    ]
+
+
+def version_writes(
+    events: Sequence[RecordedEvent],
+    stream_type: str,
+    fields: Mapping[str, FieldsOf],
+    registry: EventRegistry,
+) -> list[GuardedWrite]:
+    """One write per stream document, guarded by stream version.
+
+    Each relevant event sets ``fields[event.type](event, payload)`` plus its
+    ``version``, ``position`` and ``updated_at``; a batch's events for one
+    stream are merged into a single write (``WriteBatch``).
+    """
+    batch = WriteBatch()
+    for event, data in relevant(events, fields, stream_type, registry):
+        changes = fields[event.type](event, data)
+        changes.update(
+            version=event.version,
+            position=position_of(event),
+            updated_at=iso(event.recorded_at),
+        )
+        batch.add(GuardedWrite(event.stream_id, "version", event.version, changes))
+    return batch.writes()
+
+
+def publish_notes(hub: ChangePublisher | None, notes: Iterable[tuple[str, dict[str, Any]]]) -> None:
+    """Publish each ``(topic, change note)``; nothing when there is no hub."""
+    if hub is None:
+        return
+    for topic, note in notes:
+        hub.publish(topic, note)
+
+
+def write_notes(kind: str, writes: Iterable[GuardedWrite]) -> list[tuple[str, dict[str, Any]]]:
+    """``("<kind>:<id>", note)`` for version-guarded writes (see ``version_writes``)."""
+    return [
+        (f"{kind}:{w.doc_id}", change_note(w.doc_id, w.guard_value, w.fields["position"]))
+        for w in writes
+    ]

@@ -20,8 +20,9 @@ from projections.projector import (
     change_note,
     default_registry,
     iso,
-    payload,
     position_of,
+    publish_notes,
+    relevant,
 )
 from store.protocol import RecordedEvent
 
@@ -79,12 +80,14 @@ class StatementProjector:
 
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
         lines = [
-            statement_line(event, payload(self._registry, event))
-            for event in events
-            if event.type in KINDS and event.stream_type == "account"
+            statement_line(event, data)
+            for event, data in relevant(events, KINDS, "account", self._registry)
         ]
         await self.target.documents.insert_new(self.target.name, lines)
-        if self._hub is not None:
-            for line in lines:
-                note = change_note(line["_id"], line["version"], line["position"])
-                self._hub.publish(f"statement:{line['account_id']}", note)
+        publish_notes(
+            self._hub, [(f"statement:{line['account_id']}", line_note(line)) for line in lines]
+        )
+
+
+def line_note(line: dict[str, Any]) -> dict[str, Any]:
+    return change_note(line["_id"], line["version"], line["position"])

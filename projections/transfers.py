@@ -8,19 +8,20 @@ position, requested_at, updated_at}``. A refused credit keeps the status
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from domain.codec import EventRegistry
-from projections.documents import DocumentStore, GuardedWrite, WriteBatch
+from projections.documents import DocumentStore
 from projections.projector import (
     ChangePublisher,
+    FieldsOf,
     Target,
-    change_note,
     default_registry,
     iso,
-    payload,
-    position_of,
+    publish_notes,
+    version_writes,
+    write_notes,
 )
 from store.protocol import RecordedEvent
 
@@ -31,8 +32,6 @@ INDEXES = [
     [("to_account_id", 1), ("requested_at", -1)],
     [("requested_at", -1)],
 ]
-
-FieldsOf = Callable[[RecordedEvent, dict[str, Any]], dict[str, Any]]
 
 
 def _requested(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
@@ -98,21 +97,6 @@ class TransfersProjector:
         await self.target.prepare()
 
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
-        batch = WriteBatch()
-        for event in events:
-            fields_of = FIELDS.get(event.type)
-            if fields_of is None or event.stream_type != "transfer":
-                continue
-            fields = fields_of(event, payload(self._registry, event))
-            fields.update(
-                version=event.version,
-                position=position_of(event),
-                updated_at=iso(event.recorded_at),
-            )
-            batch.add(GuardedWrite(event.stream_id, "version", event.version, fields))
-        writes = batch.writes()
+        writes = version_writes(events, "transfer", FIELDS, self._registry)
         await self.target.documents.apply(self.target.name, writes)
-        if self._hub is not None:
-            for write in writes:
-                note = change_note(write.doc_id, write.guard_value, write.fields["position"])
-                self._hub.publish(f"transfer:{write.doc_id}", note)
+        publish_notes(self._hub, write_notes("transfer", writes))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,16 +47,20 @@ def documents() -> Documents:
     return Documents()
 
 
-@pytest.fixture
-async def live(documents: Documents) -> AsyncIterator[Live]:
+CONSUMERS = {"account": "accounts", "transfer": "transfers", "ledger": "ledger"}
+
+
+@contextlib.asynccontextmanager
+async def started_live(
+    documents: Documents, kinds: Iterable[str] = CONSUMERS, wait_timeout: float = 10.0
+) -> AsyncIterator[Live]:
+    """A running ``Live`` on an in-memory store reading ``documents``; stopped on exit."""
     store = InMemoryEventStore()
     hub = Hub()
-    sources = {
-        "account": documents.source("account", "accounts"),
-        "transfer": documents.source("transfer", "transfers"),
-        "ledger": documents.source("ledger", "ledger"),
-    }
-    read_models = LiveReadModels(hub, sources, documents.checkpoint, poll_interval=0.01)
+    sources = {kind: documents.source(kind, CONSUMERS[kind]) for kind in kinds}
+    read_models = LiveReadModels(
+        hub, sources, documents.checkpoint, poll_interval=0.01, wait_timeout=wait_timeout
+    )
     live = Live(hub, Feed(store, hub, notifier=store.notifier, poll_interval=0.01), read_models)
     await live.start()
     try:
@@ -64,90 +69,97 @@ async def live(documents: Documents) -> AsyncIterator[Live]:
         await live.stop()
 
 
+@pytest.fixture
+async def live(documents: Documents) -> AsyncIterator[Live]:
+    async with started_live(documents) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def watching(
+    live: Live, topic: str
+) -> AsyncIterator[tuple[AsyncGenerator[ReadModelChange, None], ReadModelChange]]:
+    """``topic``'s change stream and its first (current) change; closed on exit."""
+    changes = live.changes(topic)
+    try:
+        [first] = await take(changes, 1)
+        yield changes, first
+    finally:
+        await changes.aclose()
+
+
 async def test_subscriber_gets_the_current_document_then_each_change(
     live: Live, documents: Documents
 ) -> None:
     await append(live.feed.store, "account-a")
     documents.project("account:account-a", 1, 1, "accounts")
-    changes = live.changes("account:account-a")
-    [first] = await take(changes, 1)
-    assert (first.version, first.position) == (1, 1)
-    await append(live.feed.store, "account-a")
-    documents.project("account:account-a", 2, 2, "accounts")
-    [second] = await take(changes, 1)
-    assert second == ReadModelChange("account:account-a", documents.docs[second.topic], 2, 2)
-    await changes.aclose()
+    async with watching(live, "account:account-a") as (changes, first):
+        assert (first.version, first.position) == (1, 1)
+        await append(live.feed.store, "account-a")
+        documents.project("account:account-a", 2, 2, "accounts")
+        [second] = await take(changes, 1)
+        assert second == ReadModelChange("account:account-a", documents.docs[second.topic], 2, 2)
 
 
 async def test_a_change_is_published_only_once_the_projector_passed_it(
     live: Live, documents: Documents
 ) -> None:
-    changes = live.changes("account:account-a")
-    [initial] = await take(changes, 1)
-    assert initial.document is None
-    await append(live.feed.store, "account-a")
-    await asyncio.sleep(0.1)  # the projector has not run: nothing to send yet
-    assert live.read_models.pending_topics == 1
-    documents.project("account:account-a", 1, 1, "accounts")
-    [change] = await take(changes, 1)
-    assert change.position == 1
-    assert live.read_models.pending_topics == 0
-    await changes.aclose()
+    async with watching(live, "account:account-a") as (changes, initial):
+        assert initial.document is None
+        await append(live.feed.store, "account-a")
+        await asyncio.sleep(0.1)  # the projector has not run: nothing to send yet
+        assert live.read_models.pending_topics == 1
+        documents.project("account:account-a", 1, 1, "accounts")
+        [change] = await take(changes, 1)
+        assert change.position == 1
+        assert live.read_models.pending_topics == 0
 
 
 async def test_a_projector_note_in_this_process_wakes_the_change_at_once(
     live: Live, documents: Documents
 ) -> None:
-    changes = live.changes("transfer:transfer-t")
-    await take(changes, 1)
-    await append(live.feed.store, "transfer-t")
-    await asyncio.sleep(0.05)
-    # The document is written but the checkpoint is not yet moved; the note says so.
-    documents.docs["transfer:transfer-t"] = {"version": 1, "position": 1}
-    live.hub.publish("transfer:transfer-t", {"id": "transfer-t", "version": 1, "position": 1})
-    [change] = await take(changes, 1)
-    assert (change.version, change.position) == (1, 1)
-    await changes.aclose()
+    async with watching(live, "transfer:transfer-t") as (changes, _):
+        await append(live.feed.store, "transfer-t")
+        await asyncio.sleep(0.05)
+        # The document is written but the checkpoint is not yet moved; the note says so.
+        documents.docs["transfer:transfer-t"] = {"version": 1, "position": 1}
+        live.hub.publish("transfer:transfer-t", {"id": "transfer-t", "version": 1, "position": 1})
+        [change] = await take(changes, 1)
+        assert (change.version, change.position) == (1, 1)
 
 
 async def test_bursts_are_coalesced_and_slow_subscribers_get_the_latest(
     live: Live, documents: Documents
 ) -> None:
-    changes = live.changes("account:account-a")
-    await take(changes, 1)
-    documents.loads = 0
-    await append(live.feed.store, "account-a", 50)
-    assert await live.feed.wait_for(50, within=5)
-    documents.project("account:account-a", 50, 50, "accounts")
-    [latest] = await take(changes, 1)
-    assert latest.position == 50
-    assert documents.loads <= 3
-    await changes.aclose()
+    async with watching(live, "account:account-a") as (changes, _):
+        documents.loads = 0
+        await append(live.feed.store, "account-a", 50)
+        assert await live.feed.wait_for(50, within=5)
+        documents.project("account:account-a", 50, 50, "accounts")
+        [latest] = await take(changes, 1)
+        assert latest.position == 50
+        assert documents.loads <= 3
 
 
 async def test_account_events_also_move_the_ledger(live: Live, documents: Documents) -> None:
-    changes = live.changes("ledger")
-    await take(changes, 1)
-    await append(live.feed.store, "account-a")
-    documents.project("ledger", 1, 1, "ledger")
-    [change] = await take(changes, 1)
-    assert change.position == 1
-    await changes.aclose()
+    async with watching(live, "ledger") as (changes, _):
+        await append(live.feed.store, "account-a")
+        documents.project("ledger", 1, 1, "ledger")
+        [change] = await take(changes, 1)
+        assert change.position == 1
 
 
 async def test_unwatched_topics_cost_nothing_and_closing_cleans_up(
     live: Live, documents: Documents
 ) -> None:
-    watched = live.changes("account:account-a")
-    await take(watched, 1)
-    documents.loads = 0
-    await append(live.feed.store, "account-b", 5)
-    await append(live.feed.store, "transfer-t", 5)
-    assert await live.feed.wait_for(10, within=5)
-    await asyncio.sleep(0.05)
-    assert documents.loads == 0
-    assert live.read_models.pending_topics == 0
-    await watched.aclose()
+    async with watching(live, "account:account-a"):
+        documents.loads = 0
+        await append(live.feed.store, "account-b", 5)
+        await append(live.feed.store, "transfer-t", 5)
+        assert await live.feed.wait_for(10, within=5)
+        await asyncio.sleep(0.05)
+        assert documents.loads == 0
+        assert live.read_models.pending_topics == 0
     assert live.hub.subscriber_count() == 0
     assert live.hub.topic_count() == 0
 
@@ -155,28 +167,15 @@ async def test_unwatched_topics_cost_nothing_and_closing_cleans_up(
 async def test_a_document_whose_projector_stalls_is_published_after_the_bound(
     documents: Documents,
 ) -> None:
-    store = InMemoryEventStore()
-    hub = Hub()
-    read_models = LiveReadModels(
-        hub,
-        {"account": documents.source("account", "accounts")},
-        documents.checkpoint,
-        poll_interval=0.01,
-        wait_timeout=0.1,
-    )
-    live = Live(hub, Feed(store, hub, notifier=store.notifier, poll_interval=0.01), read_models)
-    await live.start()
-    try:
-        changes = live.changes("account:account-a")
-        await take(changes, 1)
-        await append(store, "account-a")
+    async with (
+        started_live(documents, ["account"], wait_timeout=0.1) as live,
+        watching(live, "account:account-a") as (changes, _),
+    ):
+        await append(live.feed.store, "account-a")
         documents.docs["account:account-a"] = {"version": 1, "position": 1}
         [change] = await take(changes, 1)  # the checkpoint never moved
         assert change.position == 1
-        assert read_models.pending_topics == 0
-        await changes.aclose()
-    finally:
-        await live.stop()
+        assert live.read_models.pending_topics == 0
 
 
 async def test_subscribers_arriving_together_share_one_read(

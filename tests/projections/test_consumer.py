@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 
 from projections.checkpoints import CheckpointStore, now_ms
 from projections.consumer import Consumer
@@ -46,30 +48,47 @@ async def append_events(store: InMemoryEventStore, count: int) -> None:
         )
 
 
-def consumer(
-    handler: Recorder,
-    store: InMemoryEventStore,
-    checkpoints: CheckpointStore,
-    leases: InMemoryLeases,
-    owner: str,
-) -> Consumer:
-    return Consumer(handler, store, checkpoints, leases, settings=FAST, owner=owner)
+@dataclass
+class Rig:
+    """An in-memory store, leases and checkpoints that consumers under test share."""
+
+    store: InMemoryEventStore = field(default_factory=InMemoryEventStore)
+    leases: InMemoryLeases = field(default_factory=InMemoryLeases)
+    checkpoints: CheckpointStore = field(
+        default_factory=lambda: CheckpointStore(InMemoryDocumentStore())
+    )
+
+    def consumer(self, handler: Recorder, owner: str = "a") -> Consumer:
+        return Consumer(
+            handler, self.store, self.checkpoints, self.leases, settings=FAST, owner=owner
+        )
+
+
+@contextlib.asynccontextmanager
+async def running(*consumers: Consumer) -> AsyncIterator[None]:
+    """Start ``consumers``; stop every one of them on the way out."""
+    for one in consumers:
+        one.start()
+    try:
+        yield
+    finally:
+        for one in consumers:
+            await one.stop()
 
 
 async def test_poison_event_stops_the_consumer_with_position_and_error() -> None:
-    store, leases = InMemoryEventStore(), InMemoryLeases()
-    checkpoints = CheckpointStore(InMemoryDocumentStore())
-    await append_events(store, 20)
+    rig = Rig()
+    await append_events(rig.store, 20)
     handler = Recorder(broken=[8])
-    runner = consumer(handler, store, checkpoints, leases, "a")
-    runner.start()
-    try:
+    runner = rig.consumer(handler)
+    async with running(runner):
         await wait_for(lambda: runner.state == "stopped_on_error")
         status = await runner.status()
         assert (status.checkpoint, status.error_position, status.lag_events) == (7, 8, 13)
         assert status.last_error == "RuntimeError: boom at 8"
         assert handler.applied == set(range(1, 8))  # nothing beyond the poison event
-        durable = await StatusReporter(store, checkpoints, leases, ["recorder"]).report()
+        reporter = StatusReporter(rig.store, rig.checkpoints, rig.leases, ["recorder"])
+        durable = await reporter.report()
         assert durable[0].state == "stopped_on_error"
         assert (durable[0].error_position, durable[0].checkpoint) == (8, 7)
         await asyncio.sleep(0.1)
@@ -80,46 +99,38 @@ async def test_poison_event_stops_the_consumer_with_position_and_error() -> None
         await wait_for(lambda: runner.position == 20)
         assert handler.applied == set(range(1, 21))
         assert (await runner.status()).state == "running"
-    finally:
-        await runner.stop()
 
 
 async def test_retry_can_be_requested_from_another_process() -> None:
-    store, leases = InMemoryEventStore(), InMemoryLeases()
-    checkpoints = CheckpointStore(InMemoryDocumentStore())
-    await append_events(store, 5)
+    rig = Rig()
+    await append_events(rig.store, 5)
     handler = Recorder(broken=[3])
-    runner = consumer(handler, store, checkpoints, leases, "a")
-    runner.start()
-    try:
+    runner = rig.consumer(handler)
+    async with running(runner):
         await wait_for(lambda: runner.state == "stopped_on_error")
         handler.broken.clear()
-        await checkpoints.request_retry("recorder")  # e.g. the CLI, through the database
+        await rig.checkpoints.request_retry("recorder")  # e.g. the CLI, through the database
         await wait_for(lambda: runner.position == 5)
-    finally:
-        await runner.stop()
 
 
 async def test_standby_instance_takes_over_when_the_holder_dies() -> None:
-    store, leases = InMemoryEventStore(), InMemoryLeases()
-    checkpoints = CheckpointStore(InMemoryDocumentStore())
+    rig = Rig()
     first, second = Recorder(), Recorder()
-    a = consumer(first, store, checkpoints, leases, "a")
-    b = consumer(second, store, checkpoints, leases, "b")
+    a, b = rig.consumer(first, "a"), rig.consumer(second, "b")
     a.start()
     await wait_for(lambda: a.state == "running")
     b.start()
     try:
-        await append_events(store, 30)
+        await append_events(rig.store, 30)
         await wait_for(lambda: a.position == 30)
         assert b.state == "standby"
         assert not second.deliveries
         await a.stop(release=False)  # a crash: the lease stays until it expires
-        await append_events(store, 30)
+        await append_events(rig.store, 30)
         await wait_for(lambda: b.position == 60, timeout=FAST.lease_ttl * 5)
         assert first.applied | second.applied == set(range(1, 61))
         assert first.applied.isdisjoint(second.applied)  # nothing handled twice here
-        holder = await leases.holder("recorder")
+        holder = await rig.leases.holder("recorder")
         assert holder is not None
         assert holder.owner == "b"
     finally:
@@ -181,23 +192,19 @@ async def test_status_reports_lag_and_states() -> None:
 
 
 async def test_a_paused_consumer_stands_aside_until_the_pause_ends() -> None:
-    store, leases = InMemoryEventStore(), InMemoryLeases()
-    checkpoints = CheckpointStore(InMemoryDocumentStore())
+    rig = Rig()
     handler = Recorder()
-    runner = consumer(handler, store, checkpoints, leases, "a")
-    runner.start()
-    try:
+    runner = rig.consumer(handler)
+    async with running(runner):
         await wait_for(lambda: runner.state == "running")
-        await checkpoints.pause("recorder", now_ms() + 60_000, now_ms())
+        await rig.checkpoints.pause("recorder", now_ms() + 60_000, now_ms())
         await wait_for(lambda: runner.state == "rebuilding")
-        assert await leases.holder("recorder") is None
-        await append_events(store, 3)
+        assert await rig.leases.holder("recorder") is None
+        await append_events(rig.store, 3)
         await asyncio.sleep(0.05)
         assert not handler.deliveries
-        await checkpoints.unpause("recorder")
+        await rig.checkpoints.unpause("recorder")
         await wait_for(lambda: runner.position == 3)
-    finally:
-        await runner.stop()
 
 
 class BoastingLeases(InMemoryLeases):
@@ -209,16 +216,12 @@ class BoastingLeases(InMemoryLeases):
 
 
 async def test_a_false_lease_success_is_caught_by_reading_the_holder() -> None:
-    store, leases = InMemoryEventStore(), BoastingLeases()
-    checkpoints = CheckpointStore(InMemoryDocumentStore())
-    await leases.acquire("recorder", "someone-else", 60)
+    rig = Rig(leases=BoastingLeases())
+    await rig.leases.acquire("recorder", "someone-else", 60)
     handler = Recorder()
-    runner = consumer(handler, store, checkpoints, leases, "a")
-    runner.start()
-    try:
-        await append_events(store, 3)
+    runner = rig.consumer(handler)
+    async with running(runner):
+        await append_events(rig.store, 3)
         await asyncio.sleep(0.1)
         assert runner.state == "standby"
         assert not handler.deliveries
-    finally:
-        await runner.stop()
