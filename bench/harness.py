@@ -116,7 +116,12 @@ def fmt_rate(value: float, unit: str = "/s") -> str:
 
 
 def fmt_ratio(value: float) -> str:
-    return f"{value:.3g}x"
+    return f"{value:,.0f}x" if value >= 100 else f"{value:.3g}x"
+
+
+def fmt_number(value: float) -> str:
+    """Three significant digits for small values, thousands separators for large ones."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def verdict(ratio: float, target: float, *, higher_is_better: bool = True) -> str:
@@ -131,8 +136,8 @@ def comparison_row(
     """One table row: figure, both medians, the paired-ratio median and the verdict."""
     return [
         figure,
-        f"{comparison.a_name}: {comparison.a_median:,.1f}{unit}",
-        f"{comparison.b_name}: {comparison.b_median:,.1f}{unit}",
+        f"{comparison.a_name}: {fmt_number(comparison.a_median)}{unit}",
+        f"{comparison.b_name}: {fmt_number(comparison.b_median)}{unit}",
         fmt_ratio(comparison.ratio),
         "-" if target is None else verdict(comparison.ratio, target, higher_is_better=higher),
     ]

@@ -74,6 +74,12 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def load_average() -> str:
+    """The machine's load when the section is written: other work shares the cores."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average when written (1/5/15 min): {one:.1f} / {five:.1f} / {fifteen:.1f}"
+
+
 def command_line() -> str:
     """The command that is running, as a user would type it."""
     module = sys.modules["__main__"].__spec__
@@ -88,7 +94,8 @@ def render(section: Section) -> str:
     return (
         f"<!-- bench:{section.name} -->\n"
         f"## {section.title}\n\n"
-        f"- date: {now}\n- machine: {machine()}\n- command: `{command_line()}`\n\n"
+        f"- date: {now}\n- machine: {machine()}\n- command: `{command_line()}`\n"
+        f"- {load_average()}\n\n"
         f"{body}\n"
         f"<!-- /bench:{section.name} -->\n"
     )
