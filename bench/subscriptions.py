@@ -60,6 +60,7 @@ class Recorder:
     last_seen: list[int] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)  # deposits refused, by kind
     messages: int = 0  # every ``next`` message, repeats included
+    round_trips: list[float] = field(default_factory=list)  # ms per successful deposit
 
     def watcher(self, index: int) -> Any:
         self.last_seen.append(0)
@@ -78,6 +79,7 @@ class Recorder:
         self.received.clear()
         self.sent.clear()
         self.messages = 0
+        self.round_trips.clear()
 
     def latencies_ms(self) -> list[float]:
         return [
@@ -127,6 +129,7 @@ async def send_deposits(url: str, account_id: str, args: argparse.Namespace, rec
             return
         version = int(result["version"])
         rec.sent[version] = sent
+        rec.round_trips.append((time.perf_counter() - sent) * 1000)
         last = max(last, version)
 
     async with httpx.AsyncClient(timeout=30.0) as client, asyncio.TaskGroup() as group:
@@ -169,6 +172,8 @@ async def one_run(
     return {
         "p50": percentile(latencies, 50),
         "p99": percentile(latencies, 99),
+        "mutation p50": percentile(rec.round_trips or [float("nan")], 50),
+        "mutation p99": percentile(rec.round_trips or [float("nan")], 99),
         "max": max(latencies),
         "messages/s": rec.messages / elapsed,
         "deposits/s": len(rec.sent) / elapsed,
@@ -238,6 +243,7 @@ def report(
             f"{metrics['p50']:.0f}",
             f"{p99:.0f} ({'MET' if p99 < 500 else 'MISSED'})",
             f"{metrics['max']:.0f}",
+            f"{metrics['mutation p50']:.0f} / {metrics['mutation p99']:.0f}",
             f"{metrics['deposits/s']:.1f}",
             f"{metrics['messages/s']:,.0f}",
             f"{metrics['seen share']:.0%}",
@@ -246,8 +252,9 @@ def report(
             f"{metrics['server cpu']:.0%} / {metrics['client cpu']:.0%}",
         ])  # fmt: skip
     header = (
-        "run", "p50 ms", "p99 ms (target < 500)", "max ms", "deposits/s", "messages/s delivered",
-        "versions seen", "all reached last version", "deposits refused", "CPU server / client",
+        "run", "p50 ms", "p99 ms (target < 500)", "max ms", "deposit round trip p50 / p99 ms",
+        "deposits/s", "messages/s delivered", "versions seen", "all reached last version",
+        "deposits refused", "CPU server / client",
     )  # fmt: skip
     section.lines += table(header, rows)
     section.add()
