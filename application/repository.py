@@ -7,7 +7,6 @@ Current states are cached; past states (time travel) never are.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 from application.cache import AggregateCache
@@ -93,40 +92,21 @@ class Repository:
         if snapshot_due(self._snapshot_every, before.version, version):
             self.writer.schedule(decider, stream_id, state, version)
 
-    async def load(
-        self,
-        stream_type_or_decider: str | AnyDecider,
-        stream_id: str,
-        *,
-        at_version: int | None = None,
-        as_of: datetime | None = None,
-    ) -> Loaded:
-        """See ``ApplicationService.load``."""
-        decider = self.resolve(stream_type_or_decider)
-        if at_version is not None and as_of is not None:
-            raise ValueError("give at_version or as_of, not both")
-        if as_of is not None:
-            if as_of.tzinfo is None:
-                raise ValueError("as_of must be timezone-aware")
-            at_version = await self._store.version_at(stream_id, as_of)
-        if at_version is None:
-            return await self.current(decider, stream_id)
-        if at_version < 0:
-            raise ValueError("at_version must be >= 0")
+    async def past(self, decider: AnyDecider, stream_id: str, version: int) -> Loaded:
+        """The state at stream ``version`` (time travel), never cached.
+
+        Starts from the cached state when it is not beyond ``version``, else
+        from the latest usable snapshot at or below it.
+        """
         cached = self.cached(decider, stream_id)
-        if cached is not None and cached.version <= at_version:
-            loaded, _ = await self._loader.catch_up(decider, stream_id, cached, at_version)
+        if cached is not None and cached.version <= version:
+            loaded, _ = await self._loader.catch_up(decider, stream_id, cached, version)
         else:
-            loaded, _ = await self._loader.load(decider, stream_id, at_version)
+            loaded, _ = await self._loader.load(decider, stream_id, version)
         return loaded
 
     async def history(
-        self,
-        stream_type_or_decider: str | AnyDecider,
-        stream_id: str,
-        *,
-        to_version: int | None = None,
+        self, decider: AnyDecider, stream_id: str, to_version: int | None = None
     ) -> list[HistoryEntry]:
         """Every event of the stream (up to ``to_version``) with the state right after it."""
-        decider = self.resolve(stream_type_or_decider)
         return await self._loader.history(decider, stream_id, to_version)

@@ -25,12 +25,12 @@ repeat returns the commit.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from application.context import CommandContext
+from application.decision import DecisionLoop
 from application.dedupe import CommandDeduplicator
 from application.errors import ConcurrencyConflict
 from application.ids import new_event_id
@@ -43,13 +43,7 @@ from application.writing import CommitWriter
 from domain.aggregate import DomainError
 from domain.codec import EventRegistry
 from domain.errors import ERROR_TYPES
-from store.protocol import (
-    CommandLog,
-    ConcurrencyError,
-    DuplicateCommandError,
-    EventStore,
-    SnapshotStore,
-)
+from store.protocol import CommandLog, EventStore, SnapshotStore
 
 __all__ = ["ApplicationService", "CommandOutcome", "HistoryEntry", "Loaded"]
 
@@ -82,26 +76,18 @@ class ApplicationService:
         rejection_types: Iterable[type[DomainError]] | None = None,
         event_ids: Callable[[], str] = new_event_id,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be >= 1")
         self._store = store
         self._deciders = dict(deciders)
-        self._max_attempts = max_attempts
-        self._backoff = backoff or Backoff()
-        self._dedupe = CommandDeduplicator(
-            store,
-            command_log,
-            RejectionCodes(ERROR_TYPES.values() if rejection_types is None else rejection_types),
-        )
-        self._writer = CommitWriter(store, registry, event_ids)
+        codes = RejectionCodes(ERROR_TYPES.values() if rejection_types is None else rejection_types)
+        self._dedupe = CommandDeduplicator(store, command_log, codes)
         self._repository = Repository(
-            store,
-            snapshots,
-            registry,
-            self._deciders.values(),
-            snapshot_every=snapshot_every,
-            cache_size=cache_size,
-        )
+            store, snapshots, registry, self._deciders.values(),
+            snapshot_every=snapshot_every, cache_size=cache_size,
+        )  # fmt: skip
+        self._loop = DecisionLoop(
+            store, self._repository, CommitWriter(store, registry, event_ids), self._dedupe,
+            max_attempts=max_attempts, backoff=backoff or Backoff(),
+        )  # fmt: skip
         self.snapshots = self._repository.writer
 
     # -- commands -----------------------------------------------------------------
@@ -119,7 +105,7 @@ class ApplicationService:
             if previous is not None:
                 return previous
         try:
-            return await self._decide_and_append(decider, stream_id, command, context)
+            return await self._loop.run(decider, stream_id, command, context)
         except ConcurrencyConflict:
             raise
         except DomainError as error:
@@ -133,96 +119,6 @@ class ApplicationService:
         if decider is None:
             raise LookupError(f"no decider handles {type(command).__name__}")
         return decider
-
-    async def _decide_and_append(
-        self, decider: AnyDecider, stream_id: str, command: Any, context: CommandContext
-    ) -> CommandOutcome:
-        loaded = self._repository.cached(decider, stream_id)
-        fresh = loaded is None
-        if loaded is None:
-            loaded = await self._repository.current(decider, stream_id)
-        for attempt in range(1, self._max_attempts + 1):
-            loaded, events = await self._decide(decider, stream_id, command, context, loaded, fresh)
-            if not events:
-                return CommandOutcome(stream_id, loaded.version)
-            try:
-                result = await self._writer.append(
-                    decider, stream_id, loaded.version, events, context
-                )
-            except DuplicateCommandError as twin:
-                return await self._dedupe.twin_outcome(twin.command_id)
-            except ConcurrencyError as conflict:
-                await self._after_conflict(stream_id, conflict, context, attempt)
-                loaded, fresh = await self._repository.current(decider, stream_id, loaded), True
-                continue
-            self._repository.committed(decider, stream_id, loaded, events, result.version)
-            return CommandOutcome(stream_id, result.version, result.events)
-        raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
-
-    async def _decide(
-        self,
-        decider: AnyDecider,
-        stream_id: str,
-        command: Any,
-        context: CommandContext,
-        loaded: Loaded,
-        fresh: bool,
-    ) -> tuple[Loaded, Sequence[Any]]:
-        """The decision on ``loaded``, and the state it was made on.
-
-        A cached (not ``fresh``) state is only trusted for an append, which the
-        store checks. A rejection, a decision without events or an expected
-        version mismatch made on it is checked against the store first: if the
-        stream moved on, the command is decided again on the current state.
-        """
-        expected = context.expected_version
-        if expected is not None and loaded.version != expected:
-            if fresh:
-                raise ConcurrencyConflict(stream_id, expected, loaded.version)
-            return await self._decide_again(decider, stream_id, command, context, loaded)
-        try:
-            events = decider.decide(loaded.state, command)
-        except DomainError as rejection:
-            if fresh:
-                raise
-            return await self._decide_again(decider, stream_id, command, context, loaded, rejection)
-        if events or fresh:
-            return loaded, events
-        return await self._decide_again(decider, stream_id, command, context, loaded)
-
-    async def _decide_again(
-        self,
-        decider: AnyDecider,
-        stream_id: str,
-        command: Any,
-        context: CommandContext,
-        cached: Loaded,
-        rejection: DomainError | None = None,
-    ) -> tuple[Loaded, Sequence[Any]]:
-        """Catch ``cached`` up and decide on the current state.
-
-        If the stream did not move, ``rejection`` (made on ``cached``) stands.
-        """
-        current = await self._repository.current(decider, stream_id, cached)
-        if rejection is not None and current.version == cached.version:
-            raise rejection
-        return await self._decide(decider, stream_id, command, context, current, True)
-
-    async def _after_conflict(
-        self,
-        stream_id: str,
-        conflict: ConcurrencyError,
-        context: CommandContext,
-        attempt: int,
-    ) -> None:
-        """Raise if the conflict is final, else back off before the caller catches up."""
-        if context.expected_version is None and attempt < self._max_attempts:
-            await asyncio.sleep(self._backoff.delay(attempt))
-            return
-        actual = conflict.actual_version
-        if actual is None:
-            actual = await self._store.stream_version(stream_id)
-        raise ConcurrencyConflict(stream_id, conflict.expected_version, actual) from conflict
 
     # -- queries ------------------------------------------------------------------
 
@@ -242,9 +138,18 @@ class ApplicationService:
         none). ``as_of`` must be timezone-aware. Past states use the latest
         usable snapshot at or below the target.
         """
-        return await self._repository.load(
-            stream_type_or_decider, stream_id, at_version=at_version, as_of=as_of
-        )
+        decider = self._repository.resolve(stream_type_or_decider)
+        if at_version is not None and as_of is not None:
+            raise ValueError("give at_version or as_of, not both")
+        if as_of is not None:
+            if as_of.tzinfo is None:
+                raise ValueError("as_of must be timezone-aware")
+            at_version = await self._store.version_at(stream_id, as_of)
+        if at_version is None:
+            return await self._repository.current(decider, stream_id)
+        if at_version < 0:
+            raise ValueError("at_version must be >= 0")
+        return await self._repository.past(decider, stream_id, at_version)
 
     async def history(
         self,
@@ -254,9 +159,8 @@ class ApplicationService:
         to_version: int | None = None,
     ) -> list[HistoryEntry]:
         """Every event of the stream (up to ``to_version``) with the state right after it."""
-        return await self._repository.history(
-            stream_type_or_decider, stream_id, to_version=to_version
-        )
+        decider = self._repository.resolve(stream_type_or_decider)
+        return await self._repository.history(decider, stream_id, to_version)
 
     # -- lifecycle ------------------------------------------------------------------
 

@@ -45,83 +45,88 @@ class Metrics:
     )
 
     def __post_init__(self) -> None:
-        r = self.registry
-        self.commands = Counter(
+        self._write_side()
+        self._background_work()
+        self._api()
+
+    def _write_side(self) -> None:
+        """Commands, appends and the retries they cause."""
+        self.commands = self._counter(
             "ledger_commands", "Commands handled, by command type and outcome "
-            "(ok, duplicate, rejected:<code>, conflict, error).",
-            ["type", "outcome"], registry=r,
+            "(ok, duplicate, rejected:<code>, conflict, error).", "type", "outcome",
         )  # fmt: skip
-        self.append_conflicts = Counter(
+        self.append_conflicts = self._counter(
             "ledger_append_conflicts",
             "Appends refused because the stream moved (each one is retried or reported).",
-            ["stream_type"],
-            registry=r,
+            "stream_type",
         )
-        self.command_retries = Counter(
+        self.command_retries = self._counter(
             "ledger_command_retries",
             "Commands decided again after an internal concurrency conflict.",
-            ["type"],
-            registry=r,
+            "type",
         )
-        self.append_seconds = Histogram(
-            "ledger_append_seconds",
-            "Latency of one event-store append (one commit).",
-            ["stream_type"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.head_position = Gauge(
-            "ledger_head_position", "Highest stamped global position.", registry=r
-        )
-        self.sequencer_lag = Gauge(
+        self.append_seconds = self._histogram(
+            "ledger_append_seconds", "Latency of one event-store append (one commit).",
+            "stream_type",
+        )  # fmt: skip
+
+    def _background_work(self) -> None:
+        """The sequencer and the consumers (refreshed when ``/metrics`` renders)."""
+        self.head_position = self._gauge("ledger_head_position", "Highest stamped global position.")
+        self.sequencer_lag = self._gauge(
             "ledger_sequencer_lag_commits",
             "Commits appended but not yet stamped with a global position.",
-            registry=r,
         )
-        self.sequencer_lag_seconds = Gauge(
+        self.sequencer_lag_seconds = self._gauge(
             "ledger_sequencer_lag_seconds",
             "Age of the oldest commit not yet stamped with a global position.",
-            registry=r,
         )
-        self.consumer_position = Gauge(
-            "ledger_consumer_position", "Checkpoint of each consumer.", ["consumer"], registry=r
+        self.consumer_position = self._gauge(
+            "ledger_consumer_position", "Checkpoint of each consumer.", "consumer"
         )
-        self.consumer_lag = Gauge(
+        self.consumer_lag = self._gauge(
             "ledger_consumer_lag_events",
             "Events between the head position and each consumer's checkpoint.",
-            ["consumer"],
-            registry=r,
+            "consumer",
         )
-        self.consumer_running = Gauge(
+        self.consumer_running = self._gauge(
             "ledger_consumer_running",
             "1 when the consumer runs (here or, by lease, elsewhere), 0 when stopped.",
-            ["consumer"],
-            registry=r,
+            "consumer",
         )
-        self.websocket_connections = Gauge(
-            "ledger_websocket_connections", "Open WebSocket connections.", registry=r
+
+    def _api(self) -> None:
+        """WebSockets, GraphQL operations and HTTP requests."""
+        self.websocket_connections = self._gauge(
+            "ledger_websocket_connections", "Open WebSocket connections."
         )
-        self.subscriptions = Gauge(
-            "ledger_subscriptions", "Active GraphQL subscriptions (all connections).", registry=r
+        self.subscriptions = self._gauge(
+            "ledger_subscriptions", "Active GraphQL subscriptions (all connections)."
         )
-        self.graphql_operations = Counter(
+        self.graphql_operations = self._counter(
             "ledger_graphql_operations",
             "GraphQL operations by operation type, name and outcome (ok, error).",
-            ["type", "name", "outcome"],
-            registry=r,
-        )
-        self.graphql_seconds = Histogram(
+            "type", "name", "outcome",
+        )  # fmt: skip
+        self.graphql_seconds = self._histogram(
             "ledger_graphql_seconds",
             "GraphQL operation latency (queries and mutations; subscriptions until set-up).",
-            ["type", "name"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.http_requests = Counter(
-            "ledger_http_requests",
-            "HTTP requests by path group and status class.",
-            ["path", "status"],
-            registry=r,
+            "type", "name",
+        )  # fmt: skip
+        self.http_requests = self._counter(
+            "ledger_http_requests", "HTTP requests by path group and status class.",
+            "path", "status",
+        )  # fmt: skip
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
+
+    def _gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
+        return Gauge(name, documentation, labels, registry=self.registry)
+
+    def _histogram(self, name: str, documentation: str, *labels: str) -> Histogram:
+        return Histogram(
+            name, documentation, labels, buckets=_LATENCY_BUCKETS, registry=self.registry
         )
 
     def render(self) -> tuple[bytes, str]:

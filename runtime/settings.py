@@ -19,7 +19,17 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-MIN_JWT_SECRET_LENGTH = 32
+from runtime.settings_rules import MIN_JWT_SECRET_LENGTH, configuration_problems
+
+__all__ = [
+    "LOG_LEVELS",
+    "MIN_JWT_SECRET_LENGTH",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "redact_url",
+    "settings_table",
+]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -137,37 +147,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
-        problems = [*self._field_problems(), *self._production_problems()]
+        problems = configuration_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
-
-    def _field_problems(self) -> list[str]:
-        problems: list[str] = []
-        if self.auth_mode == "jwt" and not self._secret_long_enough():
-            problems.append(
-                f"AUTH_MODE=jwt needs JWT_SECRET of at least {MIN_JWT_SECRET_LENGTH} characters"
-            )
-        return problems
-
-    def _production_problems(self) -> list[str]:
-        if self.app_env != "production":
-            return []
-        problems: list[str] = []
-        if self.mongodb_url is None:
-            problems.append(
-                "APP_ENV=production needs MONGODB_URL (the embedded database is for development)"
-            )
-        if self.store != "mongo":
-            problems.append("APP_ENV=production needs STORE=mongo")
-        if self.auth_mode != "jwt":
-            # A short JWT_SECRET with AUTH_MODE=jwt is reported by _field_problems.
-            problems.append("APP_ENV=production needs AUTH_MODE=jwt (and JWT_SECRET)")
-        return problems
-
-    def _secret_long_enough(self) -> bool:
-        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
-        return len(secret) >= MIN_JWT_SECRET_LENGTH
 
     # Resolved values: what the rest of the service reads.
 

@@ -88,6 +88,29 @@ async def take(stream: AsyncIterator[dict[str, Any]], count: int) -> list[dict[s
     return items
 
 
+async def _changes_after_two_deposits(ws: Any, http: Any, account_id: str) -> list[dict[str, Any]]:
+    """``accountChanged`` from the opened state until both deposits show (version 3)."""
+    changes = ws.subscribe(GraphQLRequest(ACCOUNT_CHANGED, variable_values={"id": account_id}))
+    seen = [(await asyncio.wait_for(anext(changes), 20))["accountChanged"]]
+    await run(http, DEPOSIT, id=account_id, amount="1")
+    await run(http, DEPOSIT, id=account_id, amount="2")
+    while seen[-1]["version"] < 3:
+        seen.append((await asyncio.wait_for(anext(changes), 20))["accountChanged"])
+    await changes.aclose()
+    return seen
+
+
+async def _events_until(ws: Any, stream_id: str, version: int) -> list[dict[str, Any]]:
+    """``events(after: 0)`` until ``stream_id`` reaches ``version`` (bounded in count)."""
+    events = ws.subscribe(GraphQLRequest(EVENTS, variable_values={"after": 0}))
+    received: list[dict[str, Any]] = []
+    while not any(e["streamId"] == stream_id and e["version"] == version for e in received):
+        received.append((await asyncio.wait_for(anext(events), 20))["events"])
+        assert len(received) < 10_000
+    await events.aclose()
+    return received
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_account_changed_and_events_subscriptions(server: Server, protocol: str) -> None:
     async with http_session(server) as http:
@@ -95,36 +118,16 @@ async def test_account_changed_and_events_subscriptions(server: Server, protocol
         opened_at = (await run(http, ACCOUNT, id=account_id, v=1))["account"]["version"]
         assert opened_at == 1
         async with ws_session(server, protocol) as ws:
-            changes = ws.subscribe(
-                GraphQLRequest(ACCOUNT_CHANGED, variable_values={"id": account_id})
-            )
-            first = await asyncio.wait_for(anext(changes), 20)
-            assert (first["accountChanged"]["balance"], first["accountChanged"]["version"]) == (
-                "0.00",
-                1,
-            )
-            await run(http, DEPOSIT, id=account_id, amount="1")
-            await run(http, DEPOSIT, id=account_id, amount="2")
-            seen = [first]
-            while seen[-1]["accountChanged"]["version"] < 3:
-                seen.append(await asyncio.wait_for(anext(changes), 20))
-            assert seen[-1]["accountChanged"]["balance"] == "3.00"
-            assert seen[-1]["accountChanged"]["position"] is not None
-            await changes.aclose()
+            seen = await _changes_after_two_deposits(ws, http, account_id)
+            assert (seen[0]["balance"], seen[0]["version"]) == ("0.00", 1)
+            assert seen[-1]["balance"] == "3.00"
+            assert seen[-1]["position"] is not None
 
-            events = ws.subscribe(GraphQLRequest(EVENTS, variable_values={"after": 0}))
-            received: list[dict[str, Any]] = []
-            while not any(
-                e["events"]["streamId"] == account_id and e["events"]["version"] == 3
-                for e in received
-            ):
-                received.append(await asyncio.wait_for(anext(events), 20))
-                assert len(received) < 10_000
-            positions = [e["events"]["position"] for e in received]
+            received = await _events_until(ws, account_id, version=3)
+            positions = [e["position"] for e in received]
             assert positions == list(range(1, len(positions) + 1))
-            mine = [e["events"]["type"] for e in received if e["events"]["streamId"] == account_id]
+            mine = [e["type"] for e in received if e["streamId"] == account_id]
             assert mine == ["AccountOpened", "MoneyDeposited", "MoneyDeposited"]
-            await events.aclose()
 
 
 TRANSFER = """mutation($from: ID!, $to: ID!, $amount: Decimal!) {

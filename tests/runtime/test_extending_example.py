@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import strawberry
 
 from application.context import CommandContext
 from application.service import ApplicationService
@@ -96,13 +99,29 @@ SAVE = """mutation Save($id: ID!) { saveTowardsGoal(input: {goalId: $id, amount:
 READ = "query Read($id: ID!) { goal(id: $id) { name target saved status version } }"
 
 
-async def test_service_projection_and_graphql() -> None:
+@dataclass
+class GoalApp:
+    """The example's schema over a service and a running projector (in-memory stores)."""
+
+    schema: strawberry.Schema
+    context: GoalContext
+
+    async def run(self, document: str, **variables: Any) -> dict[str, Any]:
+        result = await self.schema.execute(
+            document, variable_values=variables or None, context_value=self.context
+        )
+        assert result.errors is None, result.errors
+        assert result.data is not None
+        return result.data
+
+
+@pytest.fixture
+async def goal_app() -> AsyncIterator[GoalApp]:
     registry = register_goal_events(EventRegistry())
     store, documents = InMemoryEventStore(), InMemoryDocumentStore()
     service = _service(store, registry)
-    projector = GoalsProjector(documents, registry)
     consumer = Consumer(
-        projector,
+        GoalsProjector(documents, registry),
         store,
         CheckpointStore(documents),
         InMemoryLeases(),
@@ -110,40 +129,37 @@ async def test_service_projection_and_graphql() -> None:
     )
     consumer.start()
     try:
-        schema = build_goal_schema()
         context = GoalContext(service=service, goals=GoalsView(documents), user="ana")
-        created = await schema.execute(CREATE, context_value=context)
-        assert created.errors is None, created.errors
-        goal: dict[str, Any] = created.data["createGoal"]["goal"]  # type: ignore[index]
-        assert (goal["saved"], goal["status"]) == ("0.00", "SAVING")
-        ids = {"id": goal["id"]}
-
-        saved = await schema.execute(SAVE, variable_values=ids, context_value=context)
-        assert saved.data == {
-            "saveTowardsGoal": {
-                "__typename": "GoalPayload",
-                "goal": {"saved": "100.00", "status": "REACHED"},
-            }
-        }
-        again = await schema.execute(SAVE, variable_values=ids, context_value=context)
-        assert again.data == {
-            "saveTowardsGoal": {"__typename": "CommandRejected", "code": "goal_closed"}
-        }
-
-        await _projected(context.goals, goal["id"], version=3)
-        read = await schema.execute(READ, variable_values=ids, context_value=context)
-        assert read.data == {
-            "goal": {
-                "name": "bike",
-                "target": "100.00",
-                "saved": "100.00",
-                "status": "REACHED",
-                "version": 3,
-            }
-        }
+        yield GoalApp(build_goal_schema(), context)
     finally:
         await consumer.stop()
         await service.close()
+
+
+async def test_service_projection_and_graphql(goal_app: GoalApp) -> None:
+    goal: dict[str, Any] = (await goal_app.run(CREATE))["createGoal"]["goal"]
+    assert (goal["saved"], goal["status"]) == ("0.00", "SAVING")
+
+    assert await goal_app.run(SAVE, id=goal["id"]) == {
+        "saveTowardsGoal": {
+            "__typename": "GoalPayload",
+            "goal": {"saved": "100.00", "status": "REACHED"},
+        }
+    }
+    assert await goal_app.run(SAVE, id=goal["id"]) == {
+        "saveTowardsGoal": {"__typename": "CommandRejected", "code": "goal_closed"}
+    }
+
+    await _projected(goal_app.context.goals, goal["id"], version=3)
+    assert await goal_app.run(READ, id=goal["id"]) == {
+        "goal": {
+            "name": "bike",
+            "target": "100.00",
+            "saved": "100.00",
+            "status": "REACHED",
+            "version": 3,
+        }
+    }
 
 
 async def test_projector_replay_changes_nothing() -> None:

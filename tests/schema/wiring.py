@@ -94,6 +94,19 @@ class Wiring:
         return await self.store.head_position()
 
 
+def _handlers(
+    documents: InMemoryDocumentStore, store: InMemoryEventStore, service: ApplicationService
+) -> list[EventHandler]:
+    """The four projectors and the transfer process manager."""
+    return [
+        AccountsProjector(documents),
+        StatementProjector(documents),
+        TransfersProjector(documents),
+        LedgerProjector(documents, store),
+        TransferManager(service, store),
+    ]
+
+
 async def make_wiring(limits: Limits | None = None, auth: AuthSettings | None = None) -> Wiring:
     store = InMemoryEventStore()
     service = ApplicationService(
@@ -101,13 +114,7 @@ async def make_wiring(limits: Limits | None = None, auth: AuthSettings | None = 
     )
     documents = InMemoryDocumentStore()
     checkpoints, leases = CheckpointStore(documents), InMemoryLeases()
-    handlers: list[EventHandler] = [
-        AccountsProjector(documents),
-        StatementProjector(documents),
-        TransfersProjector(documents),
-        LedgerProjector(documents, store),
-        TransferManager(service, store),
-    ]
+    handlers = _handlers(documents, store, service)
     consumers = []
     for handler in handlers:
         await handler.prepare()
