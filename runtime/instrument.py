@@ -17,12 +17,12 @@ import contextvars
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from typing import Any
 
 from strawberry.extensions import SchemaExtension
 
 from domain.aggregate import DomainError
+from runtime.forwarding import NO_METADATA, ForwardingEventStore
 from runtime.logging import bind
 from runtime.metrics import Metrics
 from store.protocol import (
@@ -31,11 +31,9 @@ from store.protocol import (
     ConcurrencyError,
     EventStore,
     NewEvent,
-    RecordedEvent,
 )
 
 log = logging.getLogger(__name__)
-_NO_METADATA = CommitMetadata()
 
 # Conflicts met by the command running in this task (None outside a command).
 _conflicts: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
@@ -43,11 +41,11 @@ _conflicts: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
 )
 
 
-class InstrumentedEventStore:
+class InstrumentedEventStore(ForwardingEventStore):
     """Delegates everything to ``inner``; measures ``append``."""
 
     def __init__(self, inner: EventStore, metrics: Metrics) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._metrics = metrics
 
     async def append(
@@ -56,7 +54,7 @@ class InstrumentedEventStore:
         stream_type: str,
         expected_version: int,
         events: Sequence[NewEvent],
-        metadata: CommitMetadata = _NO_METADATA,
+        metadata: CommitMetadata = NO_METADATA,
     ) -> AppendResult:
         started = time.perf_counter()
         try:
@@ -72,36 +70,6 @@ class InstrumentedEventStore:
         finally:
             elapsed = time.perf_counter() - started
             self._metrics.append_seconds.labels(stream_type).observe(elapsed)
-
-    async def read_stream(
-        self, stream_id: str, from_version: int = 1, to_version: int | None = None
-    ) -> list[RecordedEvent]:
-        return await self.inner.read_stream(stream_id, from_version, to_version)
-
-    async def stream_version(self, stream_id: str) -> int:
-        return await self.inner.stream_version(stream_id)
-
-    async def version_at(self, stream_id: str, moment: datetime) -> int:
-        return await self.inner.version_at(stream_id, moment)
-
-    async def read_all(
-        self,
-        after_position: int = 0,
-        limit: int = 1000,
-        *,
-        stream_id: str | None = None,
-        types: Sequence[str] | None = None,
-    ) -> list[RecordedEvent]:
-        return await self.inner.read_all(after_position, limit, stream_id=stream_id, types=types)
-
-    async def head_position(self) -> int:
-        return await self.inner.head_position()
-
-    async def sequence(self) -> int:
-        return await self.inner.sequence()
-
-    async def find_command(self, command_id: str) -> AppendResult | None:
-        return await self.inner.find_command(command_id)
 
     def __getattr__(self, name: str) -> Any:
         # Backend extras (e.g. a sequencer hook) stay reachable through the proxy.

@@ -1,14 +1,13 @@
 """GraphQL object types and their construction from read models and events.
 
-Read-model documents (``projections.readmodels``) hold money as int minor units
-and times as ISO strings or epoch ms; the ``from_doc`` constructors convert
-them to ``Decimal`` strings and ``DateTime``. Fields that need more data
+Read-model records (``projections.records``, returned by the views in
+``projections.readmodels``) hold money as int minor units; the ``from_record``
+constructors turn it into ``Decimal`` strings. Fields that need more data
 (``Account.statement``) are resolved in ``schema.views``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -18,7 +17,7 @@ import strawberry
 from domain.money import format_amount
 from projections.records import AccountRecord, LedgerTotals, StatementLine, TransferRecord
 from schema.audit_types import Event, EventMetadata, ProjectionStatus
-from schema.scalars import DecimalString, to_datetime
+from schema.scalars import DecimalString
 
 
 @strawberry.enum
@@ -48,10 +47,6 @@ def money(minor: int) -> DecimalString:
     return DecimalString(format_amount(minor))
 
 
-def _time(value: Any) -> datetime:
-    return to_datetime(value)
-
-
 @strawberry.type(description="One line of an account's statement: a balance change.")
 class StatementEntry:
     version: int
@@ -61,19 +56,6 @@ class StatementEntry:
     balance: DecimalString = strawberry.field(description="The balance after this entry.")
     transfer_id: strawberry.ID | None
     recorded_at: datetime
-
-    @classmethod
-    def from_doc(cls, doc: Mapping[str, Any]) -> StatementEntry:
-        transfer_id = doc.get("transfer_id")
-        return cls(
-            version=int(doc["version"]),
-            position=doc.get("position"),
-            kind=StatementKind(doc["kind"]),
-            amount=money(int(doc["amount"])),
-            balance=money(int(doc["balance"])),
-            transfer_id=strawberry.ID(transfer_id) if transfer_id else None,
-            recorded_at=_time(doc["recorded_at"]),
-        )
 
     @classmethod
     def from_record(cls, line: StatementLine) -> StatementEntry:
@@ -96,17 +78,6 @@ class Ledger:
     total_deposited: DecimalString
     total_withdrawn: DecimalString
     position: int | None = strawberry.field(description="The last global position reflected.")
-
-    @classmethod
-    def from_doc(cls, doc: Mapping[str, Any]) -> Ledger:
-        return cls(
-            currency=str(doc["_id"]),
-            open_accounts=int(doc.get("open_accounts", 0)),
-            total_balance=money(int(doc.get("total_balance", 0))),
-            total_deposited=money(int(doc.get("total_deposited", 0))),
-            total_withdrawn=money(int(doc.get("total_withdrawn", 0))),
-            position=doc.get("position"),
-        )
 
     @classmethod
     def from_record(cls, totals: LedgerTotals) -> Ledger:
@@ -133,23 +104,6 @@ class Transfer:
     position: int | None
     requested_at: datetime | None
     updated_at: datetime | None
-
-    @classmethod
-    def from_doc(cls, doc: Mapping[str, Any]) -> Transfer:
-        requested, updated = doc.get("requested_at"), doc.get("updated_at")
-        return cls(
-            id=strawberry.ID(str(doc["_id"])),
-            from_account_id=strawberry.ID(str(doc["from_account_id"])),
-            to_account_id=strawberry.ID(str(doc["to_account_id"])),
-            amount=money(int(doc["amount"])),
-            currency=doc.get("currency"),
-            status=TransferStatus(doc["status"]),
-            reason=doc.get("reason"),
-            version=int(doc["version"]),
-            position=doc.get("position"),
-            requested_at=_time(requested) if requested is not None else None,
-            updated_at=_time(updated) if updated is not None else None,
-        )
 
     @classmethod
     def from_record(cls, record: TransferRecord) -> Transfer:
@@ -213,21 +167,6 @@ class Account:
         description="Balance changes, oldest first (cursor connection). Always the current "
         "statement, also on a state rebuilt as of an earlier version.",
     )
-
-    @classmethod
-    def from_doc(cls, doc: Mapping[str, Any]) -> Account:
-        opened, updated = doc.get("opened_at"), doc.get("updated_at")
-        return cls(
-            id=strawberry.ID(str(doc["_id"])),
-            owner=str(doc["owner"]),
-            currency=str(doc["currency"]),
-            balance=money(int(doc["balance"])),
-            status=AccountStatus(doc["status"]),
-            version=int(doc["version"]),
-            position=doc.get("position"),
-            opened_at=_time(opened) if opened is not None else None,
-            updated_at=_time(updated) if updated is not None else None,
-        )
 
     @classmethod
     def from_record(cls, record: AccountRecord) -> Account:

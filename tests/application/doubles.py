@@ -7,8 +7,8 @@ observe, or inject the faults a test needs.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 
+from runtime.forwarding import NO_METADATA, ForwardingEventStore
 from store.protocol import (
     AppendResult,
     CommandLog,
@@ -21,14 +21,12 @@ from store.protocol import (
     SnapshotStore,
 )
 
-NO_METADATA = CommitMetadata()
 
-
-class CountingStore:
+class CountingStore(ForwardingEventStore):
     """An ``EventStore`` that counts appends and stream reads of the store it wraps."""
 
     def __init__(self, inner: EventStore) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.before_read: Callable[[], Awaitable[None]] | None = None
         self.appends = 0
         self.conflicts = 0
@@ -62,31 +60,6 @@ class CountingStore:
         self.stream_reads += 1
         self.events_read += len(events)
         return events
-
-    async def stream_version(self, stream_id: str) -> int:
-        return await self.inner.stream_version(stream_id)
-
-    async def version_at(self, stream_id: str, moment: datetime) -> int:
-        return await self.inner.version_at(stream_id, moment)
-
-    async def read_all(
-        self,
-        after_position: int = 0,
-        limit: int = 1000,
-        *,
-        stream_id: str | None = None,
-        types: Sequence[str] | None = None,
-    ) -> list[RecordedEvent]:
-        return await self.inner.read_all(after_position, limit, stream_id=stream_id, types=types)
-
-    async def head_position(self) -> int:
-        return await self.inner.head_position()
-
-    async def sequence(self) -> int:
-        return await self.inner.sequence()
-
-    async def find_command(self, command_id: str) -> AppendResult | None:
-        return await self.inner.find_command(command_id)
 
 
 class CountingSnapshots:

@@ -32,12 +32,40 @@ def clean_env(**values: str) -> dict[str, str]:
 
 @dataclass
 class ServerProcess:
+    """A running ``python server.py`` on a loopback ``port``, its output in ``log_path``."""
+
     process: subprocess.Popen[bytes]
-    url: str
+    port: int
     log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def http(self) -> str:
+        return f"{self.url}/graphql"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/graphql"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def wait_until(self, path: str = "/healthz", within: float = START_TIMEOUT) -> None:
+        """Until ``path`` answers 200; raise (with the log) if it exits or time runs out."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + path, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"server not answering {path} within {within}s:\n{self.log()}")
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int:
         """SIGTERM and wait; SIGKILL if it does not stop in time. Returns the exit code."""
@@ -51,40 +79,47 @@ class ServerProcess:
         return self.process.returncode
 
 
-@contextmanager
-def running_server(tmp_path: Path, env: Mapping[str, str] | None = None) -> Iterator[ServerProcess]:
-    """``python server.py`` on a free port with ``DATA_DIR`` in ``tmp_path``; stopped in finally."""
+def start_server(
+    workdir: Path, env: Mapping[str, str], *, cwd: Path | None = None, new_session: bool = False
+) -> ServerProcess:
+    """Start ``python server.py`` on a free port (``PORT`` added to ``env``); does not wait.
+
+    The output goes to ``workdir/server-<port>.log``; ``cwd`` defaults to ``workdir``.
+    The caller stops it (``stop()``) in a finally.
+    """
     port = free_port()
-    values = {"PORT": str(port), "DATA_DIR": str(tmp_path / "data"), **(env or {})}
-    log_path = tmp_path / f"server-{port}.log"
+    log_path = workdir / f"server-{port}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "server.py")],
-            cwd=tmp_path,
-            env=clean_env(**values),
+            cwd=cwd or workdir,
+            env={**env, "PORT": str(port)},
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            start_new_session=new_session,
         )
-    server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path)
+    return ServerProcess(process, port, log_path)
+
+
+@contextmanager
+def serving(
+    workdir: Path, env: Mapping[str, str], *, ready: str = "/healthz", within: float = START_TIMEOUT
+) -> Iterator[ServerProcess]:
+    """``start_server``, wait until ``ready`` answers 200, stop it in finally."""
+    server = start_server(workdir, env)
     try:
-        wait_until_healthy(server)
+        server.wait_until(ready, within)
         yield server
     finally:
         server.stop()
 
 
-def wait_until_healthy(server: ServerProcess, path: str = "/healthz") -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.log()}")
-        try:
-            if httpx.get(server.url + path, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"server not healthy within {START_TIMEOUT}s:\n{server.log()}")
+@contextmanager
+def running_server(tmp_path: Path, env: Mapping[str, str] | None = None) -> Iterator[ServerProcess]:
+    """``python server.py`` in a clean environment, ``DATA_DIR`` in ``tmp_path``, until healthy."""
+    values = {"DATA_DIR": str(tmp_path / "data"), **(env or {})}
+    with serving(tmp_path, clean_env(**values)) as server:
+        yield server
 
 
 def run_cli(
