@@ -168,19 +168,38 @@ class Feed:
                 topic, latest_only=False, maxsize=maxsize or self.queue_size, owner=owner
             )
             try:
-                async for event in self._catch_up(last, stream_id, types):
+                async for event in self._pass(subscription, last, stream_id, types, wanted):
                     last = _position(event)
                     yield event
-                if subscription.overflowed:
-                    continue  # catch-up outran the live queue: catch up again from the store
-                async for event in _live(subscription, last, wanted):
-                    last = _position(event)
-                    yield event
-                return
+                if not subscription.overflowed:
+                    return
+                # catch-up outran the live queue: catch up again from the store
             except SubscriberOverflow as overflow:
                 raise SubscriberOverflow(topic, last) from overflow
             finally:
                 subscription.close()
+
+    async def _pass(
+        self,
+        subscription: Subscription,
+        after: int,
+        stream_id: str | None,
+        types: Sequence[str] | None,
+        wanted: frozenset[str] | None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Catch up from the store after ``after``, then follow ``subscription`` live.
+
+        Stops after the catch-up when the subscription overflowed meanwhile (the
+        caller subscribes afresh and catches up again); the live part drops what
+        the catch-up already delivered.
+        """
+        async for event in self._catch_up(after, stream_id, types):
+            after = _position(event)
+            yield event
+        if subscription.overflowed:
+            return
+        async for event in _live(subscription, after, wanted):
+            yield event
 
     async def _catch_up(
         self, after: int, stream_id: str | None, types: Sequence[str] | None

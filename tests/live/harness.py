@@ -61,6 +61,37 @@ def _consumers(
     )
 
 
+def _context(
+    service: ApplicationService,
+    store: InMemoryEventStore,
+    documents: InMemoryDocumentStore,
+    hub: Hub,
+    live: Live,
+    auth: AuthSettings | None,
+    limits: Limits | None,
+) -> Context:
+    return Context(
+        service=service,
+        events=store,
+        accounts=AccountsView(documents),
+        statements=StatementView(documents),
+        transfers=TransfersView(documents),
+        ledger=LedgerView(documents),
+        hub=hub,
+        live=live,
+        auth=auth or AuthSettings(),
+        limits=limits or Limits(),
+    )
+
+
+def _server(context: Context, port: int) -> uvicorn.Server:
+    graphql = make_graphql_app(context)
+    app = Starlette(routes=[Route("/graphql", graphql), WebSocketRoute("/graphql", graphql)])
+    return uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+    )
+
+
 @contextlib.asynccontextmanager
 async def serve(
     *, auth: AuthSettings | None = None, limits: Limits | None = None, queue_size: int = 1000
@@ -76,28 +107,16 @@ async def serve(
     service = ApplicationService(
         store, InMemorySnapshotStore(), InMemoryCommandLog(), EVENTS, DECIDERS
     )
-    checkpoints = CheckpointStore(documents)
     live = create_live(
-        store, documents, checkpoints, hub=hub, progress=progress, queue_size=queue_size
-    )
-    context = Context(
-        service=service,
-        events=store,
-        accounts=AccountsView(documents),
-        statements=StatementView(documents),
-        transfers=TransfersView(documents),
-        ledger=LedgerView(documents),
+        store,
+        documents,
+        CheckpointStore(documents),
         hub=hub,
-        live=live,
-        auth=auth or AuthSettings(),
-        limits=limits or Limits(),
+        progress=progress,
+        queue_size=queue_size,
     )
-    graphql = make_graphql_app(context)
-    app = Starlette(routes=[Route("/graphql", graphql), WebSocketRoute("/graphql", graphql)])
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
-    )
+    server = _server(_context(service, store, documents, hub, live, auth, limits), port)
     consumers.start()
     await live.start()
     task = asyncio.create_task(server.serve())

@@ -80,30 +80,39 @@ async def test_rebuild_equals_incremental_and_consumers_continue_after_the_swap(
         await group.stop()
 
 
+async def rebuild_reading(world: World, view: AccountsView, account_id: str) -> list[int]:
+    """Rebuild ``accounts``, reading ``account_id`` through ``view`` after every batch.
+
+    Returns the balances read; each read also checks the consumer reports ``rebuilding``.
+    """
+    seen: list[int] = []
+    reporter = StatusReporter(world.store, world.checkpoints, world.leases, ["accounts"])
+
+    async def look() -> None:
+        record = await view.get(account_id)
+        assert record is not None
+        seen.append(record.balance)
+        assert (await reporter.report())[0].state == "rebuilding"
+
+    def watched(physical: str) -> EventHandler:
+        inner = projector_factories(world.documents, world.store)["accounts"](physical)
+        return Watched(inner, look)
+
+    await rebuilder(world, accounts=watched).rebuild("accounts")
+    return seen
+
+
 async def test_readers_see_the_old_collection_until_the_swap() -> None:
     world = memory_world()
     group = world.group(names=("accounts",))
     group.start()
     view = AccountsView(world.documents)
-    seen: list[int] = []
     try:
         accounts = await workload(world)
         await settle(group, world.store)
         # Mark the live collection so readers can tell which one they read.
         await world.documents.set_fields("accounts", accounts[0], {"balance": -1})
-        reporter = StatusReporter(world.store, world.checkpoints, world.leases, ["accounts"])
-
-        async def look() -> None:
-            record = await view.get(accounts[0])
-            assert record is not None
-            seen.append(record.balance)
-            assert (await reporter.report())[0].state == "rebuilding"
-
-        def watched(physical: str) -> EventHandler:
-            inner = projector_factories(world.documents, world.store)["accounts"](physical)
-            return Watched(inner, look)
-
-        await rebuilder(world, accounts=watched).rebuild("accounts")
+        seen = await rebuild_reading(world, view, accounts[0])
         after = await view.get(accounts[0])
         await world.deposit(accounts[0], 3)
         await settle(group, world.store)
