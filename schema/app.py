@@ -14,6 +14,7 @@ parse errors are the client's to see and are passed through.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -29,8 +30,14 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.config import StrawberryConfig
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 
 from schema.auth import ANONYMOUS, AuthError, authenticate_header, authenticate_params
 from schema.context import Context
@@ -87,6 +94,44 @@ def build_schema(
     )
 
 
+# -- WebSocket handlers: a client that vanished is not a server error -----------------
+
+
+def _log_task_failure(error: BaseException) -> None:
+    """Debug for a send to a client that is gone; error (with traceback) for anything else."""
+    if isinstance(error, WebSocketDisconnected):
+        log.debug("subscription ended: the WebSocket client is gone")
+    else:
+        log.error("subscription task failed", exc_info=error)
+
+
+def _retrieve_exception(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        _log_task_failure(error)
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """``graphql-transport-ws``: strawberry logs every failed operation task at error."""
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        _log_task_failure(error)
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """``graphql-ws``: strawberry never retrieves a failed operation task's exception.
+
+    The task removes itself from the handler's bookkeeping when it ends, so
+    nothing awaits it and asyncio reports "Task exception was never retrieved"
+    when it is collected. A done callback retrieves and logs it instead.
+    """
+
+    async def handle_start(self, message: StartMessage) -> None:
+        await super().handle_start(message)
+        task = self.tasks.get(message["id"])
+        if task is not None:
+            task.add_done_callback(_retrieve_exception)
+
+
 class LedgerGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI app with per-request contexts and authentication.
 
@@ -94,7 +139,11 @@ class LedgerGraphQL(GraphQL[Context, None]):
     invalid or expired token gets 401. WebSocket: the token is read from the
     ``connection_init`` params (``Authorization: "Bearer <jwt>"`` or
     ``token``); an invalid one closes the socket (4403 / 1011 by protocol).
+    A subscription whose client vanished ends with a debug log line.
     """
+
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, schema: strawberry.Schema, base: Context) -> None:
         limits = base.limits
