@@ -1,9 +1,10 @@
 """The one place that wires concrete classes together, and the service's entry point.
 
 ``python server.py`` (also ``make run`` and ``ledger serve``) reads the settings
-and runs uvicorn (``runtime/serving.py``). ``create_app(settings)`` builds the Starlette app; its
-lifespan calls ``start_components``, which starts, in this order (each step
-registers its own stop, so shutdown runs in the reverse order):
+and runs uvicorn (``runtime/serving.py``). ``create_app(settings)`` builds the Starlette app
+(``runtime/asgi.py``); its lifespan (``runtime/lifecycle.py``) calls ``start_components``,
+which starts, in this order (each step registers its own stop, so shutdown runs in the
+reverse order):
 
 1. the database: ``MONGODB_URL``, or the embedded nx-27017 under ``DATA_DIR``
    (started first, so it is stopped LAST, after everything that uses it);
@@ -14,7 +15,8 @@ registers its own stop, so shutdown runs in the reverse order):
 5. the hub's feed tail and the live read models;
 6. the GraphQL app at ``/graphql`` (HTTP, GraphiQL, both WebSocket protocols).
 
-``/healthz``, ``/readyz`` and ``/metrics`` sit beside it. On SIGTERM uvicorn
+``/healthz``, ``/readyz`` and ``/metrics`` sit beside it; every started piece registers
+its readiness check and metric refresher on the ``Monitoring`` it is given. On SIGTERM uvicorn
 stops accepting, closes open WebSockets (close code 1012, "service restart"),
 waits for requests in flight, then the lifespan unwinds the steps above.
 The CLI (``runtime/cli.py``) reuses ``start_components`` without the API.
@@ -73,7 +75,6 @@ from store.mongo_commits import PENDING
 from store.mongo_events import MongoEventStore
 from store.mongo_leases import MongoLeases
 from store.mongo_snapshots import MongoSnapshotStore
-from store.protocol import EventStore
 from store.sequencer import Sequencer
 
 __all__ = ["Components", "Monitoring", "Stores", "create_app", "main", "serve", "start_components"]
@@ -111,20 +112,6 @@ async def open_stores(
 
 
 # -- write side, consumers, live -----------------------------------------------------
-
-
-def application_service(
-    settings: Settings, stores: Stores, events: EventStore, metrics: Metrics
-) -> tuple[ApplicationService, InstrumentedService]:
-    service = ApplicationService(
-        events,
-        stores.snapshots,
-        stores.command_log,
-        EVENTS,
-        DECIDERS,
-        snapshot_every=settings.snapshot_every,
-    )
-    return service, InstrumentedService(service, metrics)
 
 
 def consumers(settings: Settings, parts: Components, owner: str) -> ConsumerGroup:
@@ -222,11 +209,19 @@ async def core_components(
     """The stores, the (instrumented) Application Service and what reads the stores."""
     database, stores = await open_stores(settings, stack, health)
     events = InstrumentedEventStore(stores.events, metrics)
-    service, instrumented = application_service(settings, stores, events, metrics)
+    service = ApplicationService(
+        events,
+        stores.snapshots,
+        stores.command_log,
+        EVENTS,
+        DECIDERS,
+        snapshot_every=settings.snapshot_every,
+    )
     stack.push_async_callback(service.close)
     checkpoints = CheckpointStore(stores.documents)
     return Components(
-        settings, database, stores, events, instrumented, checkpoints, ProgressBoard(), Hub(),
+        settings, database, stores, events, InstrumentedService(service, metrics), checkpoints,
+        ProgressBoard(), Hub(),
         StatusReporter(events, checkpoints, stores.leases, CONSUMERS),
         Rebuilder(events, stores.documents, checkpoints, stores.leases,
                   projector_factories(stores.documents, events, registry=EVENTS),
