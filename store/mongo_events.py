@@ -37,6 +37,8 @@ from store.records import NO_METADATA, Clock, check_append, epoch_ms, to_stored_
 from store.stamping import read_head, stamp_pending
 
 _KNOWN_ENDS_LIMIT = 100_000
+# Only commits sent with a command id are indexed (and must be unique) by it.
+COMMAND_ID_PARTIAL: dict[str, object] = {"$type": "string"}
 
 
 class MongoEventStore:
@@ -74,7 +76,7 @@ class MongoEventStore:
             "metadata.command_id",
             unique=True,
             name="command_id",
-            partialFilterExpression={"metadata.command_id": {"$type": "string"}},
+            partialFilterExpression={"metadata.command_id": COMMAND_ID_PARTIAL},
         )
         await events.create_index(
             "position",
@@ -202,7 +204,7 @@ class MongoEventStore:
         return stamped
 
     async def find_command(self, command_id: str) -> AppendResult | None:
-        doc = await self.collection.find_one({"metadata.command_id": command_id})
+        doc = await self.collection.find_one(command_filter(command_id))
         return None if doc is None else append_result(doc)
 
     async def _commits_after(self, query: Document, after: int, limit: int) -> list[Document]:
@@ -245,7 +247,7 @@ class MongoEventStore:
         command_id = metadata.command_id
         if command_id is not None:
             existing = await self.collection.find_one(
-                {"metadata.command_id": command_id}, projection={"_id": 1}
+                command_filter(command_id), projection={"_id": 1}
             )
             if existing is not None:
                 return DuplicateCommandError(command_id)
@@ -258,3 +260,14 @@ class MongoEventStore:
             if len(self._known_ends) >= _KNOWN_ENDS_LIMIT:
                 self._known_ends.clear()
             self._known_ends[stream_id] = end
+
+
+def command_filter(command_id: str) -> dict[str, object]:
+    """Match a command id so that MongoDB can use the partial ``command_id`` index.
+
+    The planner only picks a partial index when the query implies its filter
+    expression, and it proves that by containment, not by reasoning about
+    types: an equality alone would scan the collection. Repeating ``$type``
+    makes the implication literal.
+    """
+    return {"metadata.command_id": {"$eq": command_id, **COMMAND_ID_PARTIAL}}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from store.mongo_events import MongoEventStore
+from store.mongo_events import COMMAND_ID_PARTIAL, MongoEventStore, command_filter
 from store.notifier import HeadNotifier
 from store.protocol import CommitMetadata, ConcurrencyError, NewEvent
 
@@ -88,3 +88,12 @@ async def test_head_notifier_wait_and_advance() -> None:
     notifier.advance(3)
     assert await asyncio.wait_for(waiters[2], 5) == 3
     assert await notifier.wait_beyond(2, 0) == 3
+
+
+def test_command_id_lookups_imply_the_partial_index_filter() -> None:
+    # Real MongoDB uses a partial index only for queries that literally contain
+    # its filter; nx-27017 ignores partial filters, so check the query's shape.
+    condition = command_filter("c-1")["metadata.command_id"]
+    assert isinstance(condition, dict)
+    assert condition["$eq"] == "c-1"
+    assert COMMAND_ID_PARTIAL.items() <= condition.items()
