@@ -16,7 +16,7 @@ from application.errors import StreamTypeMismatch
 from application.outcomes import HistoryEntry, Loaded
 from domain.aggregate import Decider
 from domain.codec import EventRegistry
-from store.protocol import EventStore, RecordedEvent, SnapshotStore
+from store.protocol import EventStore, RecordedEvent, Snapshot, SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +59,7 @@ class Rehydrator:
             # Snapshots are disposable: an unreachable store means a full replay.
             log.warning("snapshot lookup for %s failed", stream_id, exc_info=True)
             return None
-        if found is None:
-            return None
-        if (
-            found.stream_type != decider.stream_type
-            or found.schema_version != decider.snapshot_version
-        ):
-            log.info(
-                "ignoring snapshot of %s at %d (type %s, schema %d)",
-                stream_id,
-                found.version,
-                found.stream_type,
-                found.schema_version,
-            )
+        if found is None or not _fits(decider, found):
             return None
         try:
             return Loaded(decider.from_snapshot(found.state), found.version)
@@ -112,3 +100,17 @@ class Rehydrator:
             loaded = self.fold(decider, loaded, (recorded,))
             entries.append(HistoryEntry(recorded, loaded.state))
         return entries
+
+
+def _fits(decider: AnyDecider, found: Snapshot) -> bool:
+    """Whether ``found`` is of the decider's stream type and snapshot schema (logged if not)."""
+    if (found.stream_type, found.schema_version) == (decider.stream_type, decider.snapshot_version):
+        return True
+    log.info(
+        "ignoring snapshot of %s at %d (type %s, schema %d)",
+        found.stream_id,
+        found.version,
+        found.stream_type,
+        found.schema_version,
+    )
+    return False
