@@ -76,6 +76,7 @@ class LiveReadModels:
         self.poll_interval = poll_interval
         self.wait_timeout = wait_timeout
         self._pending: dict[str, _Pending] = {}
+        self._seen = 0  # the last feed position on_batch saw
         self._noted: dict[str, int] = {}  # in-process projector notes per topic
         self._published: dict[str, ReadModelChange] = {}
         self._loading: dict[str, asyncio.Future[ReadModelChange]] = {}
@@ -106,6 +107,7 @@ class LiveReadModels:
         now = asyncio.get_running_loop().time()
         for event in batch:
             assert event.position is not None
+            self._seen = max(self._seen, event.position)
             for topic in route(event):
                 if split_topic(topic)[0] in self.sources and self._watched(topic):
                     self._note_pending(topic, event.position, now)
@@ -156,9 +158,13 @@ class LiveReadModels:
 
         ``owner``: the task reading this stream (see ``Subscription.bind``).
         """
+        newly_watched = not self._watched(topic)
         subscription = self.hub.subscribe(live_topic(topic), latest_only=True, owner=owner)
+        seen = self._seen  # later feed events for the topic are noted by on_batch
         try:
             change = await self.current(topic)
+            if newly_watched and change.position < seen:
+                self._follow_up(topic, seen)
             last = change.position
             yield change
             async for message in subscription:
@@ -167,6 +173,17 @@ class LiveReadModels:
                     yield message
         finally:
             subscription.close()
+
+    def _follow_up(self, topic: str, seen: int) -> None:
+        """Re-read ``topic`` once its projector has passed feed position ``seen``.
+
+        The feed may have passed events for a topic nobody watched then whose
+        projector had not written them when the first subscriber read the
+        document (say, an account opened just before it subscribed); without
+        this, that subscriber would wait for the topic's next event.
+        """
+        self._note_pending(topic, seen, asyncio.get_running_loop().time())
+        self._wake.set()
 
     async def _load(self, topic: str) -> ReadModelChange:
         kind, key = split_topic(topic)

@@ -18,7 +18,9 @@ per subscriber. Generators are closed with ``aclosing``, and each hub
 subscription is bound to the operation's task, so a client that disconnects
 leaves no hub subscription behind even when the protocol handler drops the
 generator without closing it. In jwt mode users subscribe only to their own
-accounts and to transfers from or to them. The number of subscriptions per
+accounts and to transfers from or to them; ownership is read from the read
+model, or from the event store while the read model does not have the
+account or transfer yet (right after ``openAccount``). The number of subscriptions per
 connection is bounded by strawberry's ``max_subscriptions_per_connection``,
 which ``schema.app`` sets from ``Limits``.
 """
@@ -32,6 +34,9 @@ from typing import Any, TypeVar
 
 import strawberry
 
+from application.errors import StreamTypeMismatch
+from domain.account import ACCOUNT
+from domain.transfer import TRANSFER
 from projections.hub import SubscriberOverflow
 from projections.live import Live
 from projections.live_topics import LEDGER_TOPIC, topic_for
@@ -73,9 +78,36 @@ async def _documents(
 
 
 async def _owner_of(ctx: Context, account_id: str) -> str | None:
+    """The account's owner; None when the account does not exist.
+
+    Read from the read model when it has the account (an owner never changes),
+    else from the account's events: a just-opened account may not be projected yet.
+    """
     change = await _live(ctx).current(topic_for("account", account_id))
     record = change.document
-    return record.owner if isinstance(record, AccountRecord) else None
+    if isinstance(record, AccountRecord):
+        return record.owner
+    try:
+        state = (await ctx.service.load(ACCOUNT, account_id)).state
+    except StreamTypeMismatch:  # the id names another kind of stream: no such account
+        return None
+    return str(state.owner) if state.exists else None
+
+
+async def _transfer_accounts(ctx: Context, transfer_id: str) -> tuple[str, ...]:
+    """The transfer's source and destination accounts; none when it does not exist.
+
+    Read model first (they never change), else the transfer's events.
+    """
+    change = await _live(ctx).current(topic_for("transfer", transfer_id))
+    record = change.document
+    if isinstance(record, TransferRecord):
+        return (record.from_account_id, record.to_account_id)
+    try:
+        state = (await ctx.service.load(TRANSFER, transfer_id)).state
+    except StreamTypeMismatch:
+        return ()
+    return (str(state.from_account_id), str(state.to_account_id)) if state.exists else ()
 
 
 async def _may_watch_account(ctx: Context, account_id: str) -> bool:
@@ -88,11 +120,7 @@ async def _may_watch_account(ctx: Context, account_id: str) -> bool:
 async def _may_watch_transfer(ctx: Context, transfer_id: str) -> bool:
     if ctx.user.is_admin:
         return True
-    change = await _live(ctx).current(topic_for("transfer", transfer_id))
-    record = change.document
-    if not isinstance(record, TransferRecord):
-        return False
-    for account_id in (record.from_account_id, record.to_account_id):
+    for account_id in await _transfer_accounts(ctx, transfer_id):
         owner = await _owner_of(ctx, account_id)
         if owner is not None and ctx.user.owns(owner):
             return True

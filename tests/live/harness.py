@@ -48,6 +48,7 @@ class Served:
     store: InMemoryEventStore
     hub: Hub
     live: Live
+    consumers: ConsumerGroup
 
 
 def _consumers(
@@ -94,9 +95,17 @@ def _server(context: Context, port: int) -> uvicorn.Server:
 
 @contextlib.asynccontextmanager
 async def serve(
-    *, auth: AuthSettings | None = None, limits: Limits | None = None, queue_size: int = 1000
+    *,
+    auth: AuthSettings | None = None,
+    limits: Limits | None = None,
+    queue_size: int = 1000,
+    project: bool = True,
 ) -> AsyncIterator[Served]:
-    """Run the app on a free loopback port until the block ends."""
+    """Run the app on a free loopback port until the block ends.
+
+    ``project=False`` leaves the consumers stopped (``Served.consumers.start()``
+    starts them), so the read models lag the event store until then.
+    """
     store, documents, hub, progress = (
         InMemoryEventStore(),
         InMemoryDocumentStore(),
@@ -117,12 +126,13 @@ async def serve(
     )
     port = free_port()
     server = _server(_context(service, store, documents, hub, live, auth, limits), port)
-    consumers.start()
+    if project:
+        consumers.start()
     await live.start()
     task = asyncio.create_task(server.serve())
     try:
         await eventually(lambda: server.started)
-        yield Served(f"ws://127.0.0.1:{port}/graphql", service, store, hub, live)
+        yield Served(f"ws://127.0.0.1:{port}/graphql", service, store, hub, live, consumers)
     finally:
         server.should_exit = True
         await task

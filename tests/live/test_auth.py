@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from domain.account_messages import Deposit, OpenAccount
 from domain.transfer_messages import RequestTransfer
 from schema.auth import AuthSettings
 from tests.live.harness import Served, serve
-from tests.live.helpers import take
+from tests.live.helpers import eventually, take
 
 SECRET = "test-secret-for-live-subscriptions-0123456789"
 FORGED = "not-the-secret-but-just-as-long-0123456789"
@@ -135,3 +136,35 @@ async def test_missing_expired_or_forged_tokens_are_refused(protocol: str, code:
         ):
             assert await _closed_with(served.url, protocol, params) == code
         assert served.hub.subscriber_count() == 0
+
+
+async def test_new_accounts_and_transfers_may_be_watched_before_they_are_projected() -> None:
+    """Ownership falls back to the event store while the read model lags."""
+    async with serve(auth=AuthSettings(mode="jwt", jwt_secret=SECRET), project=False) as served:
+        alice_id, bob_id, transfer_id = new_account_id(), new_account_id(), new_transfer_id()
+        await served.service.handle(OpenAccount(alice_id, "alice", "EUR"))
+        await served.service.handle(OpenAccount(bob_id, "bob", "EUR"))
+        await served.service.handle(RequestTransfer(transfer_id, alice_id, bob_id, 100))
+        protocol, carol = PROTOCOLS[0], token("carol")
+        # Nothing is projected, yet strangers are still refused ...
+        assert await refused(served.url, protocol, carol, ACCOUNT, id=alice_id) == "FORBIDDEN"
+        assert await refused(served.url, protocol, carol, TRANSFER, id=transfer_id) == "FORBIDDEN"
+        assert await refused(served.url, protocol, carol, ACCOUNT, id=transfer_id) == "FORBIDDEN"
+        # ... and owners are let in: they get the documents once projected.
+        account = asyncio.create_task(
+            first(served.url, protocol, token("alice"), ACCOUNT, id=alice_id)
+        )
+        transfer = asyncio.create_task(
+            first(served.url, protocol, token("bob"), TRANSFER, id=transfer_id)
+        )
+        try:
+            await eventually(lambda: served.hub.subscriber_count() == 2 or account.done())
+            assert not account.done()  # subscribed, not refused
+            served.consumers.start()
+            got = await account
+            assert got["accountChanged"]["owner"] == "alice"
+            assert (await transfer)["transferChanged"]["id"] == transfer_id
+        finally:
+            for task in (account, transfer):
+                task.cancel()
+            await asyncio.gather(account, transfer, return_exceptions=True)

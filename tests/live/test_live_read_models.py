@@ -115,6 +115,18 @@ async def test_a_change_is_published_only_once_the_projector_passed_it(
         assert live.read_models.pending_topics == 0
 
 
+async def test_the_first_subscriber_gets_a_document_projected_after_it_subscribed(
+    live: Live, documents: Documents
+) -> None:
+    await append(live.feed.store, "account-a")
+    assert await live.feed.wait_for(1, within=5)  # seen by the feed while nobody watched
+    async with watching(live, "account:account-a") as (changes, first):
+        assert first.document is None  # the projector has not written it yet
+        documents.project("account:account-a", 1, 1, "accounts")
+        [change] = await take(changes, 1)
+        assert (change.version, change.position) == (1, 1)
+
+
 async def test_a_projector_note_in_this_process_wakes_the_change_at_once(
     live: Live, documents: Documents
 ) -> None:
