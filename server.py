@@ -60,6 +60,7 @@ from runtime.lifecycle import (
     stop_embedded_database,
 )
 from runtime.metrics import Metrics
+from runtime.operations import ProjectionRetrier
 from runtime.probes import consumer_refresher, head_refresher, sequencer_refresher
 from runtime.settings import Settings, SettingsError, load_settings
 from schema.app import build_schema, make_graphql_app
@@ -190,6 +191,7 @@ def graphql_app(parts: Components, metrics: Metrics) -> Any:
         ledger=LedgerView(documents),
         waiting=ReadYourWrites(documents, parts.checkpoints, progress=parts.progress),
         status=parts.status,
+        retrier=parts.retrier,
         hub=parts.hub,
         live=parts.live,
         auth=auth_from(settings),
@@ -226,6 +228,7 @@ async def core_components(
         Rebuilder(events, stores.documents, checkpoints, stores.leases,
                   projector_factories(stores.documents, events, registry=EVENTS),
                   lease_ttl=settings.lease_ttl_seconds),
+        ProjectionRetrier(checkpoints, CONSUMERS),
     )  # fmt: skip
 
 

@@ -120,6 +120,20 @@ async def _rebuild(parts: Any, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+async def _retry(parts: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from runtime.operations import UnknownProjection
+
+    try:
+        await parts.retrier.retry(args.name)
+    except UnknownProjection as error:
+        sys.stderr.write(f"ledger: {error}\n")
+        return 1
+    rows = [r for r in await parts.status.report() if r.name == args.name]
+    state = rows[0].state if rows else "unknown"
+    out.write(f"retry requested for {args.name} (state now: {state})\n")
+    return 0
+
+
 async def _tail(parts: Any, args: argparse.Namespace, out: TextIO) -> int:
     await follow_events(
         parts.events,
@@ -139,6 +153,7 @@ def _dispatch(args: argparse.Namespace) -> tuple[Action, dict[str, bool]]:
         ("events", "tail"): (_tail, {"workers": False, "sequencer": True}),
         ("projections", "status"): (_status, {"workers": False}),
         ("projections", "rebuild"): (_rebuild, {"workers": False}),
+        ("projections", "retry"): (_retry, {"workers": False}),
     }
     sub = getattr(args, "events_command", None) or getattr(args, "projections_command", None)
     return table[(args.command, sub)]

@@ -20,6 +20,7 @@ examples:
   ledger projections status          how far behind each read model is
   ledger projections rebuild accounts
                                      rebuild one read model from all events
+  ledger projections retry ledger    resume a consumer stopped on a failing event
 """
 
 
@@ -102,7 +103,7 @@ def _events(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def _projections(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     projections = commands.add_parser(
         "projections",
-        help="inspect or rebuild read models",
+        help="inspect, rebuild or retry read models",
         description="Read models (projections) and the transfer "
         "process manager are consumers of the event log.",
     )
@@ -118,3 +119,15 @@ def _projections(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "the old one keeps serving, then swap it in.",
     )
     rebuild.add_argument("name", help="accounts, account_statement, transfers or ledger")
+    retry = actions.add_parser(
+        "retry",
+        help="resume a consumer stopped on a failing event",
+        description="A consumer that keeps failing on one event stops there "
+        "(state stopped_on_error in `ledger projections status`) and never "
+        "skips it. After fixing the cause, this asks it to try that event "
+        "again; the request is stored in the database, so the server process "
+        "running the consumer picks it up. Exits 1 for an unknown NAME.",
+    )
+    retry.add_argument(
+        "name", help="accounts, account_statement, transfers, ledger or transfer_manager"
+    )

@@ -20,6 +20,7 @@ from runtime.database import DatabaseHandle
 from runtime.health import Health
 from runtime.instrument import InstrumentedEventStore, InstrumentedService
 from runtime.metrics import Metrics, Refresher
+from runtime.operations import ProjectionRetrier
 from runtime.settings import Settings
 from store.protocol import CommandLog, EventStore, Leases, SnapshotStore
 
@@ -58,6 +59,7 @@ class Components:
     hub: Hub
     status: StatusReporter
     rebuilder: Rebuilder
+    retrier: ProjectionRetrier
     consumers: ConsumerGroup | None = None
     live: Live | None = None
     graphql: Any = None

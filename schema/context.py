@@ -48,6 +48,14 @@ class CommandService(Protocol):
     ) -> list[HistoryEntry]: ...
 
 
+class ProjectionRetry(Protocol):
+    """What ``retryProjection`` uses of ``runtime.operations.ProjectionRetrier``."""
+
+    def knows(self, name: str) -> bool: ...
+
+    async def retry(self, name: str) -> None: ...
+
+
 @dataclass
 class Context:
     """Everything a resolver may use. One copy per request / WebSocket connection.
@@ -60,6 +68,8 @@ class Context:
     - ``waiting``: read-your-writes waits (``consistency`` argument); without
       it a query with ``consistency`` is refused.
     - ``status``: projection status (``projections`` query).
+    - ``retrier``: asks a consumer stopped on an error to retry
+      (``retryProjection``); without it the mutation is refused.
     - ``hub`` / ``live``: for subscriptions (None when a process serves none).
     - ``user``: the caller (``schema.auth``); ``auth``: how callers are verified.
     - ``limits``: ``schema.limits.Limits``.
@@ -75,6 +85,7 @@ class Context:
     ledger: LedgerView
     waiting: ReadYourWrites | None = None
     status: StatusReporter | None = None
+    retrier: ProjectionRetry | None = None
     hub: Hub | None = None
     live: Live | None = None
     user: User = ANONYMOUS

@@ -32,6 +32,7 @@ from schema.commands import (
     transfer_access,
 )
 from schema.context import Context
+from schema.operations import RetryProjectionResult, retry_projection
 from schema.payloads import AccountPayload, TransferPayload
 from schema.scalars import DecimalString
 
@@ -194,4 +195,9 @@ class Mutation:
         resolver=request_transfer,
         description="Move money between accounts. The transfer then runs asynchronously: "
         "follow it with `transfer(id)` or `transferChanged(id)`.",
+    )
+    retry_projection: RetryProjectionResult = strawberry.mutation(
+        resolver=retry_projection,
+        description="Admin: ask a projection stopped on a failing event (`stopped_on_error`) "
+        "to try that event again, after the cause was fixed. Unknown names are InvalidInput.",
     )

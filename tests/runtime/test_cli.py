@@ -7,6 +7,7 @@ processes, the way an operator runs them.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -18,7 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pymongo import AsyncMongoClient
 
+from projections.checkpoints import Checkpoint, CheckpointStore
+from projections.documents_mongo import MongoDocumentStore
 from runtime.cli import main
 from tests.runtime.processes import ROOT, clean_env, run_cli
 
@@ -62,7 +66,9 @@ def test_help_explains_every_command(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     for word in ("serve", "seed", "events", "projections", "MONGODB_URL", "examples:"):
         assert word in done.stdout
-    for argv in (["events", "tail"], ["projections"], ["projections", "rebuild"], ["seed"]):
+    commands = (["events", "tail"], ["projections"], ["projections", "rebuild"], ["seed"],
+                ["projections", "retry"])  # fmt: skip
+    for argv in commands:
         with pytest.raises(SystemExit) as exited:
             main([*argv, "--help"])
         assert exited.value.code == 0
@@ -110,6 +116,46 @@ def test_rebuild_of_an_unknown_projection_fails_clearly(
 ) -> None:
     assert main(["projections", "rebuild", "nonsense"], io.StringIO()) == 1
     assert "nonsense" in capsys.readouterr().err
+
+
+def _on_checkpoints(env: dict[str, str], name: str, stop: bool = False) -> Checkpoint:
+    """``name``'s durable checkpoint (first reporting it stopped on an error if ``stop``)."""
+
+    async def run() -> Checkpoint:
+        client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(env["MONGODB_URL"])
+        try:
+            store = CheckpointStore(MongoDocumentStore(client[env["MONGODB_DATABASE"]]))
+            if stop:
+                await store.report(name, "stopped_on_error", "RuntimeError: boom", 3)
+            return await store.load(name)
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
+
+
+def test_retry_asks_a_stopped_projection_to_try_again(db_env: dict[str, str]) -> None:
+    stopped = _on_checkpoints(db_env, "ledger", stop=True)
+    assert not stopped.retry_requested()
+    assert "retry requested for ledger" in _run("projections", "retry", "ledger")
+    # the consumer, in whatever process holds it, resumes on this durable flag
+    assert _on_checkpoints(db_env, "ledger").retry_requested()
+
+
+def test_retry_of_an_unknown_projection_fails_clearly(
+    db_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["projections", "retry", "nonsense"], io.StringIO()) == 1
+    err = capsys.readouterr().err
+    assert "unknown projection 'nonsense'" in err
+    assert "transfer_manager" in err  # names the known ones
+    assert not _on_checkpoints(db_env, "nonsense").retry_requested()
+
+
+def test_retry_help_says_what_it_is_for(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["projections", "retry", "--help"])
+    assert "stopped_on_error" in capsys.readouterr().out
 
 
 def test_events_tail_follows_new_events(db_env: dict[str, str], tmp_path: Path) -> None:

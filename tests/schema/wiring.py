@@ -30,6 +30,7 @@ from projections.status import StatusReporter
 from projections.transfer_manager import TransferManager
 from projections.transfers import TransfersProjector
 from projections.waiting import ReadYourWrites
+from runtime.operations import ProjectionRetrier
 from schema.app import build_schema
 from schema.auth import DEV_USER, AuthSettings, User
 from schema.context import Context
@@ -129,6 +130,7 @@ async def make_wiring(limits: Limits | None = None, auth: AuthSettings | None = 
         ledger=LedgerView(documents),
         waiting=ReadYourWrites(documents, checkpoints, poll_interval=0.01),
         status=StatusReporter(store, checkpoints, leases, [h.name for h in handlers]),
+        retrier=ProjectionRetrier(checkpoints, [h.name for h in handlers]),
         auth=auth or AuthSettings(),
         limits=limits,
     )
