@@ -21,7 +21,8 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
-from projections.hub import Hub, SubscriberOverflow, Subscription
+from projections.hub import Hub
+from projections.subscription import SubscriberOverflow, Subscription
 from store.protocol import EventStore, RecordedEvent
 
 log = logging.getLogger(__name__)

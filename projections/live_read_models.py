@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from projections.feed import Feed
-from projections.hub import Hub, position_of
+from projections.hub import Hub
 from projections.live_topics import (
     LIVE_PREFIX,
     CheckpointReader,
@@ -42,6 +42,7 @@ from projections.live_topics import (
     route,
     split_topic,
 )
+from projections.subscription import position_of
 from store.protocol import RecordedEvent
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from projections.hub import position_of
+from projections.subscription import position_of
 from store.protocol import RecordedEvent
 
 LEDGER_TOPIC = "ledger"

@@ -37,10 +37,10 @@ import strawberry
 from application.errors import StreamTypeMismatch
 from domain.account import ACCOUNT
 from domain.transfer import TRANSFER
-from projections.hub import SubscriberOverflow
 from projections.live import Live
 from projections.live_topics import LEDGER_TOPIC, topic_for
 from projections.records import AccountRecord, LedgerTotals, TransferRecord
+from projections.subscription import SubscriberOverflow
 from schema.context import Context
 from schema.errors import ClientError, forbidden_query
 from schema.types import Account, Event, Ledger, Transfer
