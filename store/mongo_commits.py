@@ -19,6 +19,18 @@ from store.records import flatten
 PENDING = "pending"
 
 
+def stream_filter(stream_id: str) -> Document:
+    """Match one stream's documents so that the ``(stream_id, version)`` index serves it.
+
+    ``$eq`` means the same as a bare value on every server. nx-27017 turns a
+    bare string equality on a field without a single-field index into
+    "equals, or is an array containing" (an ``OR`` that disables the SQLite
+    expression index: a full scan per lookup), but ``$eq`` into a plain
+    indexed ``=``; MongoDB plans both identically.
+    """
+    return {"stream_id": {"$eq": stream_id}}
+
+
 def commit_id(stream_id: str, version: int) -> str:
     return f"{stream_id}:{version}"
 

@@ -23,6 +23,7 @@ from store.mongo_commits import (
     last_position,
     last_version,
     recorded_events,
+    stream_filter,
 )
 from store.notifier import HeadNotifier
 from store.protocol import (
@@ -131,7 +132,7 @@ class MongoEventStore:
         versions: dict[str, int] = {"$gte": from_version}
         if to_version is not None:
             versions["$lte"] = to_version
-        cursor = self.collection.find({"stream_id": stream_id, "version": versions})
+        cursor = self.collection.find({**stream_filter(stream_id), "version": versions})
         docs = await to_list(cursor.sort("version", ASCENDING))
         if from_version > 1 and (not docs or docs[0]["version"] != from_version):
             # The commit holding from_version may start below it.
@@ -157,7 +158,7 @@ class MongoEventStore:
 
     async def version_at(self, stream_id: str, moment: datetime) -> int:
         doc = await self.collection.find_one(
-            {"stream_id": stream_id, "recorded_at": {"$lte": to_stored_time(moment)}},
+            {**stream_filter(stream_id), "recorded_at": {"$lte": to_stored_time(moment)}},
             sort=[("version", DESCENDING)],
         )
         return 0 if doc is None else last_version(doc)
@@ -175,7 +176,7 @@ class MongoEventStore:
             return []
         query: Document = {}
         if stream_id is not None:
-            query["stream_id"] = stream_id
+            query.update(stream_filter(stream_id))
         if types is not None:
             # nx-27017 matches ``events.type`` by equality but not with $in.
             query["$or"] = [{"events.type": kind} for kind in dict.fromkeys(types)]
@@ -221,7 +222,7 @@ class MongoEventStore:
         return docs
 
     async def _last_commit(self, stream_id: str, versions: Document | None) -> Document | None:
-        query: Document = {"stream_id": stream_id}
+        query: Document = stream_filter(stream_id)
         if versions is not None:
             query["version"] = versions
         doc: Document | None = await self.collection.find_one(query, sort=[("version", DESCENDING)])

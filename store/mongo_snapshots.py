@@ -9,6 +9,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING
 
 from store.driver import Collection, Database, Document
+from store.mongo_commits import stream_filter
 from store.protocol import Snapshot
 
 
@@ -39,7 +40,7 @@ class MongoSnapshotStore:
         )
 
     async def latest(self, stream_id: str, max_version: int | None = None) -> Snapshot | None:
-        query: Document = {"stream_id": stream_id}
+        query: Document = stream_filter(stream_id)
         if max_version is not None:
             query["version"] = {"$lte": max_version}
         doc = await self.collection.find_one(query, sort=[("version", DESCENDING)])

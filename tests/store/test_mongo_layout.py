@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from store.mongo_commits import stream_filter
 from store.mongo_events import COMMAND_ID_PARTIAL, MongoEventStore, command_filter
 from store.notifier import HeadNotifier
 from store.protocol import CommitMetadata, ConcurrencyError, NewEvent
@@ -97,3 +98,10 @@ def test_command_id_lookups_imply_the_partial_index_filter() -> None:
     assert isinstance(condition, dict)
     assert condition["$eq"] == "c-1"
     assert COMMAND_ID_PARTIAL.items() <= condition.items()
+
+
+def test_stream_lookups_use_explicit_eq() -> None:
+    # nx-27017 compiles a bare string equality into "equals or array contains",
+    # which no SQLite expression index serves (a full scan per stream read);
+    # ``$eq`` compiles to an indexed ``=`` and means the same on MongoDB.
+    assert stream_filter("acc-1") == {"stream_id": {"$eq": "acc-1"}}
