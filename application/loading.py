@@ -3,7 +3,9 @@
 Stored events are decoded (and upcast) through the ``EventRegistry`` and
 folded with the decider's ``evolve``. A snapshot is used only when it belongs
 to the decider's stream type and snapshot schema version and decodes cleanly;
-otherwise the stream is replayed from its first event.
+otherwise the next older snapshot is tried (a bounded number of times, e.g.
+after a deploy that changed the snapshot schema and wrote a newer one), and
+failing those the stream is replayed from its first event.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from store.protocol import EventStore, RecordedEvent, Snapshot, SnapshotStore
 log = logging.getLogger(__name__)
 
 AnyDecider = Decider[Any, Any, Any]
+
+MAX_SNAPSHOT_FALLBACKS = 5
+"""Snapshot lookups per load: the latest, then older ones while the newer are unusable."""
 
 
 class Rehydrator:
@@ -52,22 +57,28 @@ class Rehydrator:
     async def snapshot(
         self, decider: AnyDecider, stream_id: str, max_version: int | None
     ) -> Loaded | None:
-        """The latest usable snapshot at or below ``max_version``, if any."""
-        try:
-            found = await self._snapshots.latest(stream_id, max_version)
-        except Exception:
-            # Snapshots are disposable: an unreachable store means a full replay.
-            log.warning("snapshot lookup for %s failed", stream_id, exc_info=True)
-            return None
-        if found is None or not _fits(decider, found):
-            return None
-        try:
-            return Loaded(decider.from_snapshot(found.state), found.version)
-        except Exception:
-            log.warning(
-                "unreadable snapshot of %s at %d ignored", stream_id, found.version, exc_info=True
-            )
-            return None
+        """The latest usable snapshot at or below ``max_version``, if any.
+
+        An unusable one (another schema version, undecodable state) is skipped
+        for the next older one, at most ``MAX_SNAPSHOT_FALLBACKS`` lookups in
+        all; after that, or when the store fails, the caller replays in full.
+        """
+        for _ in range(MAX_SNAPSHOT_FALLBACKS):
+            try:
+                found = await self._snapshots.latest(stream_id, max_version)
+            except Exception:
+                # Snapshots are disposable: an unreachable store means a full replay.
+                log.warning("snapshot lookup for %s failed", stream_id, exc_info=True)
+                return None
+            if found is None:
+                return None
+            usable = _usable(decider, found)
+            if usable is not None:
+                return usable
+            max_version = found.version - 1
+            if max_version < 1:
+                return None
+        return None
 
     async def load(
         self, decider: AnyDecider, stream_id: str, to_version: int | None = None
@@ -100,6 +111,19 @@ class Rehydrator:
             loaded = self.fold(decider, loaded, (recorded,))
             entries.append(HistoryEntry(recorded, loaded.state))
         return entries
+
+
+def _usable(decider: AnyDecider, found: Snapshot) -> Loaded | None:
+    """``found`` decoded, or None if it does not fit the decider or does not decode."""
+    if not _fits(decider, found):
+        return None
+    try:
+        return Loaded(decider.from_snapshot(found.state), found.version)
+    except Exception:
+        log.warning(
+            "unreadable snapshot of %s at %d ignored", found.stream_id, found.version, exc_info=True
+        )
+        return None
 
 
 def _fits(decider: AnyDecider, found: Snapshot) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from application.loading import MAX_SNAPSHOT_FALLBACKS
 from domain.account import ACCOUNT, Deposit
 from store.memory import InMemorySnapshotStore
 from store.protocol import Snapshot
@@ -76,6 +77,47 @@ async def test_an_unreadable_snapshot_is_ignored(backend: Backend) -> None:
     loaded = await backend.service().load("account", account_id)
 
     assert (loaded.version, loaded.state.balance) == (4, 3)
+
+
+async def test_an_unknown_schema_falls_back_to_an_older_usable_snapshot(backend: Backend) -> None:
+    account_id = await _account_with_deposits(backend, 11, snapshot_every=5)  # snapshots 5, 10
+    alien = Snapshot(account_id, "account", 12, ACCOUNT.snapshot_version + 1, {"shape": "new"})
+    await backend.snapshots.save(alien)
+    counting, store = backend.counted()
+
+    loaded = await counting.service(snapshot_every=0).load("account", account_id)
+
+    assert (loaded.version, loaded.state.balance) == (12, 11)
+    assert store.events_read == 2  # from the snapshot at 10, not a full replay
+
+
+async def test_an_unreadable_snapshot_falls_back_to_an_older_usable_one(backend: Backend) -> None:
+    account_id = await _account_with_deposits(backend, 11, snapshot_every=5)  # snapshots 5, 10
+    broken = Snapshot(account_id, "account", 12, ACCOUNT.snapshot_version, {"balance": "garbage"})
+    alien = Snapshot(account_id, "account", 11, ACCOUNT.snapshot_version + 1, {"shape": "new"})
+    for snapshot in (broken, alien):
+        await backend.snapshots.save(snapshot)
+    counting, store = backend.counted()
+
+    loaded = await counting.service(snapshot_every=0).load("account", account_id, at_version=12)
+
+    assert (loaded.version, loaded.state.balance) == (12, 11)
+    assert store.events_read == 2
+
+
+async def test_the_fallback_through_unusable_snapshots_is_bounded(memory: Backend) -> None:
+    extra = MAX_SNAPSHOT_FALLBACKS + 2
+    account_id = await _account_with_deposits(memory, 1 + extra, snapshot_every=0)
+    for version in range(3, 3 + extra):  # all of an unknown schema
+        await memory.snapshots.save(Snapshot(account_id, "account", version, 99, {}))
+    snapshots = CountingSnapshots(memory.snapshots)
+    counting, store = Backend(memory.store, snapshots, memory.command_log).counted()
+
+    loaded = await counting.service(snapshot_every=0).load("account", account_id)
+
+    assert loaded.version == 2 + extra
+    assert snapshots.lookups == MAX_SNAPSHOT_FALLBACKS
+    assert store.events_read == 2 + extra  # gave up on snapshots: a full replay
 
 
 async def test_a_failing_snapshot_store_never_fails_a_command(memory: Backend) -> None:
