@@ -22,6 +22,8 @@ Collection = Any
 Document = dict[str, Any]
 
 DUPLICATE_KEY = 11000
+#: What nx-27017 (the embedded development server) names itself in ``buildInfo``.
+EMBEDDED_PROCESS = "nx_27017"
 
 
 async def to_list(cursor: Any, length: int | None = None) -> list[Document]:
@@ -40,3 +42,17 @@ async def close_client(client: Any) -> None:
 def is_duplicate_key(error: PyMongoError) -> bool:
     """Whether ``error`` is a duplicate-key failure (11000), whatever its class."""
     return isinstance(error, DuplicateKeyError) or getattr(error, "code", None) == DUPLICATE_KEY
+
+
+async def is_embedded_server(database: Database) -> bool:
+    """Whether ``database`` is served by nx-27017 (its ``buildInfo`` names the process).
+
+    Only for choosing between query shapes that mean the same thing on every
+    server: a wrong answer may cost speed, never correctness. MongoDB answers
+    ``buildInfo`` to any client and names no process.
+    """
+    try:
+        info: Document = await database.command("buildInfo")
+    except PyMongoError:
+        return False
+    return info.get("process") == EMBEDDED_PROCESS

@@ -15,7 +15,14 @@ from datetime import datetime
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import PyMongoError
 
-from store.driver import Collection, Database, Document, is_duplicate_key, to_list
+from store.driver import (
+    Collection,
+    Database,
+    Document,
+    is_duplicate_key,
+    is_embedded_server,
+    to_list,
+)
 from store.mongo_commits import (
     PENDING,
     append_result,
@@ -66,6 +73,8 @@ class MongoEventStore:
         self._listeners: list[Callable[[], None]] = []
         # Latest commit end seen per stream: an append at a known end needs no extra check.
         self._known_ends: dict[str, int] = {}
+        # How command ids are looked up; ensure_indexes() picks the server's indexed form.
+        self.command_query: Callable[[str], Document] = command_filter
 
     async def ensure_indexes(self) -> None:
         """Create the collection's indexes; safe to call at every start."""
@@ -90,6 +99,8 @@ class MongoEventStore:
         )
         await self.positions.create_index("commit", unique=True, name="commit")
         await self.positions.create_index("position", unique=True, name="position")
+        if await is_embedded_server(events.database):
+            self.command_query = embedded_command_filter
 
     def add_append_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` after every successful append (the sequencer's wake-up)."""
@@ -205,7 +216,7 @@ class MongoEventStore:
         return stamped
 
     async def find_command(self, command_id: str) -> AppendResult | None:
-        doc = await self.collection.find_one(command_filter(command_id))
+        doc = await self.collection.find_one(self.command_query(command_id))
         return None if doc is None else append_result(doc)
 
     async def _commits_after(self, query: Document, after: int, limit: int) -> list[Document]:
@@ -248,7 +259,7 @@ class MongoEventStore:
         command_id = metadata.command_id
         if command_id is not None:
             existing = await self.collection.find_one(
-                command_filter(command_id), projection={"_id": 1}
+                self.command_query(command_id), projection={"_id": 1}
             )
             if existing is not None:
                 return DuplicateCommandError(command_id)
@@ -272,3 +283,14 @@ def command_filter(command_id: str) -> dict[str, object]:
     makes the implication literal.
     """
     return {"metadata.command_id": {"$eq": command_id, **COMMAND_ID_PARTIAL}}
+
+
+def embedded_command_filter(command_id: str) -> dict[str, object]:
+    """``command_filter`` without the ``$type`` repetition, for nx-27017 only.
+
+    nx-27017 cannot compile ``$type`` to SQL and evaluates such a query in
+    Python over every commit (a full scan before each command with an id);
+    it ignores partial filters, so a plain ``$eq`` is served by its index.
+    Both forms match the same documents: a string equality implies the type.
+    """
+    return {"metadata.command_id": {"$eq": command_id}}

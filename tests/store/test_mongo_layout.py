@@ -10,7 +10,12 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from store.mongo_commits import stream_filter
-from store.mongo_events import COMMAND_ID_PARTIAL, MongoEventStore, command_filter
+from store.mongo_events import (
+    COMMAND_ID_PARTIAL,
+    MongoEventStore,
+    command_filter,
+    embedded_command_filter,
+)
 from store.notifier import HeadNotifier
 from store.protocol import CommitMetadata, ConcurrencyError, NewEvent
 
@@ -105,3 +110,20 @@ def test_stream_lookups_use_explicit_eq() -> None:
     # which no SQLite expression index serves (a full scan per stream read);
     # ``$eq`` compiles to an indexed ``=`` and means the same on MongoDB.
     assert stream_filter("acc-1") == {"stream_id": {"$eq": "acc-1"}}
+
+
+async def test_command_ids_are_looked_up_in_the_servers_indexed_form(
+    mongo_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    # The embedded server evaluates $type in Python over every commit; it gets
+    # the plain $eq form (same matches), real MongoDB keeps command_filter.
+    store = MongoEventStore(mongo_db)
+    assert store.command_query is command_filter
+    await store.ensure_indexes()
+    assert store.command_query is embedded_command_filter
+    meta = CommitMetadata(command_id="c-9", correlation_id=None, causation_id=None, actor=None)
+    await store.append("acc-9", "account", 0, [NewEvent("e9", "Opened", {})], meta)
+    for query in (command_filter("c-9"), embedded_command_filter("c-9")):
+        found = await mongo_db["events"].find_one(query, projection={"_id": 1})
+        assert found == {"_id": "acc-9:1"}
+    assert await mongo_db["events"].find_one(embedded_command_filter("c-10")) is None
