@@ -1,9 +1,11 @@
 """The ``accounts`` read model: one document per account, as of its stream version.
 
-``{_id: account_id, owner, currency, balance, status "OPEN"|"CLOSED", version,
-position, opened_at, updated_at}``; money in int minor units, times ISO-8601
-UTC strings. Writes are guarded by ``version``; a batch's events for one
-account are merged into a single write.
+``{_id: account_id, owner, currency, balance, balance_minor, status
+"OPEN"|"CLOSED", version, position, opened_at, updated_at}``: ``balance`` is
+the decimal string (``domain.money.format_amount``, e.g. ``"12.30"``) and
+``balance_minor`` the exact int minor units, for arithmetic and sorting.
+Times are ISO-8601 UTC strings. Writes are guarded by ``version``; a batch's
+events for one account are merged into a single write.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from domain.codec import EventRegistry
+from domain.money import format_amount
 from projections.documents import DocumentStore
 from projections.projector import (
     ChangePublisher,
@@ -33,14 +36,18 @@ def _opened(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "owner": data["owner"],
         "currency": data["currency"],
-        "balance": 0,
+        **_money(0),
         "status": "OPEN",
         "opened_at": iso(event.recorded_at),
     }
 
 
+def _money(minor: int) -> dict[str, Any]:
+    return {"balance": format_amount(minor), "balance_minor": minor}
+
+
 def _balance(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
-    return {"balance": data["balance"]}
+    return _money(int(data["balance"]))
 
 
 def _closed(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,18 @@ def parse_time(value: Any) -> datetime:
     return moment.astimezone(UTC)
 
 
+def balance_minor(doc: Mapping[str, Any]) -> int:
+    """An ``accounts`` document's exact balance in minor units.
+
+    ``balance`` is stored as the decimal string and ``balance_minor`` as the
+    int; documents written before ``balance_minor`` existed held the int in
+    ``balance``, read as such until a rebuild rewrites them.
+    """
+    if "balance_minor" in doc:
+        return int(doc["balance_minor"])
+    return int(doc["balance"])
+
+
 @dataclass(frozen=True)
 class AccountRecord:
     id: str
@@ -38,7 +50,7 @@ class AccountRecord:
             id=doc["_id"],
             owner=doc["owner"],
             currency=doc["currency"],
-            balance=int(doc["balance"]),
+            balance=balance_minor(doc),
             status=doc["status"],
             version=int(doc["version"]),
             position=int(doc["position"]),

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from domain.aggregate import DomainError
+from domain.money import format_amount
 from projections.consumer_group import ConsumerGroup
 from tests.projections.world import World, dump, rebuilt, settle
 
@@ -99,13 +100,14 @@ async def check_bank(world: World, ledger: Ledger) -> None:
     statuses = {t["_id"]: t["status"] for t in models["transfers"]}
     assert set(statuses) == set(ledger.transfers)
     assert set(statuses.values()) <= {"COMPLETED", "FAILED"}
-    assert all(a["balance"] >= 0 for a in models["accounts"])
+    assert all(a["balance_minor"] >= 0 for a in models["accounts"])
     assert all(line["balance"] >= 0 for line in models["account_statement"])
     balances: Counter[str] = Counter()
     for account in models["accounts"]:
-        balances[account["currency"]] += account["balance"]
+        assert account["balance"] == format_amount(account["balance_minor"])
+        balances[account["currency"]] += account["balance_minor"]
         lines = [x for x in models["account_statement"] if x["account_id"] == account["_id"]]
-        assert sum(x["amount"] for x in lines) == account["balance"]
+        assert sum(x["amount"] for x in lines) == account["balance_minor"]
     for currency in ledger.deposited:
         expected = ledger.deposited[currency] - ledger.withdrawn[currency]
         assert balances[currency] == expected

@@ -52,12 +52,16 @@ async def test_documents_have_the_agreed_shapes() -> None:
     accounts = {d["_id"]: d for d in models["accounts"]}
     ann = accounts[ids["ann"]]
     assert set(ann) == {
-        "_id", "owner", "currency", "balance", "status", "version", "position",
-        "opened_at", "updated_at",
+        "_id", "owner", "currency", "balance", "balance_minor", "status", "version",
+        "position", "opened_at", "updated_at",
     }  # fmt: skip
     assert (ann["owner"], ann["currency"], ann["status"]) == ("ann", "EUR", "OPEN")
-    assert ann["balance"] == 10_000 - 1_000 - 2_500
-    assert accounts[ids["bob"]]["balance"] == 2_500
+    # Issue 2 item 8: the balance as a decimal string, the exact int beside it.
+    assert (ann["balance"], ann["balance_minor"]) == ("65.00", 10_000 - 1_000 - 2_500)
+    assert (accounts[ids["bob"]]["balance"], accounts[ids["bob"]]["balance_minor"]) == (
+        "25.00",
+        2_500,
+    )
     assert accounts[ids["shut"]]["status"] == "CLOSED"
     assert ann["opened_at"].endswith("Z")
 

@@ -57,6 +57,29 @@ async def test_accounts_pages_cover_every_account_once_in_id_order() -> None:
     assert await view.get("acc-missing") is None
 
 
+async def test_account_rows_carry_the_exact_balance_from_the_decimal_document() -> None:
+    world = memory_world()
+    group = world.group(names=("accounts",))
+    group.start()
+    try:
+        account = await world.open_account("ann", deposit=1_230)
+        await settle(group, world.store)
+    finally:
+        await group.stop()
+    doc = await world.documents.get("accounts", account)
+    assert doc is not None
+    assert (doc["balance"], doc["balance_minor"]) == ("12.30", 1_230)
+    row = await AccountsView(world.documents).get(account)
+    assert row is not None
+    assert row.balance == 1_230
+    # A document written before balance_minor existed held the int in balance.
+    doc.pop("balance_minor")
+    await world.documents.set_fields("accounts", "old", {**doc, "_id": "old", "balance": 7})
+    old = await AccountsView(world.documents).get("old")
+    assert old is not None
+    assert old.balance == 7
+
+
 async def test_statement_pages_in_stream_order() -> None:
     world, accounts, _ = await populated()
     view = StatementView(world.documents)

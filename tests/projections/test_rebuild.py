@@ -111,7 +111,7 @@ async def test_readers_see_the_old_collection_until_the_swap() -> None:
         accounts = await workload(world)
         await settle(group, world.store)
         # Mark the live collection so readers can tell which one they read.
-        await world.documents.set_fields("accounts", accounts[0], {"balance": -1})
+        await world.documents.set_fields("accounts", accounts[0], {"balance_minor": -1})
         seen = await rebuild_reading(world, view, accounts[0])
         after = await view.get(accounts[0])
         await world.deposit(accounts[0], 3)
