@@ -175,17 +175,29 @@ def forbidden(message: str = "not allowed for this user") -> Forbidden:
     return Forbidden(message=message)
 
 
+BAD_USER_INPUT = "BAD_USER_INPUT"
+"""Any invalid argument: a bad cursor, a page size out of range, a malformed filter..."""
+FORBIDDEN = "FORBIDDEN"
+"""The caller may not read or do this."""
+CONSISTENCY_TIMEOUT = "CONSISTENCY_TIMEOUT"
+"""Read models did not reach the requested ``consistency`` in time."""
+UNAVAILABLE = "UNAVAILABLE"
+"""This server process does not serve the feature (e.g. no live feed)."""
+
+
 class ClientError(Exception):
     """A query the client got wrong (bad cursor, page too large, not allowed...).
 
     Raised from query resolvers; it becomes an ordinary GraphQL error with
-    ``extensions.code`` and is never masked (see ``schema.app``).
+    ``extensions.code`` and is never masked (see ``schema.app``). One code per
+    kind of error: ``BAD_USER_INPUT`` (the default) for any invalid argument,
+    ``FORBIDDEN``, ``CONSISTENCY_TIMEOUT``, ``UNAVAILABLE``.
     """
 
-    def __init__(self, message: str, code: str = "BAD_REQUEST") -> None:
+    def __init__(self, message: str, code: str = BAD_USER_INPUT) -> None:
         super().__init__(message)
         self.extensions: dict[str, object] = {"code": code}
 
 
 def forbidden_query(message: str = "not allowed for this user") -> ClientError:
-    return ClientError(message, "FORBIDDEN")
+    return ClientError(message, FORBIDDEN)

@@ -34,7 +34,7 @@ async def retry_projection(info: strawberry.Info[Context], name: str) -> RetryPr
     if not ctx.user.is_admin:
         return e.forbidden("retrying a projection is only available to admins")
     if ctx.retrier is None or ctx.status is None:
-        raise e.ClientError("projection retries are not available here", "UNAVAILABLE")
+        raise e.ClientError("projection retries are not available here", e.UNAVAILABLE)
     if not ctx.retrier.knows(name):
         return e.invalid_input("name", f"unknown projection {name!r}")
     await ctx.retrier.retry(name)

@@ -14,7 +14,7 @@ from datetime import datetime
 import strawberry
 
 from schema.context import Context
-from schema.errors import ClientError
+from schema.errors import UNAVAILABLE, ClientError
 from schema.reads import (
     AccountHistoryEntry,
     EventConnection,
@@ -122,7 +122,7 @@ async def projections(info: strawberry.Info[Context]) -> list[ProjectionStatus]:
     ctx = info.context
     require_admin(ctx, "projection status")
     if ctx.status is None:
-        raise ClientError("projection status is not available here", "UNAVAILABLE")
+        raise ClientError("projection status is not available here", UNAVAILABLE)
     report = await ctx.status.report()
     return [ProjectionStatus.from_status(status) for status in report]
 

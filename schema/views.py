@@ -18,7 +18,7 @@ from domain.errors import InvalidInput
 from projections.readmodels import TransfersView
 from projections.records import TransferRecord
 from schema.context import Context
-from schema.errors import ClientError, forbidden_query
+from schema.errors import CONSISTENCY_TIMEOUT, UNAVAILABLE, ClientError, forbidden_query
 from schema.reads import first_of, plausible_id
 from schema.types import (
     Account,
@@ -72,7 +72,7 @@ async def _paged(call: Awaitable[T]) -> T:
     try:
         return await call
     except InvalidInput as error:
-        raise ClientError(f"{error.field}: {error.message}", "BAD_USER_INPUT") from error
+        raise ClientError(f"{error.field}: {error.message}") from error
 
 
 def _page_info(has_next: bool, end_cursor: str | None) -> PageInfo:
@@ -143,7 +143,7 @@ async def transfers_page(
     size = first_of(ctx, first)
     if not ctx.user.is_admin:
         if account_id is None:
-            raise ClientError("users must give accountId (one of their accounts)")
+            raise forbidden_query("users must give accountId (one of their accounts)")
         if await read_account(ctx, account_id) is None:
             raise forbidden_query("users may list only transfers of their own accounts")
     view: TransfersView = ctx.transfers
@@ -177,23 +177,23 @@ async def ensure_consistency(ctx: Context, consistency: Consistency | None) -> N
     if consistency is None:
         return
     if ctx.waiting is None:
-        raise ClientError("consistency waits are not available here", "UNAVAILABLE")
+        raise ClientError("consistency waits are not available here", UNAVAILABLE)
     timeout = ctx.limits.consistency_timeout_seconds
     position, stream_id, version = consistency.position, consistency.stream_id, consistency.version
     if position is not None:
         if position < 0:
-            raise ClientError("consistency.position must be >= 0", "BAD_USER_INPUT")
+            raise ClientError("consistency.position must be >= 0")
         reached = await ctx.waiting.until_all_processed(READ_MODELS, position, timeout)
     elif stream_id is not None and version is not None:
         reached = await ctx.waiting.until_version(
             _collection_of(str(stream_id)), str(stream_id), version, timeout
         )
     else:
-        raise ClientError("consistency needs position, or streamId and version", "BAD_USER_INPUT")
+        raise ClientError("consistency needs position, or streamId and version")
     if not reached:
         raise ClientError(
             "read models did not reach the requested consistency in time; retry later",
-            "CONSISTENCY_TIMEOUT",
+            CONSISTENCY_TIMEOUT,
         )
 
 
@@ -201,4 +201,4 @@ def _collection_of(stream_id: str) -> str:
     for prefix, collection in COLLECTION_BY_PREFIX.items():
         if stream_id.startswith(prefix):
             return collection
-    raise ClientError("consistency.streamId must be an account or transfer id", "BAD_USER_INPUT")
+    raise ClientError("consistency.streamId must be an account or transfer id")

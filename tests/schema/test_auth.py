@@ -96,6 +96,9 @@ async def test_queries_show_users_only_their_own(jwt_wiring: Wiring) -> None:
     refused = await w.run(listed, {"a": alices}, user=BOB)
     assert refused.errors
     assert refused.errors[0].extensions == {"code": "FORBIDDEN"}
+    unfiltered = await w.run(listed, {"a": None}, user=BOB)  # all transfers: admins only
+    assert unfiltered.errors
+    assert unfiltered.errors[0].extensions == {"code": "FORBIDDEN"}
 
 
 @pytest.mark.parametrize(

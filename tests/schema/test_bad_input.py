@@ -229,7 +229,37 @@ async def test_page_sizes_out_of_range_are_clear_errors(wiring: Wiring, first: i
     ):
         result = await wiring.run(query, {"f": first})
         assert result.errors, result.data
+        assert result.errors[0].extensions == {"code": "BAD_USER_INPUT"}
         assert "first" in result.errors[0].message
+
+
+ACC = "acc-" + "1" * 32
+
+
+@pytest.mark.parametrize(
+    ("query", "mentions"),
+    [
+        (f'{{ account(id: "{ACC}", atVersion: 1, asOf: "2030-01-01T00:00:00Z") {{ id }} }}',
+         "atVersion"),
+        (f'{{ account(id: "{ACC}", atVersion: 0) {{ id }} }}', "atVersion"),
+        (f'{{ accountHistory(id: "{ACC}", fromVersion: 0) {{ account {{ id }} }} }}',
+         "fromVersion"),
+        ("{ events(after: -1) { edges { cursor } } }", "after"),
+        ("{ events(types: [" + ", ".join(['"T"'] * 51) + "]) { edges { cursor } } }", "types"),
+        ("{ accounts(consistency: {position: -1}) { edges { cursor } } }", "position"),
+        ("{ accounts(consistency: {version: 3}) { edges { cursor } } }", "consistency"),
+        ('{ ledger(consistency: {streamId: "x-1", version: 1}) { currency } }', "streamId"),
+    ],
+    ids=["atVersion-and-asOf", "atVersion-0", "fromVersion-0", "events-after-negative",
+         "too-many-types", "negative-position", "incomplete-consistency", "foreign-stream"],
+)  # fmt: skip
+async def test_every_invalid_argument_is_bad_user_input(
+    wiring: Wiring, query: str, mentions: str
+) -> None:
+    result = await wiring.run(query)
+    assert result.errors, result.data
+    assert result.errors[0].extensions == {"code": "BAD_USER_INPUT"}
+    assert mentions in result.errors[0].message
 
 
 async def test_int_overflow_is_a_validation_error(wiring: Wiring) -> None:
