@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.config import StrawberryConfig
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
@@ -42,10 +42,13 @@ from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 from schema.auth import ANONYMOUS, AuthError, authenticate_header, authenticate_params
 from schema.context import Context
 from schema.errors import ClientError
+from schema.fanout import SharingExecutor, encode_message
 from schema.limits import Limits, limit_extensions
+from schema.masking import LeanMaskErrors
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.scalars import SCALAR_MAP
+from schema.streaming import LeanSchema
 from schema.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
@@ -80,17 +83,18 @@ def build_schema(
     """
     limits = limits or Limits()
     own: list[ExtensionFactory] = [
-        partial(MaskErrors, should_mask_error=should_mask),
+        partial(LeanMaskErrors, should_mask_error=should_mask),
         partial(ParserCache, maxsize=CACHE_SIZE),
         *limit_extensions(limits),
         partial(ValidationCache, maxsize=CACHE_SIZE),
     ]
-    return strawberry.Schema(
+    return LeanSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=[*extensions, *own],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        execution_context_class=SharingExecutor,  # subscribers share results (schema.fanout)
     )
 
 
@@ -156,6 +160,10 @@ class LedgerGraphQL(GraphQL[Context, None]):
             max_subscriptions_per_connection=limits.max_subscriptions_per_connection,
         )
         self.base = base
+
+    def encode_json(self, data: object) -> str | bytes:
+        """A shared subscription result is encoded once for all subscribers (``schema.fanout``)."""
+        return encode_message(data) or super().encode_json(data)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

@@ -43,6 +43,7 @@ from projections.records import AccountRecord, LedgerTotals, TransferRecord
 from projections.subscription import SubscriberOverflow
 from schema.context import Context
 from schema.errors import ClientError, forbidden_query
+from schema.fanout import shared
 from schema.types import Account, Event, Ledger, Transfer
 
 MAX_EVENT_TYPES = 50
@@ -67,14 +68,19 @@ def _live(ctx: Context) -> Live:
 async def _documents(
     ctx: Context, topic: str, convert: Callable[[Any], T]
 ) -> AsyncGenerator[T, None]:
-    """Converted documents of ``topic``; an absent document is not sent."""
+    """Converted documents of ``topic``; an absent document is not sent.
+
+    Every subscriber of the topic gets the same converted object for a change
+    (``schema.fanout``), so its result is executed and encoded once per
+    (query, variables, user), not once per subscriber.
+    """
     # Bound to the operation's task: the hub subscription ends with it even if
     # the server drops this generator without closing it.
     changes = _live(ctx).changes(topic, owner=asyncio.current_task())
     async with aclosing(changes):
         async for change in changes:
             if change.document is not None:
-                yield convert(change.document)
+                yield shared(change.document, convert)
 
 
 async def _owner_of(ctx: Context, account_id: str) -> str | None:
