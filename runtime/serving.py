@@ -3,8 +3,9 @@
 uvicorn is configured from the settings: HOST/PORT, proxy headers trusted from
 FORWARDED_ALLOW_IPS, a graceful shutdown of SHUTDOWN_TIMEOUT_SECONDS, our own
 (redacting) log handler instead of uvicorn's, the WebSocket frame limit equal
-to the HTTP body limit. SIGTERM and Ctrl-C end in a clean exit (status 0)
-after the app's lifespan has shut down; ``on_exit`` then runs in any case.
+to the HTTP body limit, no permessage-deflate. SIGTERM and Ctrl-C end in a
+clean exit (status 0) after the app's lifespan has shut down; ``on_exit``
+then runs in any case.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
         lifespan="on",
         ws_max_size=settings.max_body_bytes,
+        # Subscription messages are small and go to many sockets: compressing each
+        # per connection costs more CPU (both ends) and memory than it saves.
+        ws_per_message_deflate=False,
         server_header=False,
     )
 
