@@ -138,9 +138,23 @@ def comparison_row(
         figure,
         f"{comparison.a_name}: {fmt_number(comparison.a_median)}{unit}",
         f"{comparison.b_name}: {fmt_number(comparison.b_median)}{unit}",
-        fmt_ratio(comparison.ratio),
+        fmt_ratio(comparison.ratio) + ratio_range(comparison),
         "-" if target is None else verdict(comparison.ratio, target, higher_is_better=higher),
     ]
 
 
-COMPARISON_HEADER = ("figure", "ours (median)", "baseline (median)", "ratio", "target")
+def ratio_range(comparison: Comparison) -> str:
+    """`` (lowest-highest per-run ratio)`` when there are several runs: the noise."""
+    ratios = comparison.ratios
+    if len(ratios) < 2:
+        return ""
+    return f" ({fmt_ratio(min(ratios))[:-1]}-{fmt_ratio(max(ratios))})"
+
+
+COMPARISON_HEADER = (
+    "figure",
+    "ours (median)",
+    "baseline (median)",
+    "ratio (range over runs)",
+    "target",
+)
