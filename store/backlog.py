@@ -21,6 +21,7 @@ from store.mongo_commits import PENDING
 async def read_backlog(events: Collection, batch: int) -> list[Document]:
     """Up to ``batch`` pending commits, oldest marker first, through the pending index."""
     cursor = events.find({PENDING: {"$gte": 0}}).sort(PENDING, ASCENDING).limit(batch)
+    cursor = cursor.batch_size(batch)  # one round trip, not one per 101 documents
     return await to_list(cursor)
 
 
@@ -66,8 +67,11 @@ async def _blocked_streams(events: Collection, chains: dict[str, list[Document]]
     later = [stream for stream, first in firsts.items() if first > 1]
     if not later:
         return set()
+    # Only versions below some stream's first can block: without this bound every
+    # pass would read back each stream's whole pending tail (the backlog, not the batch).
+    below = max(firsts[stream] for stream in later)
     cursor = events.find(
-        {"stream_id": {"$in": later}, PENDING: {"$gte": 0}},
+        {"stream_id": {"$in": later}, PENDING: {"$gte": 0}, "version": {"$lt": below}},
         projection={"stream_id": 1, "version": 1},
     )
     return {
