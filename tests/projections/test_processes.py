@@ -5,7 +5,6 @@ Reduced forms run by default; the ``slow`` forms run bigger workloads.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -18,9 +17,8 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from projections.catalog import CONSUMERS
-from projections.status import StatusReporter
 from tests.projections.bank_run import Ledger, check_bank, open_accounts, run_clients
+from tests.projections.cluster import holders, settled, until
 from tests.projections.mongo_world import mongo_world
 from tests.projections.world import World
 
@@ -70,39 +68,6 @@ class Workers:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
-
-
-async def holders(world: World) -> set[str | None]:
-    found = set()
-    for name in CONSUMERS:
-        holder = await world.leases.holder(name)
-        live = holder is not None and holder.expires_at_ms >= time.time() * 1000
-        found.add(holder.owner if live and holder is not None else None)
-    return found
-
-
-async def until(check: Any, timeout: float, what: str, poll: float = 0.05) -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        await asyncio.sleep(poll)
-
-
-async def settled(world: World, timeout: float = 60.0) -> None:  # noqa: ASYNC109
-    """Every consumer (in whichever process) reached a head that stopped moving."""
-    reporter = StatusReporter(world.store, world.checkpoints, world.leases, list(CONSUMERS))
-    deadline = time.monotonic() + timeout
-    stable, last = 0, -1
-    while stable < 4:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not settled: {await reporter.report()}")
-        statuses = await reporter.report()
-        assert all(s.state != "stopped_on_error" for s in statuses), statuses
-        head = statuses[0].head
-        done = all(s.checkpoint >= head for s in statuses) and head == last
-        stable, last = (stable + 1 if done else 0), head
-        await asyncio.sleep(0.1)
 
 
 async def test_standby_process_takes_over_when_the_holder_is_killed(
