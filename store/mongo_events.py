@@ -45,6 +45,9 @@ from store.records import NO_METADATA, Clock, check_append, epoch_ms, to_stored_
 from store.stamping import read_head, stamp_pending
 
 _KNOWN_ENDS_LIMIT = 100_000
+# Commits per reply when reading a stream: servers default to 101 in the first
+# batch, so a long replay paid one getMore round trip per 101 commits.
+_STREAM_BATCH = 1000
 # Only commits sent with a command id are indexed (and must be unique) by it.
 COMMAND_ID_PARTIAL: dict[str, object] = {"$type": "string"}
 
@@ -144,9 +147,8 @@ class MongoEventStore:
         if to_version is not None:
             versions["$lte"] = to_version
         cursor = self.collection.find({**stream_filter(stream_id), "version": versions})
-        docs = await to_list(cursor.sort("version", ASCENDING))
-        if from_version > 1 and (not docs or docs[0]["version"] != from_version):
-            # The commit holding from_version may start below it.
+        docs = await to_list(cursor.sort("version", ASCENDING).batch_size(_STREAM_BATCH))
+        if self._may_straddle(stream_id, from_version, docs):
             before = await self._last_commit(stream_id, {"$lt": from_version})
             if before is not None:
                 docs.insert(0, before)
@@ -222,7 +224,8 @@ class MongoEventStore:
     async def _commits_after(self, query: Document, after: int, limit: int) -> list[Document]:
         """Sequenced commits holding events past ``after``, in position order."""
         cursor = self.collection.find({**query, "position": {"$gt": after}})
-        docs = await to_list(cursor.sort("position", ASCENDING).limit(limit))
+        # The whole page in one reply (servers default to 101 documents, then getMores).
+        docs = await to_list(cursor.sort("position", ASCENDING).limit(limit).batch_size(limit))
         if after > 0 and (not docs or docs[0]["position"] != after + 1):
             # A commit that starts at or below ``after`` may still hold later events.
             straddling = await self.collection.find_one(
@@ -231,6 +234,16 @@ class MongoEventStore:
             if straddling is not None and (last_position(straddling) or 0) > after:
                 docs.insert(0, straddling)
         return docs
+
+    def _may_straddle(self, stream_id: str, from_version: int, docs: list[Document]) -> bool:
+        """Whether a commit starting below ``from_version`` may hold it (``docs`` start later).
+
+        Not when a commit seen earlier ends right before it: commits never change,
+        so the next one starts at ``from_version`` and ``docs`` would hold it.
+        """
+        if from_version <= 1 or (docs and docs[0]["version"] == from_version):
+            return False
+        return self._known_ends.get(stream_id) != from_version - 1
 
     async def _last_commit(self, stream_id: str, versions: Document | None) -> Document | None:
         query: Document = stream_filter(stream_id)

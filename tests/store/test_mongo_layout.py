@@ -127,3 +127,19 @@ async def test_command_ids_are_looked_up_in_the_servers_indexed_form(
         found = await mongo_db["events"].find_one(query, projection={"_id": 1})
         assert found == {"_id": "acc-9:1"}
     assert await mongo_db["events"].find_one(embedded_command_filter("c-10")) is None
+
+
+async def test_reads_from_a_known_commit_end_see_other_writers_commits(
+    mongo_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    # A store skips the straddling-commit lookup when it saw a commit end right
+    # before from_version; commits written since by others must still appear.
+    mine, theirs = MongoEventStore(mongo_db), MongoEventStore(mongo_db)
+    await mine.ensure_indexes()
+    await mine.append("s", "t", 0, [NewEvent("e1", "T", {}), NewEvent("e2", "T", {})])
+    assert await mine.read_stream("s", 3) == []
+    three = [NewEvent("e3", "T", {}), NewEvent("e4", "T", {}), NewEvent("e5", "T", {})]
+    await theirs.append("s", "t", 2, three)
+    assert [e.version for e in await mine.read_stream("s", 3)] == [3, 4, 5]
+    assert [e.version for e in await theirs.read_stream("s", 4)] == [4, 5]
+    assert [e.version for e in await mine.read_stream("s", 2, 4)] == [2, 3, 4]
