@@ -38,12 +38,12 @@ from application.errors import StreamTypeMismatch
 from domain.account import ACCOUNT
 from domain.transfer import TRANSFER
 from projections.live import Live
-from projections.live_topics import LEDGER_TOPIC, topic_for
+from projections.live_topics import LEDGER_TOPIC, live_topic, topic_for
 from projections.records import AccountRecord, LedgerTotals, TransferRecord
 from projections.subscription import SubscriberOverflow
 from schema.context import Context
 from schema.errors import ClientError, forbidden_query
-from schema.fanout import shared
+from schema.fanout import pace, shared
 from schema.types import Account, Event, Ledger, Transfer
 
 MAX_EVENT_TYPES = 50
@@ -72,15 +72,19 @@ async def _documents(
 
     Every subscriber of the topic gets the same converted object for a change
     (``schema.fanout``), so its result is executed and encoded once per
-    (query, variables, user), not once per subscriber.
+    (query, variables, user), not once per subscriber. After each message the
+    subscriber pauses in proportion to the topic's subscribers (``pace``);
+    its latest-only queue meanwhile keeps the newest document.
     """
+    live = _live(ctx)
     # Bound to the operation's task: the hub subscription ends with it even if
     # the server drops this generator without closing it.
-    changes = _live(ctx).changes(topic, owner=asyncio.current_task())
+    changes = live.changes(topic, owner=asyncio.current_task())
     async with aclosing(changes):
         async for change in changes:
             if change.document is not None:
                 yield shared(change.document, convert)
+                await pace(live.hub, live_topic(topic))
 
 
 async def _owner_of(ctx: Context, account_id: str) -> str | None:
