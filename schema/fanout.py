@@ -38,6 +38,7 @@ the payload is then executed for that subscriber alone.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
@@ -232,5 +233,15 @@ def encode_message(message: object) -> str | None:
     data = payload.get("data")
     if type(data) is not EncodedData or "id" not in message or "type" not in message:
         return None
-    head = f'{{"id":{json.dumps(message["id"])},"type":{json.dumps(message["type"])}'
+    op_id, kind = message["id"], message["type"]
+    if type(op_id) is str and type(kind) is str:
+        head = _head(op_id, kind)
+    else:
+        head = f'{{"id":{json.dumps(op_id)},"type":{json.dumps(kind)}'
     return f'{head},"payload":{{"data":{data.json()}}}}}'
+
+
+@functools.lru_cache(maxsize=4096)
+def _head(op_id: str, kind: str) -> str:
+    """The start of a message with this operation id and type (ids repeat: cached)."""
+    return f'{{"id":{json.dumps(op_id)},"type":{json.dumps(kind)}'
