@@ -50,9 +50,23 @@ async def build_account(service: ApplicationService, events: int) -> str:
     return account_id
 
 
-def uncached_reader(backend: Backend) -> ApplicationService:
+def uncached_reader(
+    backend: Backend, *, snapshot_every: int = SNAPSHOT_EVERY
+) -> ApplicationService:
+    """A service with the aggregate cache off.
+
+    With ``snapshot_every=0`` it never writes snapshots: by default a load that
+    replays >= 100 events schedules one, which would turn the full-replay
+    contender into a snapshot load after its first call.
+    """
     return ApplicationService(
-        backend.store, backend.snapshots, backend.command_log, EVENTS, DECIDERS, cache_size=0
+        backend.store,
+        backend.snapshots,
+        backend.command_log,
+        EVENTS,
+        DECIDERS,
+        cache_size=0,
+        snapshot_every=snapshot_every,
     )
 
 
@@ -75,7 +89,8 @@ async def measure(backend: Backend, label: str, args: argparse.Namespace) -> lis
     await writer.close()
     snapshot = await backend.snapshots.latest(ids[args.long])
     reader = uncached_reader(backend)
-    replayer = uncached_reader(Backend(backend.store, InMemorySnapshotStore(), backend.command_log))
+    no_snapshots = Backend(backend.store, InMemorySnapshotStore(), backend.command_log)
+    replayer = uncached_reader(no_snapshots, snapshot_every=0)
     names = {n: f"{n:,} events" for n in ids}
     contenders = {names[n]: partial(time_loads, reader, ids[n], args.loads, n) for n in ids}
     contenders[REPLAY] = partial(
