@@ -78,6 +78,9 @@ class MongoEventStore:
         self._known_ends: dict[str, int] = {}
         # How command ids are looked up; ensure_indexes() picks the server's indexed form.
         self.command_query: Callable[[str], Document] = command_filter
+        # nx-27017 evaluates an $or in Python over the whole collection, ignoring the
+        # position bound: there, read_all pages in position order and filters types here.
+        self._types_filtered_here = False
 
     async def ensure_indexes(self) -> None:
         """Create the collection's indexes; safe to call at every start."""
@@ -104,6 +107,7 @@ class MongoEventStore:
         await self.positions.create_index("position", unique=True, name="position")
         if await is_embedded_server(events.database):
             self.command_query = embedded_command_filter
+            self._types_filtered_here = True
 
     def add_append_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` after every successful append (the sequencer's wake-up)."""
@@ -190,11 +194,14 @@ class MongoEventStore:
         query: Document = {}
         if stream_id is not None:
             query.update(stream_filter(stream_id))
-        if types is not None:
-            # nx-27017 matches ``events.type`` by equality but not with $in.
-            query["$or"] = [{"events.type": kind} for kind in dict.fromkeys(types)]
-        docs = await self._commits_after(query, after_position, limit)
         wanted = set(types) if types is not None else None
+        if wanted is not None and self._types_filtered_here:
+            docs = await self._commits_holding(query, after_position, limit, wanted)
+        else:
+            if types is not None:
+                # nx-27017 matches ``events.type`` by equality but not with $in.
+                query["$or"] = [{"events.type": kind} for kind in dict.fromkeys(types)]
+            docs = await self._commits_after(query, after_position, limit)
         found = [
             event
             for doc in docs
@@ -220,6 +227,27 @@ class MongoEventStore:
     async def find_command(self, command_id: str) -> AppendResult | None:
         doc = await self.collection.find_one(self.command_query(command_id))
         return None if doc is None else append_result(doc)
+
+    async def _commits_holding(
+        self, query: Document, after: int, limit: int, wanted: set[str]
+    ) -> list[Document]:
+        """Commits past ``after`` holding a ``wanted`` event type, through position-order pages.
+
+        Stops once ``limit`` such events are found or the log ends; each page is
+        served by the position index.
+        """
+        kept: list[Document] = []
+        found = 0
+        while True:
+            page = await self._commits_after(query, after, limit)
+            for doc in page:
+                hits = sum(1 for event in doc["events"] if event["type"] in wanted)
+                if hits:
+                    kept.append(doc)
+                    found += hits
+            if len(page) < limit or found >= limit or not page:
+                return kept
+            after = last_position(page[-1]) or after
 
     async def _commits_after(self, query: Document, after: int, limit: int) -> list[Document]:
         """Sequenced commits holding events past ``after``, in position order."""

@@ -219,6 +219,19 @@ async def test_read_all_filters_by_stream_and_type(backend: Backend) -> None:
     assert await store.read_all(types=[]) == []
 
 
+async def test_type_filtered_pages_skip_long_runs_of_other_types(backend: Backend) -> None:
+    store = backend.store
+    kinds = ["A", "A", "B", "A", "A", "A", "B", "A"]
+    for version, kind in enumerate(kinds):
+        await store.append("s", "t", version, [ev(version + 1, kind)])
+    await store.sequence()
+    assert [e.position for e in await store.read_all(types=["B"], limit=1)] == [3]
+    assert [e.position for e in await store.read_all(3, types=["B"], limit=1)] == [7]
+    assert [e.position for e in await store.read_all(types=["B"], limit=2)] == [3, 7]
+    assert [e.position for e in await store.read_all(1, types=["A", "B"], limit=3)] == [2, 3, 4]
+    assert await store.read_all(7, types=["B"], limit=1) == []
+
+
 async def test_positions_show_in_stream_reads_once_sequenced(backend: Backend) -> None:
     await _three_streams(backend)
     by_stream = await backend.store.read_stream("a")
