@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from domain.bank import EVENTS
 from domain.codec import EventRegistry
-from projections.documents import DocumentStore, GuardedWrite, SortKey, WriteBatch
+from projections.documents import DocumentStore, GuardedWrite, SortKey
 from store.protocol import RecordedEvent
 
 
@@ -106,20 +106,32 @@ def version_writes(
 ) -> list[GuardedWrite]:
     """One write per stream document, guarded by stream version.
 
-    Each relevant event sets ``fields[event.type](event, payload)`` plus its
-    ``version``, ``position`` and ``updated_at``; a batch's events for one
-    stream are merged into a single write (``WriteBatch``).
+    Each relevant event sets ``fields[event.type](event, payload)``; a batch's
+    events for one stream are merged into a single write (later fields win, as
+    ``GuardedWrite.merged`` would), which also carries the ``version``,
+    ``position`` and ``updated_at`` of the stream's last event in the batch.
+    Those are computed once per document, not once per event: rebuilds hand
+    over thousands of events at a time.
     """
-    batch = WriteBatch()
+    changes: dict[str, dict[str, Any]] = {}
+    last: dict[str, RecordedEvent] = {}
     for event, data in relevant(events, fields, stream_type, registry):
-        changes = fields[event.type](event, data)
-        changes.update(
-            version=event.version,
-            position=position_of(event),
-            updated_at=iso(event.recorded_at),
+        changes.setdefault(event.stream_id, {}).update(fields[event.type](event, data))
+        last[event.stream_id] = event
+    return [
+        GuardedWrite(
+            doc_id,
+            "version",
+            event.version,
+            {
+                **changes[doc_id],
+                "version": event.version,
+                "position": position_of(event),
+                "updated_at": iso(event.recorded_at),
+            },
         )
-        batch.add(GuardedWrite(event.stream_id, "version", event.version, changes))
-    return batch.writes()
+        for doc_id, event in last.items()
+    ]
 
 
 def publish_notes(hub: ChangePublisher | None, notes: Iterable[tuple[str, dict[str, Any]]]) -> None:

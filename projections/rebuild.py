@@ -25,6 +25,7 @@ from projections.checkpoints import CheckpointStore, now_ms
 from projections.consumer import EventHandler, new_owner_id
 from projections.documents import DocumentStore
 from projections.leasing import take_lease
+from projections.read_ahead import ReadAhead
 from projections.status import rebuild_lease_name
 from store.protocol import EventStore, Leases
 
@@ -58,6 +59,7 @@ class Rebuilder:
         factories: Mapping[str, ProjectorFactory],
         *,
         batch_size: int = 1000,
+        write_batch: int = 10_000,
         lease_ttl: float = 10.0,
         drop_grace: float = 1.0,
         takeover_timeout: float | None = None,
@@ -69,6 +71,7 @@ class Rebuilder:
         self._leases = leases
         self._factories = dict(factories)
         self._batch_size = batch_size
+        self._write_batch = max(write_batch, batch_size)
         self._ttl = lease_ttl
         self._drop_grace = drop_grace
         self._takeover_timeout = takeover_timeout or 3 * lease_ttl
@@ -115,21 +118,20 @@ class Rebuilder:
         return RebuildResult(name, position, events + more, seconds, old, physical)
 
     async def _catch_up(self, handler: EventHandler, position: int) -> tuple[int, int]:
-        """Project everything after ``position``; the next batch is read while one is written."""
+        """Project everything after ``position``; reads run ahead while the handler writes.
+
+        Each ``handle_batch`` gets every batch read meanwhile (``ReadAhead``),
+        up to ``write_batch`` events, so slow writes become fewer, larger ones.
+        """
         handled = 0
-        reading = asyncio.ensure_future(self._store.read_all(position, self._batch_size))
-        try:
-            while events := await reading:
+        ahead = max(1, self._write_batch // self._batch_size)
+        async with ReadAhead(self._store, position, self._batch_size, max_batches=ahead) as reads:
+            while events := await reads.take(self._write_batch):
                 if self._lost:
                     raise RebuildError("the rebuild lost its lease")
-                position = events[-1].position or position
-                reading = asyncio.ensure_future(self._store.read_all(position, self._batch_size))
                 await handler.handle_batch(events)
+                position = events[-1].position or position
                 handled += len(events)
-        finally:
-            reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reading
         return position, handled
 
     async def _take_consumer_lease(self, name: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,16 +30,20 @@ async def workload(world: World) -> list[str]:
 class Watched:
     """Wraps a projector; calls ``on_batch`` before each batch (to look at readers)."""
 
-    def __init__(self, inner: EventHandler, on_batch: object) -> None:
+    def __init__(self, inner: EventHandler, on_batch: object, *, pass_events: bool = False) -> None:
         self.inner = inner
         self.name = inner.name
         self.on_batch = on_batch
+        self.pass_events = pass_events
 
     async def prepare(self) -> None:
         await self.inner.prepare()
 
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
-        await self.on_batch()  # type: ignore[operator]
+        if self.pass_events:
+            await self.on_batch(events)  # type: ignore[operator]
+        else:
+            await self.on_batch()  # type: ignore[operator]
         await self.inner.handle_batch(events)
 
 
@@ -135,6 +140,29 @@ async def test_one_rebuild_at_a_time_and_unknown_names_are_refused() -> None:
     await world.leases.acquire(rebuild_lease_name("ledger"), "someone-else", 60)
     with pytest.raises(RebuildError, match="already running"):
         await runner.rebuild("ledger")
+
+
+async def test_a_rebuild_hands_a_slow_projector_fewer_larger_batches() -> None:
+    """Reads run ahead while the projector writes; it gets all of them at once."""
+    world = memory_world()
+    await workload(world)
+    sizes: list[int] = []
+
+    def slow(physical: str) -> EventHandler:
+        inner = projector_factories(world.documents, world.store)["accounts"](physical)
+
+        async def write_slowly(events: Sequence[RecordedEvent]) -> None:
+            sizes.append(len(events))
+            await asyncio.sleep(0.02)
+
+        return Watched(inner, write_slowly, pass_events=True)
+
+    result = await rebuilder(world, accounts=slow).rebuild("accounts")
+    assert sum(sizes) == result.events
+    assert max(sizes) > 10  # more than one read batch (batch_size=10) in one hand-over
+    assert len(sizes) < result.events / 10
+    accounts = (await dump(world.documents, ("accounts",)))["accounts"]
+    assert accounts == (await rebuilt(world.store))["accounts"]
 
 
 async def test_rebuild_without_a_running_consumer_sets_its_checkpoint() -> None:
