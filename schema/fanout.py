@@ -12,14 +12,6 @@ JSON-encode the result. Here:
   (document text, operation name, variables, user) and replays that result to every
   other subscriber with the same key. A result with errors is never shared:
   each subscriber then executes, masks and logs for itself as before;
-- ``pace(hub, topic)``, awaited by a read-model stream after each message it
-  sent, spaces one subscriber's messages by ``SECONDS_PER_MESSAGE`` times the
-  topic's subscriber count (1,000 subscribers: 0.2 s), so a topic costs at
-  most ~5,000 messages/s in this process however fast it changes. Meanwhile
-  the subscriber's latest-only queue keeps only the newest document, so a
-  burst reaches it as its latest state: the producer never runs ahead of
-  what the sockets (and clients) take, and other work (the mutations causing
-  the changes) keeps getting the event loop;
 - the data of a shared result is an ``EncodedData`` dict that JSON-encodes
   itself once; ``encode_message`` builds a protocol message around it
   (``next`` of graphql-transport-ws, ``data`` of graphql-ws) without
@@ -37,7 +29,6 @@ the payload is then executed for that subscriber alone.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 from collections import OrderedDict
@@ -48,14 +39,9 @@ from graphql import ExecutionResult
 from graphql.execution import Executor
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from projections.hub import Hub
-
 T = TypeVar("T")
 SharingKey = tuple[object, str, str, str, Hashable]  # schema, document, operation, variables, user
 DEFAULT_ENTRIES = 256
-SECONDS_PER_MESSAGE = 0.0002
-"""Pacing budget per message of one topic (see ``pace``): at most ~5,000 messages/s."""
-MIN_PAUSE = 0.001  # shorter pauses are not worth a timer
 # One encoder for all: json.dumps with options builds a new one per call.
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 
@@ -127,19 +113,6 @@ SHARED = FanoutCache()
 def shared(source: object, convert: Callable[[Any], T]) -> T:
     """``convert(source)`` as a payload every subscriber of ``source`` shares."""
     return SHARED.convert(source, convert)
-
-
-def pause_after(hub: Hub, topic: str, per_message: float = SECONDS_PER_MESSAGE) -> float:
-    """Seconds a subscriber of ``topic`` pauses after a message (0 when not worth a timer)."""
-    pause = hub.subscriber_count(topic) * per_message
-    return pause if pause >= MIN_PAUSE else 0.0
-
-
-async def pace(hub: Hub, topic: str, per_message: float = SECONDS_PER_MESSAGE) -> None:
-    """Pause a subscriber of ``topic`` after a message: ``per_message`` x its subscriber count."""
-    pause = pause_after(hub, topic, per_message)
-    if pause:
-        await asyncio.sleep(pause)
 
 
 class SharingExecutor(StrawberryGraphQLCoreExecutionContext):

@@ -43,7 +43,8 @@ from projections.records import AccountRecord, LedgerTotals, TransferRecord
 from projections.subscription import SubscriberOverflow
 from schema.context import Context
 from schema.errors import ClientError, forbidden_query
-from schema.fanout import pace, shared
+from schema.fanout import shared
+from schema.pacing import PACER
 from schema.types import Account, Event, Ledger, Transfer
 
 MAX_EVENT_TYPES = 50
@@ -73,7 +74,7 @@ async def _documents(
     Every subscriber of the topic gets the same converted object for a change
     (``schema.fanout``), so its result is executed and encoded once per
     (query, variables, user), not once per subscriber. After each message the
-    subscriber pauses in proportion to the topic's subscribers (``pace``);
+    subscriber pauses in proportion to the topic's subscribers (``schema.pacing``);
     its latest-only queue meanwhile keeps the newest document.
     """
     live = _live(ctx)
@@ -84,7 +85,7 @@ async def _documents(
         async for change in changes:
             if change.document is not None:
                 yield shared(change.document, convert)
-                await pace(live.hub, live_topic(topic))
+                await PACER.pace(live.hub, live_topic(topic))
 
 
 async def _owner_of(ctx: Context, account_id: str) -> str | None:

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 import strawberry
 
-from projections.hub import Hub
 from schema.fanout import (
     SHARED,
     EncodedData,
     FanoutCache,
     SharingExecutor,
     encode_message,
-    pace,
-    pause_after,
     shared,
 )
 from schema.masking import LeanMaskErrors
@@ -179,19 +174,3 @@ def test_encode_message_leaves_other_messages_alone() -> None:
     assert encode_message(with_errors) is None
     assert encode_message({"type": "connection_ack"}) is None
     assert encode_message(["x"]) is None
-
-
-def test_the_pause_grows_with_the_topic_subscribers() -> None:
-    hub = Hub()
-    subscriptions = [hub.subscribe("live:t", latest_only=True) for _ in range(50)]
-    assert pause_after(hub, "live:other", per_message=0.001) == 0.0  # nobody there
-    assert pause_after(hub, "live:t", per_message=0.001) == pytest.approx(0.05)
-    assert pause_after(hub, "live:t", per_message=0.00001) == 0.0  # below MIN_PAUSE
-    for subscription in subscriptions[1:]:
-        subscription.close()
-    assert pause_after(hub, "live:t") == 0.0  # one subscriber: never paced
-    subscriptions[0].close()
-
-
-async def test_pace_returns_at_once_without_a_pause() -> None:
-    await asyncio.wait_for(pace(Hub(), "live:none"), timeout=5)
