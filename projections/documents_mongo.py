@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from projections.documents import ALIASES, Document, GuardedWrite, Query, SortKey
+from projections.documents_mongo_query import find_shaped
 
 DUPLICATE_KEY = 11000
 
@@ -28,7 +29,7 @@ class MongoDocumentStore:
         self._alias_cache: dict[str, tuple[str, float]] = {}
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
-        return await self._db[collection].find_one({"_id": doc_id})
+        return await self._db[collection].find_one({"_id": {"$eq": doc_id}})
 
     async def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, Document]:
         if not doc_ids:
@@ -70,10 +71,16 @@ class MongoDocumentStore:
         await self._db[collection].update_one({"_id": doc_id}, {"$set": dict(fields)}, upsert=True)
 
     async def find(self, collection: str, query: Query) -> list[Document]:
-        cursor = self._db[collection].find(_filter(query)).sort(list(query.sort))
-        if query.limit is not None:
-            cursor = cursor.limit(query.limit)
-        return [doc async for doc in cursor]
+        """See ``projections.documents_mongo_query`` for the shapes sent."""
+        sort = list(query.sort)
+
+        async def fetch(filter_: dict[str, Any], limit: int | None) -> list[Document]:
+            cursor = self._db[collection].find(filter_).sort(sort)
+            if limit is not None:
+                cursor = cursor.limit(limit).batch_size(limit)
+            return [doc async for doc in cursor]
+
+        return await find_shaped(fetch, query)
 
     async def delete(self, collection: str, doc_id: str) -> None:
         await self._db[collection].delete_one({"_id": doc_id})
@@ -107,28 +114,3 @@ def _reraise_unless_duplicates(error: BulkWriteError) -> None:
     codes = {e.get("code") for e in error.details.get("writeErrors", [])}
     if codes - {DUPLICATE_KEY} or error.details.get("writeConcernErrors"):
         raise error
-
-
-def _filter(query: Query) -> dict[str, Any]:
-    parts: list[dict[str, Any]] = []
-    if query.where:
-        parts.append(dict(query.where))
-    if query.any_of:
-        parts.append({"$or": [dict(alt) for alt in query.any_of]})
-    if query.after is not None:
-        parts.append(_after_filter(query.sort, query.after))
-    if not parts:
-        return {}
-    return parts[0] if len(parts) == 1 else {"$and": parts}
-
-
-def _after_filter(sort: Sequence[SortKey], after: Sequence[Any]) -> dict[str, Any]:
-    """Keyset continuation: documents strictly after ``after`` in ``sort`` order."""
-    if len(after) != len(sort):
-        raise ValueError("cursor does not match the sort")
-    branches: list[dict[str, Any]] = []
-    for i, (name, direction) in enumerate(sort):
-        branch = {prev: after[j] for j, (prev, _) in enumerate(sort[:i])}
-        branch[name] = {"$gt" if direction > 0 else "$lt": after[i]}
-        branches.append(branch)
-    return branches[0] if len(branches) == 1 else {"$or": branches}

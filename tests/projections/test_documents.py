@@ -94,3 +94,26 @@ async def test_swap_points_a_logical_name_elsewhere_and_drop_removes(
     assert await documents.find("accounts__r1", Query()) == []
     await documents.ensure_index("accounts__r1", [("owner", 1)])
     await documents.delete("accounts__r1", "missing")
+
+
+async def test_cursor_pages_through_ties_and_same_second_times(documents: DocumentStore) -> None:
+    """Ties on the first sort key and ISO times within one second page without gaps."""
+    times = [f"2026-01-01T00:00:00.{micro:06d}+00:00" for micro in (5, 5, 7, 9, 9, 9, 3)]
+    docs = [
+        {"_id": f"t{i}", "at": at, "side": "a" if i % 2 else "b", "kind": "x"}
+        for i, at in enumerate(times)
+    ]
+    await documents.insert_new("c", docs)
+    sort = [("at", -1), ("_id", -1)]
+    alternatives = [{"side": "a"}, {"side": "b"}]
+    for any_of in ((), alternatives):
+        seen: list[str] = []
+        after = None
+        for _ in range(len(docs) + 1):
+            page = await documents.find("c", Query({"kind": "x"}, any_of, sort, after, 2))
+            if not page:
+                break
+            seen += [d["_id"] for d in page]
+            after = sort_values(page[-1], sort)
+        expected = sorted(docs, key=lambda d: (d["at"], d["_id"]), reverse=True)
+        assert seen == [d["_id"] for d in expected]
