@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 
 from store.driver import Document
 from store.protocol import AppendResult, CommitMetadata, NewEvent, RecordedEvent
-from store.records import flatten
 
 PENDING = "pending"
 
@@ -83,27 +82,39 @@ def last_position(doc: Document) -> int | None:
 
 
 def recorded_events(doc: Document) -> tuple[RecordedEvent, ...]:
-    """The commit's events, flattened, with ``recorded_at`` made tz-aware UTC."""
+    """The commit's events, flattened, with ``recorded_at`` made tz-aware UTC.
+
+    Builds the ``RecordedEvent`` values directly (as ``store.records.flatten``
+    would): this runs for every event of every read, rebuilds included.
+    """
     meta = doc.get("metadata") or {}
     recorded_at: datetime = doc["recorded_at"]
     if recorded_at.tzinfo is None:  # clients without tz_aware=True hand back naive UTC
         recorded_at = recorded_at.replace(tzinfo=UTC)
-    return flatten(
-        stream_id=doc["stream_id"],
-        stream_type=doc["stream_type"],
-        first_version=int(doc["version"]),
-        events=[
-            NewEvent(e["event_id"], e["type"], e["data"], int(e["schema_version"]))
-            for e in doc["events"]
-        ],
-        metadata=CommitMetadata(
-            command_id=meta.get("command_id"),
-            correlation_id=meta.get("correlation_id"),
-            causation_id=meta.get("causation_id"),
-            actor=meta.get("actor"),
-        ),
-        recorded_at=recorded_at.astimezone(UTC),
-        first_position=doc.get("position"),
+    recorded_at = recorded_at.astimezone(UTC)
+    metadata = CommitMetadata(
+        command_id=meta.get("command_id"),
+        correlation_id=meta.get("correlation_id"),
+        causation_id=meta.get("causation_id"),
+        actor=meta.get("actor"),
+    )
+    stream_id, stream_type = doc["stream_id"], doc["stream_type"]
+    first_version = int(doc["version"])
+    first_position: int | None = doc.get("position")
+    return tuple(
+        RecordedEvent(
+            stream_id=stream_id,
+            stream_type=stream_type,
+            version=first_version + offset,
+            event_id=e["event_id"],
+            type=e["type"],
+            schema_version=int(e["schema_version"]),
+            data=e["data"],
+            metadata=metadata,
+            recorded_at=recorded_at,
+            position=None if first_position is None else first_position + offset,
+        )
+        for offset, e in enumerate(doc["events"])
     )
 
 

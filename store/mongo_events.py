@@ -201,7 +201,11 @@ class MongoEventStore:
             if types is not None:
                 # nx-27017 matches ``events.type`` by equality but not with $in.
                 query["$or"] = [{"events.type": kind} for kind in dict.fromkeys(types)]
-            docs = await self._commits_after(query, after_position, limit)
+            # Positions tile 1, 2, 3, ... (store.stamping): over the whole log the
+            # commits starting in (after, after + limit] hold the next ``limit``
+            # events, so multi-event commits are not read only to be cut off.
+            window = after_position + limit if not query else None
+            docs = await self._commits_after(query, after_position, limit, window)
         found = [
             event
             for doc in docs
@@ -249,9 +253,17 @@ class MongoEventStore:
                 return kept
             after = last_position(page[-1]) or after
 
-    async def _commits_after(self, query: Document, after: int, limit: int) -> list[Document]:
-        """Sequenced commits holding events past ``after``, in position order."""
-        cursor = self.collection.find({**query, "position": {"$gt": after}})
+    async def _commits_after(
+        self, query: Document, after: int, limit: int, window: int | None = None
+    ) -> list[Document]:
+        """Sequenced commits holding events past ``after`` (starting at most at ``window``).
+
+        In position order; one indexed range, sorted and limited, per page.
+        """
+        positions: Document = {"$gt": after}
+        if window is not None:
+            positions["$lte"] = window
+        cursor = self.collection.find({**query, "position": positions})
         # The whole page in one reply (servers default to 101 documents, then getMores).
         docs = await to_list(cursor.sort("position", ASCENDING).limit(limit).batch_size(limit))
         if after > 0 and (not docs or docs[0]["position"] != after + 1):

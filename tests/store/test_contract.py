@@ -206,6 +206,24 @@ async def test_read_all_in_position_order_from_any_position(backend: Backend) ->
     assert await store.read_all(0, limit=0) == []
 
 
+async def test_read_all_pages_through_multi_event_commits_in_any_page_size(
+    backend: Backend,
+) -> None:
+    await _three_streams(backend)
+    store = backend.store
+    for size in range(1, 9):
+        seen: list[int] = []
+        after = 0
+        for _ in range(10):  # bounded: 7 events
+            page = await store.read_all(after, limit=size)
+            if not page:
+                break
+            assert len(page) <= size
+            seen += [e.position or 0 for e in page]
+            after = seen[-1]
+        assert seen == list(range(1, 8)), size
+
+
 async def test_read_all_filters_by_stream_and_type(backend: Backend) -> None:
     await _three_streams(backend)
     store = backend.store
