@@ -33,6 +33,7 @@ UVICORN_SETTINGS = (
     "--http", "auto",
     "--ws", "auto",
     "--ws-max-size", "1000000",
+    "--ws-per-message-deflate", "false",  # as runtime/serving.py configures the service
     "--proxy-headers",
     "--no-server-header",
     "--no-access-log",

@@ -145,6 +145,10 @@ class _SubscriptionTracker:
             self._end(op_id)
 
     def server_said(self, text: str | None) -> None:
+        # Most server messages are subscription data: skip parsing them, since a
+        # closing message always names its type ("complete" or "error").
+        if not text or ('"complete"' not in text and '"error"' not in text):
+            return
         kind, op_id = _message(text)
         if kind in _CLOSE:
             self._end(op_id)
