@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from runtime.asgi import LateApp
 from runtime.components import Components, Monitoring
 from runtime.database import DatabaseHandle, open_database
+from runtime.gc_tuning import tune_after_startup, undo
 from runtime.health import Health, ping_check
 from runtime.settings import Settings
 
@@ -96,6 +97,8 @@ def serving_lifespan(
             components = await start(settings, stack, monitoring)
             app.state.components = components
             graphql.app = components.graphql
+            # the start-up heap is not walked again by the collector (runtime.gc_tuning)
+            stack.callback(undo, tune_after_startup())
             monitoring.health.phase = "serving"
             log.info("serving on http://%s:%s/graphql", settings.host, settings.port)
             try:
