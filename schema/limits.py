@@ -9,19 +9,13 @@ resolver runs, with an ordinary GraphQL validation error.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
 from graphql import ASTValidationRule
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 
 
 @dataclass(frozen=True)
@@ -73,10 +67,25 @@ def validation_rules(limits: Limits) -> tuple[type[ASTValidationRule], ...]:
     return tuple(rules)
 
 
+class RequestLimits(SchemaExtension):
+    """strawberry's ``MaxTokensLimiter`` and ``AddValidationRules`` in one hook.
+
+    It sets the same parse option and adds the same rules; one extension
+    instead of two saves a hook (a context manager built, entered and left)
+    on every operation.
+    """
+
+    def __init__(self, max_tokens: int, rules: tuple[type[ASTValidationRule], ...]) -> None:
+        self.max_tokens = max_tokens
+        self.rules = rules
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        context.parse_options["max_tokens"] = self.max_tokens
+        context.validation_rules = context.validation_rules + self.rules
+        yield
+
+
 def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
     """Factories of the strawberry extensions enforcing ``limits`` on every operation."""
-    rules = list(validation_rules(limits))
-    return [
-        partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
-        partial(AddValidationRules, rules),
-    ]
+    return [partial(RequestLimits, limits.max_tokens, validation_rules(limits))]
