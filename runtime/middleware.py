@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from application.ids import random_hex
 from runtime.logging import bind
 from runtime.metrics import Metrics
 
@@ -41,7 +41,7 @@ def request_id_from(scope: Scope) -> str:
             text: str = value.decode("latin-1")
             if _REQUEST_ID.match(text):
                 return text
-    return uuid.uuid4().hex
+    return random_hex()
 
 
 class RuntimeMiddleware:

@@ -9,10 +9,10 @@ command and turns every ``DomainError`` (including the service's
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 from application.context import CommandContext
+from application.ids import random_hex
 from application.outcomes import CommandOutcome
 from domain.account import ACCOUNT, CloseAccount, Deposit, OpenAccount, Withdraw
 from domain.aggregate import DomainError
@@ -63,7 +63,7 @@ def command_context(
         command_id = f"{user.name}:{command_id}"
     return CommandContext(
         command_id=command_id,
-        correlation_id=command_id or f"req-{uuid.uuid4().hex}",
+        correlation_id=command_id or f"req-{random_hex()}",
         causation_id=None,
         actor=user.name or None,
         expected_version=expected_version,
