@@ -24,7 +24,7 @@ from strawberry.extensions import SchemaExtension
 from domain.aggregate import DomainError
 from runtime.forwarding import NO_METADATA, ForwardingEventStore
 from runtime.logging import bind
-from runtime.metrics import Metrics
+from runtime.metrics import Children, Metrics
 from store.protocol import (
     AppendResult,
     CommitMetadata,
@@ -47,6 +47,7 @@ class InstrumentedEventStore(ForwardingEventStore):
     def __init__(self, inner: EventStore, metrics: Metrics) -> None:
         super().__init__(inner)
         self._metrics = metrics
+        self._append_seconds = Children(metrics.append_seconds)
 
     async def append(
         self,
@@ -69,7 +70,7 @@ class InstrumentedEventStore(ForwardingEventStore):
             raise
         finally:
             elapsed = time.perf_counter() - started
-            self._metrics.append_seconds.labels(stream_type).observe(elapsed)
+            self._append_seconds(stream_type).observe(elapsed)
 
     def __getattr__(self, name: str) -> Any:
         # Backend extras (e.g. a sequencer hook) stay reachable through the proxy.
@@ -82,6 +83,7 @@ class InstrumentedService:
     def __init__(self, inner: Any, metrics: Metrics) -> None:
         self.inner = inner
         self._metrics = metrics
+        self._commands = Children(metrics.commands)
 
     async def handle(self, command: object, context: Any = None) -> Any:
         kind = type(command).__name__
@@ -106,7 +108,7 @@ class InstrumentedService:
                 log.debug("command %s %s in %.1f ms", kind, outcome, elapsed_ms)
 
     def _count(self, kind: str, outcome: str, conflicts: int) -> None:
-        self._metrics.commands.labels(kind, outcome).inc()
+        self._commands(kind, outcome).inc()
         # Each conflict is followed by another attempt, except the last when it gave up.
         retries = conflicts if outcome != "conflict" else max(conflicts - 1, 0)
         if retries:
@@ -123,6 +125,7 @@ class InstrumentedService:
 
 def operation_metrics(metrics: Metrics) -> type[SchemaExtension]:
     """A strawberry extension class bound to ``metrics`` (pass it in ``extensions``)."""
+    operations, seconds = Children(metrics.graphql_operations), Children(metrics.graphql_seconds)
 
     class OperationMetrics(SchemaExtension):
         def on_operation(self) -> Iterator[None]:
@@ -134,8 +137,8 @@ def operation_metrics(metrics: Metrics) -> type[SchemaExtension]:
             result = getattr(context, "result", None)
             failed = result is None or bool(getattr(result, "errors", None))
             outcome = "error" if failed else "ok"
-            metrics.graphql_operations.labels(kind, name, outcome).inc()
-            metrics.graphql_seconds.labels(kind, name).observe(time.perf_counter() - started)
+            operations(kind, name, outcome).inc()
+            seconds(kind, name).observe(time.perf_counter() - started)
 
     return OperationMetrics
 

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from application.ids import random_hex
 from runtime.logging import bind
-from runtime.metrics import Metrics
+from runtime.metrics import Children, Metrics
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _OPEN = {"subscribe", "start"}
@@ -51,6 +51,7 @@ class RuntimeMiddleware:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self._requests = Children(metrics.http_requests)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -85,7 +86,7 @@ class RuntimeMiddleware:
                 await _too_large(send_with_id)
             finally:
                 group = _path_group(scope.get("path", ""))
-                self.metrics.http_requests.labels(group, f"{status[0] // 100}xx").inc()
+                self._requests(group, f"{status[0] // 100}xx").inc()
 
     def _limited(self, receive: Receive) -> Receive:
         seen = [0]
