@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from application.ids import random_hex
-from runtime.logging import bind
+from runtime.logging import bind, request_id_var
 from runtime.metrics import Children, Metrics
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -36,12 +37,48 @@ class BodyTooLarge(Exception):
 
 
 def request_id_from(scope: Scope) -> str:
-    for name, value in scope.get("headers", ()):
+    return _client_request_id(scope.get("headers", ())) or random_hex()
+
+
+def _client_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
         if name == b"x-request-id":
             text: str = value.decode("latin-1")
             if _REQUEST_ID.match(text):
                 return text
-    return random_hex()
+    return None
+
+
+def _scan_headers(scope: Scope) -> tuple[str, int | None]:
+    """The request id to use and the declared ``Content-Length`` (None if absent), in one pass."""
+    request_id: str | None = None
+    length: int | None = None
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length" and length is None:
+            try:
+                length = int(value)
+            except ValueError:
+                length = 0
+        elif name == b"x-request-id" and request_id is None:
+            request_id = _client_request_id(((name, value),))
+    return request_id or random_hex(), length
+
+
+class _ResponseStart:
+    """The ``send`` given to the app: adds ``X-Request-ID`` and remembers the status sent."""
+
+    __slots__ = ("_header", "_send", "status")
+
+    def __init__(self, send: Send, request_id: bytes) -> None:
+        self._send = send
+        self._header = (b"x-request-id", request_id)
+        self.status = 0  # none sent yet
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+            message = {**message, "headers": [*message.get("headers", ()), self._header]}
+        await self._send(message)
 
 
 class RuntimeMiddleware:
@@ -62,31 +99,25 @@ class RuntimeMiddleware:
             await self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = request_id_from(scope)
-        status = [500]
-        started = [False]
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                started[0] = True
-                status[0] = int(message["status"])
-                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        with bind(request_id=request_id):
-            try:
-                if _declared_length(scope) > self.max_body_bytes:
-                    await _too_large(send_with_id)
-                else:
-                    await self.app(scope, self._limited(receive), send_with_id)
-            except BodyTooLarge:
-                if started[0]:
-                    raise
-                await _too_large(send_with_id)
-            finally:
-                group = _path_group(scope.get("path", ""))
-                self._requests(group, f"{status[0] // 100}xx").inc()
+        request_id, declared = _scan_headers(scope)
+        response = _ResponseStart(send, request_id.encode())
+        token = request_id_var.set(request_id)
+        try:
+            if declared is not None and declared > self.max_body_bytes:
+                await _too_large(response.send)
+            elif declared is not None:
+                # The server frames the body by Content-Length, so it cannot grow past it.
+                await self.app(scope, receive, response.send)
+            else:
+                await self.app(scope, self._limited(receive), response.send)
+        except BodyTooLarge:
+            if response.status:
+                raise
+            await _too_large(response.send)
+        finally:
+            request_id_var.reset(token)
+            group = _path_group(scope.get("path", ""))
+            self._requests(group, f"{response.status // 100 or 5}xx").inc()
 
     def _limited(self, receive: Receive) -> Receive:
         seen = [0]
@@ -180,16 +211,6 @@ def _message(text: str | None) -> tuple[str | None, str | None]:
         return None, None
     kind, op_id = data.get("type"), data.get("id")
     return (kind if isinstance(kind, str) else None), (op_id if isinstance(op_id, str) else None)
-
-
-def _declared_length(scope: Scope) -> int:
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return 0
-    return 0
 
 
 async def _too_large(send: Send) -> None:
