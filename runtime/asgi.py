@@ -58,11 +58,13 @@ def service_app(
 ) -> Starlette:
     """The Starlette app: probes and metrics beside ``graphql``, behind the runtime middleware."""
     metrics, health = monitoring.metrics, monitoring.health
+    # The router tries routes in order: the GraphQL endpoint, which takes nearly
+    # every request, goes first.
     routes: list[BaseRoute] = [
-        *health_routes(health),
-        metrics_route(metrics, monitoring.refreshers),
         Route("/graphql", graphql),
         WebSocketRoute("/graphql", graphql),
+        *health_routes(health),
+        metrics_route(metrics, monitoring.refreshers),
     ]
     middleware = [
         Middleware(RuntimeMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
