@@ -83,6 +83,11 @@ class LiveReadModels:
         self._loading: dict[str, asyncio.Future[ReadModelChange]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Topics with a ``live:`` subscriber (kept by ``_on_topic_change``): asked per feed
+        # event and change note, mostly "no" under load; cheaper than asking the hub.
+        self._watching = {
+            t.removeprefix(LIVE_PREFIX) for t in hub.topics() if t.startswith(LIVE_PREFIX)
+        }
         hub.on_topic_change(self._on_topic_change)
         hub.add_observer(self._on_publish)
 
@@ -105,13 +110,17 @@ class LiveReadModels:
 
     def on_batch(self, batch: Sequence[RecordedEvent]) -> None:
         """Note the topics a batch of feed events affects (watched ones only)."""
-        now = asyncio.get_running_loop().time()
-        for event in batch:
-            assert event.position is not None
-            self._seen = max(self._seen, event.position)
-            for topic in route(event):
-                if split_topic(topic)[0] in self.sources and self._watched(topic):
-                    self._note_pending(topic, event.position, now)
+        if batch:  # in position order: the last event is the highest
+            last = batch[-1].position
+            assert last is not None
+            self._seen = max(self._seen, last)
+        if self._watching:
+            now = asyncio.get_running_loop().time()
+            for event in batch:
+                assert event.position is not None
+                for topic in route(event):
+                    if topic in self._watching and split_topic(topic)[0] in self.sources:
+                        self._note_pending(topic, event.position, now)
         if self._pending:
             self._wake.set()
 
@@ -193,20 +202,26 @@ class LiveReadModels:
         return ReadModelChange(topic, document, version, position)
 
     def _watched(self, topic: str) -> bool:
-        return self.hub.has_subscribers(live_topic(topic))
+        return topic in self._watching
 
     def _on_topic_change(self, hub_topic: str, watched: bool) -> None:
         topic = hub_topic.removeprefix(LIVE_PREFIX)
-        if not watched and topic != hub_topic:
-            self._pending.pop(topic, None)
-            self._noted.pop(topic, None)
-            self._published.pop(topic, None)
+        if topic == hub_topic:
+            return
+        if watched:
+            self._watching.add(topic)
+            return
+        self._watching.discard(topic)
+        self._pending.pop(topic, None)
+        self._noted.pop(topic, None)
+        self._published.pop(topic, None)
 
     def _on_publish(self, topic: str, message: Any) -> None:
-        if isinstance(message, ReadModelChange):
+        # Watched first: it is the cheap test that fails for nearly every message.
+        if topic not in self._watching or isinstance(message, ReadModelChange):
             return
         position = position_of(message)
-        if position is not None and self._watched(topic):  # bounded by watched topics
+        if position is not None:  # bounded by watched topics
             self._noted[topic] = max(self._noted.get(topic, 0), position)
             self._wake.set()
 
