@@ -1,4 +1,9 @@
-"""A schema whose extension hooks cost nothing per streamed result that no hook needs.
+"""A schema whose extension hooks cost only what the hooks themselves do.
+
+For every stage of every operation strawberry looks each extension's hook up
+again and wraps it in fresh context managers; ``LeanExtensionsRunner`` looks
+them up once per tuple of extension classes and drives them itself, with the
+same order and exception semantics (``schema.hooks``).
 
 For every result of a subscription strawberry builds a fresh context manager
 over all extensions (looking each one's ``on_stream_result`` hook up again)
@@ -16,16 +21,25 @@ stream hook is error masking and no extension reports results.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import strawberry
 from strawberry.extensions import MaskErrors, SchemaExtension
-from strawberry.extensions.context import StreamResultContextManager
+from strawberry.extensions.context import (
+    ExecutingContextManager,
+    OperationContextManager,
+    ParsingContextManager,
+    StreamResultContextManager,
+    ValidationContextManager,
+)
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.types import ExecutionContext
 from strawberry.types.execution import StreamExecutionResult
 from strawberry.utils.await_maybe import await_maybe
+
+from schema.hooks import HookPlan
 
 
 class _NoStreamHooks(StreamResultContextManager):
@@ -60,8 +74,26 @@ class _NoStreamHooks(StreamResultContextManager):
 _NO_STREAM_HOOKS = _NoStreamHooks()
 
 
-def _overrides(extension: SchemaExtension, name: str) -> bool:
-    return getattr(type(extension), name) is not getattr(SchemaExtension, name)
+def _overrides(cls: type[SchemaExtension], name: str) -> bool:
+    return getattr(cls, name) is not getattr(SchemaExtension, name)
+
+
+class _Plan(NamedTuple):
+    """What the runner needs to know about a tuple of extension classes."""
+
+    hooks: HookPlan
+    masking_only: bool  # every class with a stream hook is a MaskErrors
+    reporting: tuple[int, ...]  # positions of the classes overriding get_results
+
+
+@lru_cache(maxsize=64)
+def _plan(classes: tuple[type[SchemaExtension], ...]) -> _Plan:
+    stream_hooks = [cls for cls in classes if _overrides(cls, "on_stream_result")]
+    return _Plan(
+        HookPlan(classes),
+        masking_only=all(issubclass(cls, MaskErrors) for cls in stream_hooks),
+        reporting=tuple(i for i, cls in enumerate(classes) if _overrides(cls, "get_results")),
+    )
 
 
 class LeanExtensionsRunner(SchemaExtensionsRunner):
@@ -71,19 +103,29 @@ class LeanExtensionsRunner(SchemaExtensionsRunner):
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension] | None = None
     ) -> None:
         super().__init__(execution_context, extensions)
-        stream_hooks = [e for e in self.extensions if _overrides(e, "on_stream_result")]
-        self.masking_only = all(isinstance(e, MaskErrors) for e in stream_hooks)
-        self.reporting = [e for e in self.extensions if _overrides(e, "get_results")]
+        self.plan = _plan(tuple(map(type, self.extensions)))
+
+    def operation(self) -> OperationContextManager:
+        return self.plan.hooks.stage("on_operation", self.extensions) or super().operation()
+
+    def parsing(self) -> ParsingContextManager:
+        return self.plan.hooks.stage("on_parse", self.extensions) or super().parsing()
+
+    def validation(self) -> ValidationContextManager:
+        return self.plan.hooks.stage("on_validate", self.extensions) or super().validation()
+
+    def executing(self) -> ExecutingContextManager:
+        return self.plan.hooks.stage("on_execute", self.extensions) or super().executing()
 
     def on_stream_result(self, result: StreamExecutionResult) -> StreamResultContextManager:
-        if self.masking_only and not getattr(result, "errors", None):
+        if self.plan.masking_only and not getattr(result, "errors", None):
             return _NO_STREAM_HOOKS
         return super().on_stream_result(result)
 
     async def get_extensions_results(self, ctx: ExecutionContext) -> dict[str, Any]:
         data: dict[str, Any] = {}
-        for extension in self.reporting:
-            data.update(await await_maybe(extension.get_results()))
+        for position in self.plan.reporting:
+            data.update(await await_maybe(self.extensions[position].get_results()))
         data.update(ctx.extensions_results)
         return data
 

@@ -1,0 +1,162 @@
+"""LeanSchema runs every stage's hooks where strawberry.Schema does, with the same results.
+
+Queries (async and sync), subscriptions, extension results, errors masked by ``LeanMaskErrors``,
+an async hook under ``execute_sync``; and the contract the runner keeps for
+an exception that a hook swallows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import strawberry
+from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionResult
+
+from schema.masking import LeanMaskErrors
+from schema.streaming import LeanExtensionsRunner, LeanSchema
+
+LOG: list[str] = []
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def hello(self) -> str:
+        LOG.append("resolve")
+        return "hi"
+
+    @strawberry.field
+    def broken(self) -> str:
+        raise ValueError("secret")
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription
+    async def count(self, fail: bool = False) -> AsyncGenerator[int, None]:
+        yield 1
+        if fail:
+            raise ValueError("secret")
+        yield 2
+
+
+class Lifecycle(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        LOG.append("operation")
+        yield
+        LOG.append("/operation")
+
+    def on_parse(self) -> Iterator[None]:
+        LOG.append("parse")
+        yield
+        LOG.append("/parse")
+
+    def on_validate(self) -> Iterator[None]:
+        LOG.append("validate")
+        yield
+        LOG.append("/validate")
+
+    def on_execute(self) -> Iterator[None]:
+        LOG.append("execute")
+        yield
+        LOG.append("/execute")
+
+    def get_results(self) -> dict[str, Any]:
+        return {"calls": len(LOG)}
+
+
+class AsyncOperation(SchemaExtension):
+    def __repr__(self) -> str:  # in the RuntimeError under execute_sync
+        return "AsyncOperation"
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        LOG.append("async operation")
+        yield
+        LOG.append("/async operation")
+
+
+def schema(cls: type[strawberry.Schema], *extensions: type[SchemaExtension]) -> strawberry.Schema:
+    return cls(query=Query, subscription=Subscription, extensions=[*extensions, LeanMaskErrors])
+
+
+def seen(result: ExecutionResult) -> tuple[Any, ...]:
+    errors = [e.message for e in result.errors or ()]
+    return result.data, errors, result.extensions, list(LOG)
+
+
+QUERIES = ["{ hello }", "{ broken }", "{ nope }", "{ hello", "subscription { count }"]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+async def test_execute_runs_the_hooks_as_strawberry_does(query: str) -> None:
+    outcomes = []
+    for cls in (strawberry.Schema, LeanSchema):
+        LOG.clear()
+        outcomes.append(seen(await schema(cls, Lifecycle, AsyncOperation).execute(query)))
+    assert outcomes[1] == outcomes[0]
+    if query == "{ hello }":
+        assert [
+            *("operation", "async operation", "parse", "/parse", "validate", "/validate"),
+            *("execute", "resolve", "/execute", "/async operation", "/operation"),
+        ] == LOG
+    if query == "{ broken }":
+        assert outcomes[1][1] == ["Unexpected error."]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+@pytest.mark.parametrize("extensions", [(Lifecycle,), (Lifecycle, AsyncOperation)])
+def test_execute_sync_runs_the_hooks_as_strawberry_does(
+    query: str, extensions: tuple[type[SchemaExtension], ...]
+) -> None:
+    outcomes = []
+    for cls in (strawberry.Schema, LeanSchema):
+        LOG.clear()
+        try:
+            outcomes.append(seen(schema(cls, *extensions).execute_sync(query)))
+        except Exception as exc:  # e.g. the async hook: "failed to complete synchronously"
+            outcomes.append((type(exc), str(exc), list(LOG)))
+    assert outcomes[1] == outcomes[0]
+
+
+@pytest.mark.parametrize("fail", [False, True])
+async def test_subscriptions_run_the_hooks_and_mask_as_strawberry_does(fail: bool) -> None:
+    query = "subscription ($fail: Boolean!) { count(fail: $fail) }"
+    outcomes = []
+    for cls in (strawberry.Schema, LeanSchema):
+        LOG.clear()
+        stream = await schema(cls, Lifecycle).subscribe(query, variable_values={"fail": fail})
+        assert not isinstance(stream, ExecutionResult)
+        outcomes.append([seen(result) async for result in stream])
+    assert outcomes[1] == outcomes[0]
+    if fail:
+        assert outcomes[1][-1][1] == ["Unexpected error."]
+
+
+class Outer(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        try:
+            yield
+        except ValueError:
+            LOG.append("outer saw it")
+            raise
+        LOG.append("outer left normally")
+
+
+class Swallowing(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        try:
+            yield
+        except ValueError:
+            LOG.append("swallowed")
+
+
+async def test_a_swallowed_exception_skips_the_outer_hooks_but_leaves_the_block() -> None:
+    LOG.clear()
+    runner = LeanExtensionsRunner(None, [Outer(), Swallowing()])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="boom"):
+        async with runner.operation():
+            raise ValueError("boom")
+    assert LOG == ["swallowed", "outer left normally"]
