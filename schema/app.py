@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import timedelta
 from functools import partial
 
@@ -180,7 +179,7 @@ class LedgerGraphQL(GraphQL[Context, None]):
                 user = authenticate_header(self.base.auth, request.headers.get("authorization"))
             except AuthError as exc:
                 raise HTTPException(401, f"Unauthorized: {exc}") from exc
-        return replace(self.base, user=user, request=request, response=response)
+        return self.base.copy_for(user, request, response)
 
     async def on_ws_connect(self, context: Context) -> None:
         request = context.request

@@ -2,7 +2,7 @@
 
 ``server.py`` builds one ``Context`` holding the process-wide services (with
 ``user`` left anonymous); ``schema.app`` copies it for every HTTP request and
-WebSocket connection with ``dataclasses.replace``, filling in the caller
+WebSocket connection with ``Context.copy_for``, filling in the caller
 (``user``), the Starlette request/response and, on WebSockets, the
 ``connection_params`` that strawberry sets after ``connection_init``.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from application.context import CommandContext
 from application.outcomes import CommandOutcome, HistoryEntry, Loaded
@@ -94,3 +94,15 @@ class Context:
     request: Any = None
     response: Any = None
     connection_params: dict[str, object] | None = None
+
+    def copy_for(self, user: User, request: Any, response: Any) -> Self:
+        """A new ``Context`` like this one with the caller and request/response set.
+
+        The same copy as ``dataclasses.replace(self, user=..., ...)``, which
+        costs ~4 us per request (``fields()``, a getattr per field, ``__init__``);
+        a shallow copy of the instance dict is ~1 us. ``self`` is not changed.
+        """
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.user, copy.request, copy.response = user, request, response
+        return copy
