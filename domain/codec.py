@@ -41,6 +41,9 @@ class EventRegistry:
         self._names: dict[type[Any], str] = {}
         self._versions: dict[str, int] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        # Field names per class, looked up once: ``dataclasses.fields`` rebuilds
+        # its tuple on every call, and every append encodes.
+        self._fields: dict[type[Any], tuple[str, ...]] = {}
 
     def register(self, cls: type[Any], *, name: str | None = None, version: int = 1) -> None:
         type_name = name or cls.__name__
@@ -64,8 +67,9 @@ class EventRegistry:
         return self._versions[type_name]
 
     def encode(self, event: Any) -> EncodedEvent:
-        type_name = self._names[type(event)]
-        data = {f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event)}
+        cls = type(event)
+        type_name = self._names[cls]
+        data = {name: _plain(getattr(event, name)) for name in self._field_names(cls)}
         return EncodedEvent(type_name, self._versions[type_name], data)
 
     def upcast(
@@ -84,8 +88,15 @@ class EventRegistry:
         if cls is None:
             raise UnknownEventType(type_name)
         upgraded = self.upcast(type_name, schema_version, data)
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = self._field_names(cls)
         return cls(**{k: _from_plain(v) for k, v in upgraded.items() if k in names})
+
+    def _field_names(self, cls: type[Any]) -> tuple[str, ...]:
+        """The dataclass fields of ``cls``, in order (``TypeError`` if not a dataclass)."""
+        names = self._fields.get(cls)
+        if names is None:
+            names = self._fields[cls] = tuple(f.name for f in dataclasses.fields(cls))
+        return names
 
 
 def _plain(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from domain.account import AccountOpened, MoneyDebitedForTransfer, MoneyDeposited
 from domain.account_messages import ACCOUNT_COMMANDS, ACCOUNT_EVENTS
 from domain.bank import DECIDERS, EVENTS
+from domain.codec import EventRegistry
 from domain.transfer import TRANSFER, TransferFailed, TransferRequested
 from domain.transfer_messages import TRANSFER_COMMANDS, TRANSFER_EVENTS
 
@@ -62,3 +64,26 @@ def test_current_events_are_not_upcast() -> None:
     assert EVENTS.decode("MoneyDeposited", 1, {"account_id": "a", "amount": 1, "balance": 1}) == (
         MoneyDeposited("a", 1, 1)
     )
+
+
+@dataclass(frozen=True)
+class _Tagged:
+    name: str
+    tags: tuple[str, ...]
+    count: int = 0
+
+
+def test_encode_writes_fields_in_declaration_order_and_tuples_as_lists() -> None:
+    registry = EventRegistry()
+    registry.register(_Tagged)
+    for _ in range(2):  # the field names are looked up once, then reused
+        encoded = registry.encode(_Tagged("n", ("a", "b"), 3))
+        assert list(encoded.data.items()) == [("name", "n"), ("tags", ["a", "b"]), ("count", 3)]
+        assert registry.decode("_Tagged", 1, encoded.data) == _Tagged("n", ("a", "b"), 3)
+
+
+def test_decode_ignores_stored_fields_the_class_does_not_have() -> None:
+    registry = EventRegistry()
+    registry.register(_Tagged)
+    stored = {"name": "n", "tags": [], "dropped_later": 1}
+    assert registry.decode("_Tagged", 1, stored) == _Tagged("n", ())
