@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from store.notifier import HeadNotifier
@@ -45,31 +44,17 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class _Commit:
-    events: tuple[RecordedEvent, ...]
-
-    @property
-    def version(self) -> int:
-        return self.events[-1].version
-
-    @property
-    def recorded_at(self) -> datetime:
-        return self.events[0].recorded_at
-
-    def result(self) -> AppendResult:
-        return AppendResult(self.events[0].stream_id, self.version, self.events)
-
-
 class InMemoryEventStore:
     """``EventStore`` in a Python process; ``clock`` fixes ``recorded_at`` in tests."""
 
     def __init__(self, *, clock: Clock = utc_now) -> None:
         self._clock = clock
-        self._streams: dict[str, list[_Commit]] = {}
+        # A commit is kept as the ``AppendResult`` that reported it: immutable,
+        # so ``append`` and ``find_command`` hand out the stored value itself.
+        self._streams: dict[str, list[AppendResult]] = {}
         self._log: list[RecordedEvent] = []  # index i holds position i + 1
         self._stream_positions: dict[str, list[int]] = {}
-        self._commands: dict[str, _Commit] = {}
+        self._commands: dict[str, AppendResult] = {}
         self.notifier = HeadNotifier()
         self._listeners: list[Callable[[], None]] = []
 
@@ -94,28 +79,38 @@ class InMemoryEventStore:
         actual = commits[-1].version if commits else 0
         if actual != expected_version:
             raise ConcurrencyError(stream_id, expected_version, actual)
-        commit = _Commit(
-            flatten(
-                stream_id=stream_id,
-                stream_type=stream_type,
-                first_version=expected_version + 1,
-                events=[_copied(event) for event in events],
-                metadata=metadata,
-                recorded_at=to_stored_time(self._clock()),
-                first_position=len(self._log) + 1,
-            )
-        )
+        commit = self._write(stream_id, stream_type, expected_version, events, metadata)
         commits.append(commit)
-        self._log.extend(commit.events)
-        self._stream_positions.setdefault(stream_id, []).extend(
-            e.position for e in commit.events if e.position is not None
-        )
         if command_id is not None:
             self._commands[command_id] = commit
         self.notifier.advance(len(self._log))
         for listener in self._listeners:
             listener()
-        return commit.result()
+        return commit
+
+    def _write(
+        self,
+        stream_id: str,
+        stream_type: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        metadata: CommitMetadata,
+    ) -> AppendResult:
+        """The commit after ``expected_version``, its events added to the global log."""
+        first_position = len(self._log) + 1
+        recorded = flatten(
+            stream_id=stream_id,
+            stream_type=stream_type,
+            first_version=expected_version + 1,
+            events=events,
+            metadata=metadata,
+            recorded_at=to_stored_time(self._clock()),
+            first_position=first_position,
+        )
+        self._log.extend(recorded)
+        positions = range(first_position, first_position + len(recorded))
+        self._stream_positions.setdefault(stream_id, []).extend(positions)
+        return AppendResult(stream_id, recorded[-1].version, recorded)
 
     async def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
@@ -138,7 +133,8 @@ class InMemoryEventStore:
 
     async def version_at(self, stream_id: str, moment: datetime) -> int:
         moment = to_stored_time(moment)
-        versions = [c.version for c in self._streams.get(stream_id, ()) if c.recorded_at <= moment]
+        commits = self._streams.get(stream_id, ())
+        versions = [c.version for c in commits if c.events[0].recorded_at <= moment]
         return max(versions, default=0)
 
     async def read_all(
@@ -174,13 +170,7 @@ class InMemoryEventStore:
         return 0
 
     async def find_command(self, command_id: str) -> AppendResult | None:
-        commit = self._commands.get(command_id)
-        return commit.result() if commit is not None else None
-
-
-def _copied(event: NewEvent) -> NewEvent:
-    """A shallow copy, so a caller mutating its dict later cannot change history."""
-    return NewEvent(event.event_id, event.type, dict(event.data), event.schema_version)
+        return self._commands.get(command_id)
 
 
 class InMemorySnapshotStore:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from store.protocol import CommitMetadata, NewEvent, RecordedEvent
 
@@ -17,9 +17,14 @@ Clock = Callable[[], datetime]
 MillisClock = Callable[[], int]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def utc_now() -> datetime:
     """Now in UTC, truncated to milliseconds (what MongoDB can store)."""
-    return to_stored_time(datetime.now(UTC))
+    # The clock of every append: whole milliseconds after the epoch cost one
+    # timedelta, half of ``datetime.now(UTC)`` plus ``replace(microsecond=...)``.
+    return _EPOCH + timedelta(milliseconds=time.time_ns() // 1_000_000)
 
 
 def epoch_ms() -> int:
@@ -27,11 +32,17 @@ def epoch_ms() -> int:
 
 
 def to_stored_time(moment: datetime) -> datetime:
-    """``moment`` as tz-aware UTC truncated to ms; naive datetimes are taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    """``moment`` as tz-aware UTC truncated to ms; naive datetimes are taken as UTC.
+
+    A moment already in that form (what ``utc_now`` returns) is returned as is.
+    """
+    if moment.tzinfo is not UTC:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        moment = moment.astimezone(UTC)
+    if moment.microsecond % 1000:
+        moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    return moment
 
 
 def check_append(expected_version: int, events: Sequence[NewEvent]) -> None:
@@ -52,19 +63,25 @@ def flatten(
     recorded_at: datetime,
     first_position: int | None,
 ) -> tuple[RecordedEvent, ...]:
-    """The recorded events of one commit, versions and positions counted from its first."""
+    """The recorded events of one commit, versions and positions counted from its first.
+
+    Each event's ``data`` is copied (shallowly), so a caller mutating its dict
+    after the append cannot change history.
+    """
     return tuple(
-        RecordedEvent(
-            stream_id=stream_id,
-            stream_type=stream_type,
-            version=first_version + offset,
-            event_id=event.event_id,
-            type=event.type,
-            schema_version=event.schema_version,
-            data=event.data,
-            metadata=metadata,
-            recorded_at=recorded_at,
-            position=None if first_position is None else first_position + offset,
-        )
-        for offset, event in enumerate(events)
+        [
+            RecordedEvent(
+                stream_id=stream_id,
+                stream_type=stream_type,
+                version=first_version + offset,
+                event_id=event.event_id,
+                type=event.type,
+                schema_version=event.schema_version,
+                data=dict(event.data),
+                metadata=metadata,
+                recorded_at=recorded_at,
+                position=None if first_position is None else first_position + offset,
+            )
+            for offset, event in enumerate(events)
+        ]
     )
