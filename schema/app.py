@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import ParserCache, SchemaExtension
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.config import StrawberryConfig
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
@@ -39,6 +39,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 
 from schema.auth import ANONYMOUS, AuthError, authenticate_header, authenticate_params
+from schema.caching import validation_cache
 from schema.context import Context
 from schema.errors import ClientError
 from schema.fanout import SharingExecutor, encode_message
@@ -85,7 +86,7 @@ def build_schema(
         partial(LeanMaskErrors, should_mask_error=should_mask),
         partial(ParserCache, maxsize=CACHE_SIZE),
         *limit_extensions(limits),
-        partial(ValidationCache, maxsize=CACHE_SIZE),
+        validation_cache(CACHE_SIZE),
     ]
     return LeanSchema(
         query=Query,
