@@ -36,7 +36,7 @@ from projections.handler import (
     position_of,
 )
 from projections.leasing import ConsumerLease
-from projections.progress import ProgressBoard, wait_for_events
+from projections.progress import ProgressBoard, head_notifier, wait_for_events
 from projections.status import (
     REBUILDING,
     RUNNING,
@@ -86,6 +86,7 @@ class Consumer:
         self._lease = ConsumerLease(leases, handler.name, self.owner, self.settings.lease_ttl)
         self._retry = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._notifier = head_notifier(store)
 
     @property
     def name(self) -> str:
@@ -166,16 +167,34 @@ class Consumer:
         if self.state == STOPPED_ON_ERROR:
             await self._wait_for_retry()
             return
-        if not await self.step():
+        if self._drained(await self._next_batch()):
             await self._idle_wait()
 
     async def step(self) -> bool:
         """Handle the next batch, if any; return whether there was one."""
+        return await self._next_batch() > 0
+
+    async def _next_batch(self) -> int:
         events = await self._store.read_all(self.position, self.settings.batch_size)
-        if not events:
+        if events:
+            await self._process(events)
+        return len(events)
+
+    def _drained(self, read: int) -> bool:
+        """Whether to wait for news rather than read again, after reading ``read`` events.
+
+        After an empty read, always. After a short batch too, when the store's
+        notifier knows of nothing beyond it, as the feed tail does: that saves the
+        empty read (a cycle per batch under load; a query on MongoDB). Other
+        processes' events reach the notifier through reads and the sequencer, as
+        they do for an idle consumer.
+        """
+        if read == 0:
+            return True
+        if read >= self.settings.batch_size or self.state != RUNNING:
             return False
-        await self._process(events)
-        return True
+        head = getattr(self._notifier, "head", None)
+        return isinstance(head, int) and head <= self.position
 
     async def _process(self, events: Sequence[RecordedEvent]) -> None:
         try:
@@ -278,7 +297,7 @@ class Consumer:
 
     async def _idle_wait(self) -> None:
         timeout = max(min(self.settings.poll_interval, self._lease.renew_in()), 0.0)
-        await wait_for_events(self._store, self.position, timeout)
+        await wait_for_events(self._notifier, self.position, timeout)
 
     def _standby_wait(self) -> float:
         return min(self.settings.poll_interval, self.settings.lease_ttl / 3)

@@ -44,13 +44,22 @@ class ProgressBoard:
             return
 
 
-async def wait_for_events(store: EventStore, position: int, timeout: float) -> None:  # noqa: ASYNC109
+def head_notifier(store: EventStore) -> Any:
+    """The store's in-process ``notifier`` (``store.notifier``), or None if it has none.
+
+    Looked up once per consumer: through the instrumented store's proxy every
+    lookup is a ``__getattr__`` call.
+    """
+    return getattr(store, "notifier", None)
+
+
+async def wait_for_events(notifier: Any, position: int, timeout: float) -> None:  # noqa: ASYNC109
     """Wait up to ``timeout`` seconds for events beyond ``position``.
 
-    Woken by the store's in-process ``notifier`` when it has one; without one,
-    or when it knows of positions not yet readable here, this polls instead.
+    Woken by the store's in-process ``notifier`` (``head_notifier``) when it has
+    one; without one, or when it knows of positions not yet readable here, this
+    polls instead.
     """
-    notifier: Any = getattr(store, "notifier", None)
     if notifier is not None and getattr(notifier, "head", 0) <= position:
         await notifier.wait_beyond(position, timeout)
     else:
