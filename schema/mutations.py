@@ -32,6 +32,7 @@ from schema.commands import (
     transfer_access,
 )
 from schema.context import Context
+from schema.inputs import flat_input
 from schema.operations import RetryProjectionResult, retry_projection
 from schema.payloads import AccountPayload, TransferPayload
 from schema.scalars import DecimalString
@@ -40,6 +41,7 @@ AccountResult = Annotated[AccountPayload | e.ErrorType, strawberry.union("Accoun
 TransferResult = Annotated[TransferPayload | e.ErrorType, strawberry.union("TransferResult")]
 
 
+@flat_input
 @strawberry.input
 class OpenAccountInput:
     owner: str
@@ -49,6 +51,7 @@ class OpenAccountInput:
     )
 
 
+@flat_input
 @strawberry.input
 class AmountInput:
     account_id: strawberry.ID
@@ -59,6 +62,7 @@ class AmountInput:
     )
 
 
+@flat_input
 @strawberry.input
 class CloseAccountInput:
     account_id: strawberry.ID
@@ -66,6 +70,7 @@ class CloseAccountInput:
     expected_version: int | None = None
 
 
+@flat_input
 @strawberry.input
 class RequestTransferInput:
     from_account_id: strawberry.ID
