@@ -10,22 +10,10 @@ events for one account are merged into a single write.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from domain.codec import EventRegistry
 from domain.money import format_amount
-from projections.documents import DocumentStore
-from projections.projector import (
-    ChangePublisher,
-    FieldsOf,
-    Target,
-    default_registry,
-    iso,
-    publish_notes,
-    version_writes,
-    write_notes,
-)
+from projections.projector import FieldsOf, StreamDocumentsProjector, iso
 from store.protocol import RecordedEvent
 
 NAME = "accounts"
@@ -65,27 +53,10 @@ FIELDS: dict[str, FieldsOf] = {
 }
 
 
-class AccountsProjector:
+class AccountsProjector(StreamDocumentsProjector):
     """Projects account events into ``accounts`` (or the fixed ``physical`` collection)."""
 
     name = NAME
-
-    def __init__(
-        self,
-        documents: DocumentStore,
-        *,
-        hub: ChangePublisher | None = None,
-        registry: EventRegistry | None = None,
-        physical: str | None = None,
-    ) -> None:
-        self.target = Target(documents, NAME, INDEXES, physical=physical)
-        self._hub = hub
-        self._registry = registry or default_registry()
-
-    async def prepare(self) -> None:
-        await self.target.prepare()
-
-    async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
-        writes = version_writes(events, "account", FIELDS, self._registry)
-        await self.target.documents.apply(self.target.name, writes)
-        publish_notes(self._hub, write_notes("account", writes))
+    indexes = INDEXES
+    stream_type = "account"
+    fields = FIELDS

@@ -22,9 +22,8 @@ from domain.codec import EventRegistry
 from projections.documents import DocumentStore, GuardedWrite
 from projections.projector import (
     ChangePublisher,
-    Target,
+    ReadModelProjector,
     change_note,
-    default_registry,
     payload,
     position_of,
     publish_notes,
@@ -88,7 +87,7 @@ def empty_totals(currency: str) -> Totals:
     }
 
 
-class LedgerProjector:
+class LedgerProjector(ReadModelProjector):
     """Projects account events into ``ledger`` (or the fixed ``physical`` collection)."""
 
     name = NAME
@@ -102,14 +101,9 @@ class LedgerProjector:
         registry: EventRegistry | None = None,
         physical: str | None = None,
     ) -> None:
-        self.target = Target(documents, NAME, (), physical=physical)
+        super().__init__(documents, hub=hub, registry=registry, physical=physical)
         self._store = store
-        self._hub = hub
-        self._registry = registry or default_registry()
         self._currencies: OrderedDict[str, str] = OrderedDict()
-
-    async def prepare(self) -> None:
-        await self.target.prepare()
 
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
         applicable = relevant(events, APPLY, "account", self._registry)

@@ -3,8 +3,10 @@
 A projector is an ``EventHandler`` (``projections.consumer``) that writes one
 read-model collection. It writes to a *physical* collection: the one the
 logical name points at when the projector becomes active, or a fixed one
-given by a rebuild. ``relevant``, ``version_writes`` and ``publish_notes`` are
-the batch steps the projectors have in common.
+given by a rebuild. ``ReadModelProjector`` holds what every projector keeps
+(target, hub, registry); ``StreamDocumentsProjector`` is a whole projector for
+one document per stream. ``relevant``, ``version_writes`` and ``publish_notes``
+are the batch steps the projectors have in common.
 """
 
 from __future__ import annotations
@@ -148,3 +150,46 @@ def write_notes(kind: str, writes: Iterable[GuardedWrite]) -> list[tuple[str, di
         (f"{kind}:{w.doc_id}", change_note(w.doc_id, w.guard_value, w.fields["position"]))
         for w in writes
     ]
+
+
+class ReadModelProjector:
+    """Base of the projectors that write one read-model collection.
+
+    A subclass sets ``name`` (the logical collection, also its consumer's
+    name) and ``indexes``, and implements ``handle_batch``; the base keeps the
+    target collection, the hub that change notes go to and the event registry.
+    """
+
+    name: str
+    indexes: Sequence[Sequence[SortKey]] = ()
+
+    def __init__(
+        self,
+        documents: DocumentStore,
+        *,
+        hub: ChangePublisher | None = None,
+        registry: EventRegistry | None = None,
+        physical: str | None = None,
+    ) -> None:
+        self.target = Target(documents, self.name, self.indexes, physical=physical)
+        self._hub = hub
+        self._registry = registry or default_registry()
+
+    async def prepare(self) -> None:
+        await self.target.prepare()
+
+
+class StreamDocumentsProjector(ReadModelProjector):
+    """One document per stream of ``stream_type``, as of its stream version.
+
+    A subclass also sets ``stream_type`` and ``fields`` (see ``version_writes``);
+    each write's change note is published on ``<stream_type>:<id>``.
+    """
+
+    stream_type: str
+    fields: Mapping[str, FieldsOf]
+
+    async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
+        writes = version_writes(events, self.stream_type, self.fields, self._registry)
+        await self.target.documents.apply(self.target.name, writes)
+        publish_notes(self._hub, write_notes(self.stream_type, writes))

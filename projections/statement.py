@@ -12,13 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from domain.codec import EventRegistry
-from projections.documents import DocumentStore
 from projections.projector import (
-    ChangePublisher,
-    Target,
+    ReadModelProjector,
     change_note,
-    default_registry,
     iso,
     position_of,
     publish_notes,
@@ -58,25 +54,11 @@ def statement_line(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]
     }
 
 
-class StatementProjector:
+class StatementProjector(ReadModelProjector):
     """Projects money movements into ``account_statement`` (or a fixed ``physical``)."""
 
     name = NAME
-
-    def __init__(
-        self,
-        documents: DocumentStore,
-        *,
-        hub: ChangePublisher | None = None,
-        registry: EventRegistry | None = None,
-        physical: str | None = None,
-    ) -> None:
-        self.target = Target(documents, NAME, INDEXES, physical=physical)
-        self._hub = hub
-        self._registry = registry or default_registry()
-
-    async def prepare(self) -> None:
-        await self.target.prepare()
+    indexes = INDEXES
 
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
         lines = [

@@ -8,21 +8,9 @@ position, requested_at, updated_at}``. A refused credit keeps the status
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from domain.codec import EventRegistry
-from projections.documents import DocumentStore
-from projections.projector import (
-    ChangePublisher,
-    FieldsOf,
-    Target,
-    default_registry,
-    iso,
-    publish_notes,
-    version_writes,
-    write_notes,
-)
+from projections.projector import FieldsOf, StreamDocumentsProjector, iso
 from store.protocol import RecordedEvent
 
 NAME = "transfers"
@@ -76,27 +64,10 @@ FIELDS: dict[str, FieldsOf] = {
 }
 
 
-class TransfersProjector:
+class TransfersProjector(StreamDocumentsProjector):
     """Projects transfer events into ``transfers`` (or the fixed ``physical`` collection)."""
 
     name = NAME
-
-    def __init__(
-        self,
-        documents: DocumentStore,
-        *,
-        hub: ChangePublisher | None = None,
-        registry: EventRegistry | None = None,
-        physical: str | None = None,
-    ) -> None:
-        self.target = Target(documents, NAME, INDEXES, physical=physical)
-        self._hub = hub
-        self._registry = registry or default_registry()
-
-    async def prepare(self) -> None:
-        await self.target.prepare()
-
-    async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
-        writes = version_writes(events, "transfer", FIELDS, self._registry)
-        await self.target.documents.apply(self.target.name, writes)
-        publish_notes(self._hub, write_notes("transfer", writes))
+    indexes = INDEXES
+    stream_type = "transfer"
+    fields = FIELDS

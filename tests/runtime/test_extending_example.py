@@ -121,7 +121,7 @@ async def goal_app() -> AsyncIterator[GoalApp]:
     store, documents = InMemoryEventStore(), InMemoryDocumentStore()
     service = _service(store, registry)
     consumer = Consumer(
-        GoalsProjector(documents, registry),
+        GoalsProjector(documents, registry=registry),
         store,
         CheckpointStore(documents),
         InMemoryLeases(),
@@ -168,7 +168,7 @@ async def test_projector_replay_changes_nothing() -> None:
     service = _service(store, registry)
     await service.handle(CreateGoal("goal-7", "ana", "trip", 500), CommandContext())
     await service.handle(SaveTowardsGoal("goal-7", 200), CommandContext())
-    projector = GoalsProjector(documents, registry)
+    projector = GoalsProjector(documents, registry=registry)
     await projector.prepare()
     events = await store.read_all(0)
     await projector.handle_batch(events)

@@ -8,64 +8,44 @@ no-op; a batch's events for one goal merge into one write.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from domain.codec import EventRegistry
-from projections.documents import DocumentStore, GuardedWrite, WriteBatch
-from projections.projector import ChangePublisher, Target, change_note, iso, payload, position_of
+from projections.documents import DocumentStore
+from projections.projector import FieldsOf, StreamDocumentsProjector
 from store.protocol import RecordedEvent
 
 NAME = "goals"
 INDEXES = [[("owner", 1)]]
 
-FieldsOf = Callable[[dict[str, Any]], dict[str, Any]]
+
+def _created(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
+    return {"owner": data["owner"], "name": data["name"], "target": data["target"],
+            "saved": 0, "status": "SAVING"}  # fmt: skip
+
+
 FIELDS: dict[str, FieldsOf] = {
-    "GoalCreated": lambda d: {"owner": d["owner"], "name": d["name"], "target": d["target"],
-                              "saved": 0, "status": "SAVING"},
-    "MoneySavedTowardsGoal": lambda d: {"saved": d["saved"]},
-    "GoalReached": lambda d: {"status": "REACHED"},
-    "GoalAbandoned": lambda d: {"status": "ABANDONED"},
-}  # fmt: skip
+    "GoalCreated": _created,
+    "MoneySavedTowardsGoal": lambda _, d: {"saved": d["saved"]},
+    "GoalReached": lambda _, d: {"status": "REACHED"},
+    "GoalAbandoned": lambda _, d: {"status": "ABANDONED"},
+}
+"""The fields each event sets on its goal's document (from the upcast payload)."""
 
 
-class GoalsProjector:
-    """An ``EventHandler`` for the consumer runtime: ``name``, ``prepare``, ``handle_batch``."""
+class GoalsProjector(StreamDocumentsProjector):
+    """An ``EventHandler`` for the consumer runtime: ``name``, ``prepare``, ``handle_batch``.
+
+    ``StreamDocumentsProjector`` writes one document per ``goal`` stream, each
+    write guarded by the stream version (``version_writes``), and publishes a
+    change note on ``goal:<id>`` when given a hub. Pass ``registry=`` (the
+    goal events' registry) and, for a rebuild, ``physical=``.
+    """
 
     name = NAME
-
-    def __init__(
-        self,
-        documents: DocumentStore,
-        registry: EventRegistry,
-        *,
-        hub: ChangePublisher | None = None,
-        physical: str | None = None,
-    ) -> None:
-        self.target = Target(documents, NAME, INDEXES, physical=physical)
-        self._registry = registry
-        self._hub = hub
-
-    async def prepare(self) -> None:
-        await self.target.prepare()
-
-    async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
-        batch = WriteBatch()
-        for event in events:
-            fields_of = FIELDS.get(event.type)
-            if fields_of is None or event.stream_type != "goal":
-                continue  # every consumer sees every event: skip the others' cheaply
-            fields = fields_of(payload(self._registry, event))
-            fields.update(version=event.version, position=position_of(event),
-                          updated_at=iso(event.recorded_at))  # fmt: skip
-            batch.add(GuardedWrite(event.stream_id, "version", event.version, fields))
-        writes = batch.writes()
-        await self.target.documents.apply(self.target.name, writes)
-        if self._hub is not None:  # live subscriptions learn about the change
-            for write in writes:
-                note = change_note(write.doc_id, write.guard_value, write.fields["position"])
-                self._hub.publish(f"goal:{write.doc_id}", note)
+    indexes = INDEXES
+    stream_type = "goal"
+    fields = FIELDS
 
 
 @dataclass(frozen=True)
