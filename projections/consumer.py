@@ -193,8 +193,7 @@ class Consumer:
             return True
         if read >= self.settings.batch_size or self.state != RUNNING:
             return False
-        head = getattr(self._notifier, "head", None)
-        return isinstance(head, int) and head <= self.position
+        return self._notifier is not None and self._notifier.head <= self.position
 
     async def _process(self, events: Sequence[RecordedEvent]) -> None:
         try:

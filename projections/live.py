@@ -23,7 +23,7 @@ from projections.hub import Hub
 from projections.live_read_models import LiveReadModels
 from projections.live_sources import checkpoint_reader, view_sources
 from projections.live_topics import LEDGER_TOPIC, ReadModelChange, ReadModelSource, topic_for
-from projections.progress import ProgressBoard
+from projections.progress import ProgressBoard, head_notifier
 from projections.readmodels import AccountsView, LedgerView, TransfersView
 from store.protocol import EventStore, RecordedEvent
 
@@ -99,8 +99,13 @@ def create_live(
     after the consumers started; ``await live.stop()`` before the store closes.
     """
     hub = hub or Hub()
-    notifier = getattr(store, "notifier", None)
-    feed = Feed(store, hub, notifier=notifier, poll_interval=poll_interval, queue_size=queue_size)
+    feed = Feed(
+        store,
+        hub,
+        notifier=head_notifier(store),
+        poll_interval=poll_interval,
+        queue_size=queue_size,
+    )
     read_models = LiveReadModels(
         hub,
         view_sources(AccountsView(documents), TransfersView(documents), LedgerView(documents)),

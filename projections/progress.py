@@ -12,8 +12,8 @@ head to move past its position.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
+from store.notifier import HeadNotifier
 from store.protocol import EventStore
 
 
@@ -44,23 +44,24 @@ class ProgressBoard:
             return
 
 
-def head_notifier(store: EventStore) -> Any:
+def head_notifier(store: EventStore) -> HeadNotifier | None:
     """The store's in-process ``notifier`` (``store.notifier``), or None if it has none.
 
     Looked up once per consumer: through the instrumented store's proxy every
     lookup is a ``__getattr__`` call.
     """
-    return getattr(store, "notifier", None)
+    notifier = getattr(store, "notifier", None)
+    return notifier if isinstance(notifier, HeadNotifier) else None
 
 
-async def wait_for_events(notifier: Any, position: int, timeout: float) -> None:  # noqa: ASYNC109
+async def wait_for_events(notifier: HeadNotifier | None, position: int, timeout: float) -> None:  # noqa: ASYNC109
     """Wait up to ``timeout`` seconds for events beyond ``position``.
 
     Woken by the store's in-process ``notifier`` (``head_notifier``) when it has
     one; without one, or when it knows of positions not yet readable here, this
     polls instead.
     """
-    if notifier is not None and getattr(notifier, "head", 0) <= position:
+    if notifier is not None and notifier.head <= position:
         await notifier.wait_beyond(position, timeout)
     else:
         await asyncio.sleep(timeout if notifier is None else min(timeout, 0.02))
