@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,16 +36,16 @@ class BodyTooLarge(Exception):
 
 
 def request_id_from(scope: Scope) -> str:
-    return _client_request_id(scope.get("headers", ())) or random_hex()
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id" and (usable := _usable_request_id(value)):
+            return usable
+    return random_hex()
 
 
-def _client_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name == b"x-request-id":
-            text: str = value.decode("latin-1")
-            if _REQUEST_ID.match(text):
-                return text
-    return None
+def _usable_request_id(value: bytes) -> str | None:
+    """The client's ``X-Request-ID`` when it is a short plain token, else None."""
+    text: str = value.decode("latin-1")
+    return text if _REQUEST_ID.match(text) else None
 
 
 def _scan_headers(scope: Scope) -> tuple[str, int | None]:
@@ -60,7 +59,7 @@ def _scan_headers(scope: Scope) -> tuple[str, int | None]:
             except ValueError:
                 length = 0
         elif name == b"x-request-id" and request_id is None:
-            request_id = _client_request_id(((name, value),))
+            request_id = _usable_request_id(value)
     return request_id or random_hex(), length
 
 
