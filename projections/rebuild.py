@@ -85,7 +85,8 @@ class Rebuilder:
 
     async def rebuild(self, name: str) -> RebuildResult:
         if name not in self._factories:
-            raise RebuildError(f"no projection named {name!r} can be rebuilt")
+            known = ", ".join(self._factories)
+            raise RebuildError(f"no read model named {name!r} (read models: {known})")
         if not await take_lease(self._leases, rebuild_lease_name(name), self._owner, self._ttl):
             raise RebuildError(f"a rebuild of {name!r} is already running")
         self._lost = False

@@ -105,8 +105,16 @@ def _status_dict(row: Any) -> dict[str, object]:
 
 
 async def _rebuild(parts: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from projections.catalog import PROCESS_MANAGERS
     from projections.rebuild import RebuildError
 
+    if args.name in PROCESS_MANAGERS:
+        known = ", ".join(parts.rebuilder.names)
+        sys.stderr.write(
+            f"ledger: {args.name!r} is a process manager, not a read model: it sends commands, "
+            f"and a rebuild would send them again. Read models that can be rebuilt: {known}\n"
+        )
+        return 1
     try:
         result = await parts.rebuilder.rebuild(args.name)
     except RebuildError as error:
@@ -143,6 +151,7 @@ async def _tail(parts: Any, args: argparse.Namespace, out: TextIO) -> int:
         limit=args.limit,
         as_json=args.json,
         poll_seconds=parts.settings.poll_interval_seconds,
+        notices=sys.stderr,
     )
     return 0
 

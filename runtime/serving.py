@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 from collections.abc import Callable
 
 import uvicorn
@@ -48,7 +50,16 @@ def run(
     settings: Settings,
     on_exit: Callable[[ASGIApp], None] | None = None,
 ) -> None:
-    """Log set-up, then serve ``make_app(settings)`` until a signal; exit 3 if it never started."""
+    """Log set-up, then serve ``make_app(settings)`` until a signal; exit 3 if it never started.
+
+    A port already in use ends the run at once with exit status 1 and one line
+    that says so, before anything starts (no database, no "serving on" line).
+    """
+    if port_in_use(settings.host, settings.port):
+        raise SystemExit(
+            f"ledger: port {settings.port} on {settings.host} is already in use "
+            "(another server running?); choose another with --port N or PORT=N"
+        )
     configure_logging(settings.effective_log_level, settings.effective_log_format)
     log.info("starting with %s", settings.describe())
     if settings.auth_mode == "dev":
@@ -66,6 +77,24 @@ def run(
             on_exit(app)
     if not server.started:
         raise SystemExit(3)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether binding ``host:port`` fails because something listens there already.
+
+    Bound the way uvicorn binds (``SO_REUSEADDR``), so a port in TIME_WAIT is
+    free. Any other bind failure is left for uvicorn to report.
+    """
+    if port == 0:
+        return False
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return error.errno == errno.EADDRINUSE
+    return False
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

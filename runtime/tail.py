@@ -47,15 +47,19 @@ async def follow_events(
     limit: int | None = None,
     as_json: bool = False,
     poll_seconds: float = 0.2,
+    notices: TextIO | None = None,
 ) -> int:
     """Print events after ``after`` (default: the current head) in global order.
 
     Stops at the end of the log when ``follow`` is false, after ``limit``
     events when given, else runs until cancelled. Returns the events printed.
+    Each time it reaches the end of the log and starts waiting, it says so
+    once on ``notices`` (the CLI's stderr), so an operator knows it is alive.
     """
     position = await store.head_position() if after is None else max(after, 0)
     log.info("following events after position %s", position)
     printed = 0
+    waiting = False
     while limit is None or printed < limit:
         wanted = BATCH if limit is None else min(BATCH, limit - printed)
         batch = await store.read_all(position, wanted)
@@ -67,5 +71,11 @@ async def follow_events(
         if not batch:
             if not follow:
                 break
+            if notices is not None and not waiting:
+                notices.write(f"waiting for new events after position {position} (Ctrl-C stops)\n")
+                notices.flush()
+            waiting = True
             await asyncio.sleep(poll_seconds)
+        else:
+            waiting = False
     return printed

@@ -11,6 +11,7 @@ import asyncio
 import io
 import json
 import logging
+import socket
 import subprocess
 import sys
 import tomllib
@@ -178,3 +179,54 @@ def test_events_tail_follows_new_events(db_env: dict[str, str], tmp_path: Path) 
             process.wait(10)
     assert process.returncode == 0, err
     assert [line.split()[0] for line in out.splitlines()] == ["1", "2"]
+
+
+def test_rebuild_of_a_process_manager_says_why_and_lists_the_read_models(
+    db_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["projections", "rebuild", "transfer_manager"], io.StringIO()) == 1
+    err = capsys.readouterr().err
+    assert "process manager" in err
+    assert "accounts, account_statement, transfers, ledger" in err
+
+
+def test_rebuild_of_an_unknown_name_lists_the_read_models(
+    db_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["projections", "rebuild", "acounts"], io.StringIO()) == 1
+    err = capsys.readouterr().err
+    assert "'acounts'" in err
+    assert "accounts, account_statement, transfers, ledger" in err
+
+
+def test_events_tail_says_when_it_waits(db_env: dict[str, str], tmp_path: Path) -> None:
+    """At the end of the log ``events tail`` says, once, that it waits for more."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runtime", "events", "tail", "--after", "0"],
+        cwd=tmp_path, env=clean_env(PYTHONPATH=str(ROOT), **db_env),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()  # ends at EOF if the process dies
+    finally:
+        process.kill()
+        process.communicate(timeout=10)  # reaps it and closes both pipes
+    assert line.startswith("waiting for new events after position 0"), line
+
+
+def test_serve_on_a_busy_port_says_so_before_starting(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = clean_env(PYTHONPATH=str(ROOT), DATA_DIR=str(tmp_path / "data"))
+        done = subprocess.run(
+            [sys.executable, "-m", "runtime", "serve", "--port", str(port)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
+    assert "--port" in done.stderr
+    assert "serving on" not in done.stderr + done.stdout
+    assert not (tmp_path / "data").exists()  # nothing started, not even the database
