@@ -76,6 +76,7 @@ from store.mongo_commits import PENDING
 from store.mongo_events import MongoEventStore
 from store.mongo_leases import MongoLeases
 from store.mongo_snapshots import MongoSnapshotStore
+from store.records import set_clock_skew
 from store.sequencer import Sequencer
 
 __all__ = ["Components", "Monitoring", "Stores", "create_app", "main", "serve", "start_components"]
@@ -209,6 +210,7 @@ async def core_components(
     settings: Settings, stack: AsyncExitStack, metrics: Metrics, health: Health
 ) -> Components:
     """The stores, the (instrumented) Application Service and what reads the stores."""
+    set_clock_skew(settings.clock_skew_seconds)  # 0 outside tests of disagreeing clocks
     database, stores = await open_stores(settings, stack, health)
     events = InstrumentedEventStore(stores.events, metrics)
     service = ApplicationService(

@@ -11,13 +11,14 @@ GraphiQL and introspection off unless they are switched on explicitly.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from runtime.settings_rules import MIN_JWT_SECRET_LENGTH, configuration_problems
 
@@ -31,6 +32,13 @@ __all__ = [
     "settings_table",
 ]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEV_CORS_ORIGINS = tuple(
+    f"http://{host}:{port}"
+    for port in (3000, 4173, 4200, 5173, 8080)  # React/Next, Vite preview, Angular, Vite, Vue CLI
+    for host in ("localhost", "127.0.0.1")
+)
+"""The usual local dev-server origins, allowed by default outside production."""
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 
 
 class SettingsError(ValueError):
@@ -91,6 +99,21 @@ class Settings(BaseSettings):
         None, description="Allow schema introspection (default: on, off in production)."
     )
 
+    # Browser frontends on other origins (runtime/cors.py).
+    cors_origins: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        description="Origins (`scheme://host[:port]`, comma-separated) whose pages may call the "
+        "API over HTTP and WebSocket; `*` (any) only outside production (default: local dev "
+        "servers, none in production).",
+    )
+    cors_allow_credentials: bool = Field(
+        False, description="Let those pages send cookies (CORS credentials)."
+    )
+    cors_allow_headers: Annotated[list[str], NoDecode] = Field(
+        ["Authorization", "Content-Type", "X-Request-ID", "traceparent"],
+        description="Request headers cross-origin pages may send (comma-separated).",
+    )
+
     # Logs.
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL.")
     log_format: Literal["json", "text"] | None = Field(
@@ -122,6 +145,12 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(
         0.2, gt=0, le=60, description="How often consumers look for events from other processes."
     )
+    clock_skew_seconds: float = Field(
+        0.0,
+        ge=-3600,
+        le=3600,
+        description="Tests only: shift this process's wall clock (refused in production).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -137,6 +166,26 @@ class Settings(BaseSettings):
         if value.upper() not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return value.upper()
+
+    @field_validator("cors_origins", "cors_allow_headers", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """``CORS_ORIGINS=a,b`` (or a JSON list) from the environment."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            for origin in value:
+                if origin != "*" and not _ORIGIN.match(origin):
+                    raise ValueError(f"{origin!r} is not `*` nor an origin scheme://host[:port]")
+        return value
 
     @field_validator("mongodb_url")
     @classmethod
@@ -172,6 +221,13 @@ class Settings(BaseSettings):
         return self.introspection if self.introspection is not None else not self.is_production
 
     @property
+    def effective_cors_origins(self) -> tuple[str, ...]:
+        """The origins whose pages may use the API (HTTP and WebSocket)."""
+        if self.cors_origins is not None:
+            return tuple(self.cors_origins)
+        return () if self.is_production else DEV_CORS_ORIGINS
+
+    @property
     def effective_log_format(self) -> Literal["json", "text"]:
         if self.log_format is not None:
             return self.log_format
@@ -202,6 +258,7 @@ class Settings(BaseSettings):
             "auth_mode": self.auth_mode,
             "graphiql": self.graphiql_enabled,
             "introspection": self.introspection_enabled,
+            "cors_origins": list(self.effective_cors_origins),
             "log_format": self.effective_log_format,
         }
 

@@ -42,6 +42,10 @@ def _production_problems(settings: Settings) -> list[str]:
     if settings.auth_mode != "jwt":
         # A short JWT_SECRET with AUTH_MODE=jwt is reported by _auth_problems.
         problems.append("APP_ENV=production needs AUTH_MODE=jwt (and JWT_SECRET)")
+    if settings.cors_origins is not None and "*" in settings.cors_origins:
+        problems.append("APP_ENV=production refuses CORS_ORIGINS=* (list the frontends' origins)")
+    if settings.clock_skew_seconds:
+        problems.append("APP_ENV=production refuses CLOCK_SKEW_SECONDS (a test setting)")
     return problems
 
 

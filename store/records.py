@@ -19,16 +19,36 @@ MillisClock = Callable[[], int]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# Every wall-clock reading the service makes goes through ``utc_now`` or
+# ``epoch_ms`` and is shifted by this many milliseconds: 0 except in tests that
+# run a process with a skewed clock (``CLOCK_SKEW_SECONDS``, refused in
+# production). Nothing may depend on these clocks for correctness: leases are
+# judged by the database's clock (``store.server_clock``) and global order by the
+# sequencer, so a skewed process must still behave.
+_skew_ms = 0
+
+
+def set_clock_skew(seconds: float) -> None:
+    """Shift this process's wall clock by ``seconds`` (tests of disagreeing clocks)."""
+    global _skew_ms
+    _skew_ms = round(seconds * 1000)
+
+
+def clock_skew_ms() -> int:
+    """The skew set by ``set_clock_skew`` (0 unless a test asked for one)."""
+    return _skew_ms
+
 
 def utc_now() -> datetime:
     """Now in UTC, truncated to milliseconds (what MongoDB can store)."""
     # The clock of every append: whole milliseconds after the epoch cost one
     # timedelta, half of ``datetime.now(UTC)`` plus ``replace(microsecond=...)``.
-    return _EPOCH + timedelta(milliseconds=time.time_ns() // 1_000_000)
+    return _EPOCH + timedelta(milliseconds=time.time_ns() // 1_000_000 + _skew_ms)
 
 
 def epoch_ms() -> int:
-    return int(time.time() * 1000)
+    """This process's wall clock in epoch milliseconds (skewed as ``utc_now``)."""
+    return time.time_ns() // 1_000_000 + _skew_ms
 
 
 def to_stored_time(moment: datetime) -> datetime:

@@ -95,6 +95,12 @@ def test_production_refuses_the_memory_store() -> None:
         load_settings(None, **PRODUCTION, store="memory")
 
 
+def test_production_refuses_a_clock_skew() -> None:
+    with pytest.raises(SettingsError, match="refuses CLOCK_SKEW_SECONDS"):
+        load_settings(None, **PRODUCTION, clock_skew_seconds=30)
+    assert load_settings(None, clock_skew_seconds=-30).clock_skew_seconds == -30
+
+
 def test_production_turns_graphiql_and_introspection_off_unless_enabled() -> None:
     settings = load_settings(None, **PRODUCTION)
     assert not settings.graphiql_enabled

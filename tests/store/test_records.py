@@ -8,7 +8,7 @@ import pytest
 
 from store.memory import InMemoryEventStore
 from store.protocol import CommitMetadata, NewEvent
-from store.records import to_stored_time, utc_now
+from store.records import clock_skew_ms, epoch_ms, set_clock_skew, to_stored_time, utc_now
 
 CET = timezone(timedelta(hours=1))
 
@@ -78,3 +78,15 @@ async def test_append_result_is_what_find_command_and_the_reads_return() -> None
     assert await store.read_all(1, stream_id="s-1") == list(result.events)
     assert await store.read_all(2, stream_id="s-1") == [result.events[1]]
     assert await store.version_at("s-1", result.events[0].recorded_at) == 2
+
+
+def test_the_clock_skew_shifts_every_wall_clock_reading() -> None:
+    before_ms, before = epoch_ms(), utc_now()
+    set_clock_skew(30)
+    try:
+        assert clock_skew_ms() == 30_000
+        assert epoch_ms() - before_ms >= 30_000
+        assert (utc_now() - before).total_seconds() >= 30
+    finally:
+        set_clock_skew(0)
+    assert epoch_ms() - before_ms < 30_000
