@@ -1,16 +1,26 @@
 """The Account aggregate as a decider: ``ACCOUNT`` (stream type "account").
 
 The stream id is the account id. Invariants: amounts are exact ints in
-(0, MAX_AMOUNT_MINOR]; a balance never goes below zero nor above
-MAX_BALANCE_MINOR; a closed account accepts nothing new; closing needs a
-zero balance; transfer legs are recorded in the account's own stream, a leg
-command repeated for the same transfer yields no events, and a refund only
-gives back an earlier debit of the same transfer and amount.
+(0, MAX_AMOUNT_MINOR]; a balance never goes below zero, and no deposit or
+credit takes it above MAX_BALANCE_MINOR; a closed account accepts nothing new;
+closing needs a zero balance; transfer legs are recorded in the account's own
+stream, a leg command repeated for the same transfer yields no events, and a
+refund only gives back an earlier debit of the same transfer and amount.
 
-One deliberate exception: ``RefundForTransfer`` is accepted on a closed
-account. Money must never vanish, and an account can be closed (at zero
-balance) between its transfer debit and the refund of a refused credit; the
-refunded balance then stays visible on the closed account.
+A refund (the compensation of a transfer whose credit was refused) can never
+be refused by anything the owner can change between the debit and the refund:
+
+- it is accepted on a closed account (an account can be closed, at zero
+  balance, while its transfer is in flight; the refunded balance then stays
+  visible on the closed account);
+- it is not subject to MAX_BALANCE_MINOR: a deposit landing between debit and
+  refund may have filled the account up. The balance may then exceed the
+  maximum; deposits and credits are refused until it is back under it.
+  Balances are therefore unbounded ints and stored as wide fields
+  (``domain.codec.storable_int``).
+
+Its only refusals are a refund with no matching debit leg (a bug upstream),
+which the process manager parks for an operator.
 """
 
 from __future__ import annotations
@@ -144,10 +154,10 @@ def _refund(state: AccountState, cmd: RefundForTransfer) -> Events:
     require_exists(state, cmd.account_id)
     if not check_refundable(state, transfer_id, amount):
         return []
-    # No require_open: a refund returns money this account itself sent. If it
-    # was closed (at zero balance) while the transfer was in flight, refusing
-    # the refund would strand the money and stall the transfer workflow.
-    balance = check_balance_limit(state, amount)
+    # Neither require_open nor check_balance_limit: a refund returns money this
+    # account itself sent, and the owner may have closed the account or filled
+    # it up since. Refusing would strand the money and stall the workflow.
+    balance = state.balance + amount
     return [MoneyRefundedForTransfer(state.account_id, transfer_id, amount, balance)]
 
 

@@ -1,7 +1,10 @@
 """Account commands (imperative) and events (past tense): frozen plain values.
 
 Money is int minor units. Every event's ``balance`` is the balance *after*
-the event. Import these from ``domain.account``, which re-exports them.
+the event. Amounts are bounded (``MAX_AMOUNT_MINOR``); a balance is not (a
+refund may take it past ``MAX_BALANCE_MINOR``), so ``balance`` is a wide field
+(``WIDE_FIELDS``, stored by ``domain.codec.storable_int``). Import these from
+``domain.account``, which re-exports them.
 """
 
 from __future__ import annotations
@@ -160,3 +163,12 @@ ACCOUNT_EVENTS: tuple[type, ...] = (
     MoneyCreditedForTransfer,
     MoneyRefundedForTransfer,
 )
+
+WIDE_FIELDS: dict[type, tuple[str, ...]] = {
+    MoneyDeposited: ("balance",),
+    MoneyWithdrawn: ("balance",),
+    MoneyDebitedForTransfer: ("balance",),
+    MoneyCreditedForTransfer: ("balance",),
+    MoneyRefundedForTransfer: ("balance",),
+}
+"""Unbounded int fields per event class: stored exactly however large they grow."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from domain.account_state import AccountState
+from domain.codec import storable_int
 from domain.errors import AccountIsClosed, AccountNotFound, InvalidInput, InvalidTransferState
 from domain.legs import Leg, LegKind
 from domain.money import MAX_BALANCE_MINOR
@@ -28,7 +29,7 @@ def check_balance_limit(state: AccountState, amount: int) -> int:
             "amount",
             "the account balance would exceed its maximum",
             value=amount,
-            balance=state.balance,
+            balance=storable_int(state.balance),
             maximum=MAX_BALANCE_MINOR,
         )
     return balance

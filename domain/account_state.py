@@ -2,6 +2,8 @@
 
 Snapshot shape version 1: the state's fields as plain values, ``legs`` as a
 list of ``[transfer_id, kind, amount, refunded]`` sorted by transfer id.
+``balance`` is unbounded (see ``domain.account``) and stored by
+``domain.codec.storable_int``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from domain.codec import storable_int, stored_int
 from domain.legs import Leg, LegBook
 
 
@@ -36,7 +39,7 @@ def state_to_snapshot(state: AccountState) -> dict[str, Any]:
         "account_id": state.account_id,
         "owner": state.owner,
         "currency": state.currency,
-        "balance": state.balance,
+        "balance": storable_int(state.balance),
         "status": state.status,
         "legs": [[tid, leg.kind, leg.amount, leg.refunded] for tid, leg in state.legs.items()],
     }
@@ -52,7 +55,7 @@ def state_from_snapshot(data: Mapping[str, Any]) -> AccountState:
         account_id=str(data["account_id"]),
         owner=str(data["owner"]),
         currency=str(data["currency"]),
-        balance=int(data["balance"]),
+        balance=stored_int(data["balance"]),
         status=status,
         legs=legs,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.account import ACCOUNT
-from domain.account_messages import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, AccountOpened
+from domain.account_messages import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, WIDE_FIELDS, AccountOpened
 from domain.aggregate import Decider
 from domain.codec import EventRegistry
 from domain.transfer import TRANSFER
@@ -24,7 +24,9 @@ def build_registry() -> EventRegistry:
     """A fresh registry with every bank event and upcaster registered."""
     registry = EventRegistry()
     for cls in (*ACCOUNT_EVENTS, *TRANSFER_EVENTS):
-        registry.register(cls, version=EVENT_SCHEMA_VERSIONS.get(cls, 1))
+        registry.register(
+            cls, version=EVENT_SCHEMA_VERSIONS.get(cls, 1), wide=WIDE_FIELDS.get(cls, ())
+        )
     registry.register_upcaster("AccountOpened", 1, account_opened_v1_to_v2)
     return registry
 

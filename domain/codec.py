@@ -5,15 +5,49 @@ Events are frozen dataclasses whose fields are ``str``, ``int``, ``bool`` or
 name and its current schema version. Stored data in an older schema version is
 upgraded on read by upcasters, one step at a time (v1 -> v2 -> ...); stored
 events are never rewritten.
+
+Wide integers: a field registered as *wide* holds an int with no upper bound
+(an account balance that a refund took past its maximum, a total). Storage
+integers are signed 64-bit (BSON int64), so a wide field is stored by
+``storable_int``: the int itself while it fits, its exact decimal digit string
+beyond. Every value that fits keeps the shape stored before wide fields
+existed, so no upcaster is needed; ``stored_int`` reads both.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+_DIGITS = re.compile(r"-?[0-9]{1,400}", re.ASCII)
+
+
+def storable_int(value: int) -> int | str:
+    """``value`` as storage holds it: the int inside the signed 64-bit range, else its digits.
+
+    Exact either way: ``stored_int(storable_int(n)) == n`` for every int ``n``.
+    """
+    if INT64_MIN <= value <= INT64_MAX:
+        return value
+    return str(value)
+
+
+def stored_int(value: object) -> int:
+    """The int that ``storable_int`` stored: an int, or a string of decimal digits.
+
+    Raises ``ValueError`` for anything else (a bool, a float, a malformed string).
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _DIGITS.fullmatch(value) is not None:
+        return int(value)
+    raise ValueError(f"not a stored integer: {value!r:.60}")
 
 
 class UnknownEventType(LookupError):
@@ -41,17 +75,32 @@ class EventRegistry:
         self._names: dict[type[Any], str] = {}
         self._versions: dict[str, int] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._wide: dict[type[Any], frozenset[str]] = {}
         # Field names per class, looked up once: ``dataclasses.fields`` rebuilds
         # its tuple on every call, and every append encodes.
         self._fields: dict[type[Any], tuple[str, ...]] = {}
 
-    def register(self, cls: type[Any], *, name: str | None = None, version: int = 1) -> None:
+    def register(
+        self,
+        cls: type[Any],
+        *,
+        name: str | None = None,
+        version: int = 1,
+        wide: Iterable[str] = (),
+    ) -> None:
+        """Register ``cls``; ``wide`` names its unbounded int fields (see the module docstring)."""
         type_name = name or cls.__name__
         if type_name in self._by_name and self._by_name[type_name] is not cls:
             raise ValueError(f"event type {type_name!r} registered twice")
+        wide_fields = frozenset(wide)
+        unknown = wide_fields - set(self._field_names(cls))
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
         self._by_name[type_name] = cls
         self._names[cls] = type_name
         self._versions[type_name] = version
+        if wide_fields:
+            self._wide[cls] = wide_fields
 
     def register_upcaster(self, type_name: str, from_version: int, upcaster: Upcaster) -> None:
         """Register the step that turns ``from_version`` data into ``from_version + 1``."""
@@ -70,6 +119,10 @@ class EventRegistry:
         cls = type(event)
         type_name = self._names[cls]
         data = {name: _plain(getattr(event, name)) for name in self._field_names(cls)}
+        wide = self._wide.get(cls)
+        if wide is not None:
+            for name in wide:
+                data[name] = storable_int(data[name])
         return EncodedEvent(type_name, self._versions[type_name], data)
 
     def upcast(
@@ -89,7 +142,11 @@ class EventRegistry:
             raise UnknownEventType(type_name)
         upgraded = self.upcast(type_name, schema_version, data)
         names = self._field_names(cls)
-        return cls(**{k: _from_plain(v) for k, v in upgraded.items() if k in names})
+        values = {k: _from_plain(v) for k, v in upgraded.items() if k in names}
+        for name in self._wide.get(cls, ()):
+            if name in values:
+                values[name] = stored_int(values[name])
+        return cls(**values)
 
     def _field_names(self, cls: type[Any]) -> tuple[str, ...]:
         """The dataclass fields of ``cls``, in order (``TypeError`` if not a dataclass)."""

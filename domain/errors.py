@@ -2,8 +2,9 @@
 
 Every class subclasses ``DomainError`` and has a stable ``code``. Constructor
 keyword names equal the keys of ``details`` (plus ``message``), and all detail
-values are plain (``str``/``int``/``None``; money as int minor units), so a
-stored rejection is rebuilt exactly with ``restore(code, message, details)``.
+values are plain (``str``/``int``/``None``; money as int minor units, an
+unbounded balance as ``domain.codec.storable_int`` gives it), so a stored
+rejection is rebuilt exactly with ``restore(code, message, details)``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.aggregate import DomainError
+from domain.codec import storable_int, stored_int
 
 
 class InvalidInput(DomainError):
@@ -73,17 +75,24 @@ class InsufficientFunds(DomainError):
 
 
 class BalanceNotZero(DomainError):
-    """Closing needs a zero balance; ``balance`` is int minor units of ``currency``."""
+    """Closing needs a zero balance; ``balance`` is int minor units of ``currency``.
+
+    Rebuilt from a stored rejection, ``balance`` may arrive as ``storable_int``'s
+    digit string.
+    """
 
     code = "balance_not_zero"
 
     def __init__(
-        self, account_id: str, balance: int, currency: str, message: str | None = None
+        self, account_id: str, balance: int | str, currency: str, message: str | None = None
     ) -> None:
         text = message or f"account {account_id} cannot close with a non-zero balance"
-        super().__init__(text, account_id=account_id, balance=balance, currency=currency)
+        # A balance is unbounded (a refund may pass the maximum): the stored detail
+        # is ``storable_int``'s, the attribute the exact int.
+        stored = storable_int(stored_int(balance))
+        super().__init__(text, account_id=account_id, balance=stored, currency=currency)
         self.account_id = account_id
-        self.balance = balance
+        self.balance = stored_int(balance)
         self.currency = currency
 
 

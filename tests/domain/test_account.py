@@ -23,6 +23,7 @@ from domain.account import (
     RefundForTransfer,
     Withdraw,
 )
+from domain.bank import EVENTS
 from domain.errors import (
     AccountAlreadyExists,
     AccountIsClosed,
@@ -32,6 +33,7 @@ from domain.errors import (
     InsufficientFunds,
     InvalidInput,
     InvalidTransferState,
+    restore,
 )
 from domain.money import MAX_AMOUNT_MINOR, MAX_BALANCE_MINOR
 from tests.domain.gwt import given
@@ -163,6 +165,43 @@ def test_refund_to_an_account_closed_while_the_transfer_was_in_flight_is_recorde
         .then(MoneyRefundedForTransfer(A, T, 300, 300))
     )
     assert (state.status, state.balance) == ("CLOSED", 300)
+
+
+def test_refund_is_not_subject_to_the_balance_limit() -> None:
+    # A deposit landed between the debit and the refund and filled the account
+    # to its maximum: the refund still goes through, past the maximum.
+    filled = (*DEBITED, MoneyDeposited(A, MAX_BALANCE_MINOR - 700, MAX_BALANCE_MINOR))
+    state = (
+        given(ACCOUNT, *filled)
+        .when(RefundForTransfer(A, T, 300))
+        .then(MoneyRefundedForTransfer(A, T, 300, MAX_BALANCE_MINOR + 300))
+    )
+    assert state.balance == MAX_BALANCE_MINOR + 300
+    # Over the maximum, nothing else adds money until the balance is back under it.
+    given(ACCOUNT, *filled, MoneyRefundedForTransfer(A, T, 300, MAX_BALANCE_MINOR + 300)).when(
+        Deposit(A, 1)
+    ).then_error(InvalidInput, field="amount", balance=MAX_BALANCE_MINOR + 300)
+
+
+def test_refunds_past_the_storage_range_are_exact_in_events_snapshots_and_rejections() -> None:
+    # Many refunds landing on a full account: the balance leaves the int64 range.
+    huge = 2**63 + 5
+    events = (*DEBITED, MoneyDeposited(A, 1, huge - 300))
+    state = (
+        given(ACCOUNT, *events)
+        .when(RefundForTransfer(A, T, 300))
+        .then(MoneyRefundedForTransfer(A, T, 300, huge))
+    )
+    encoded = EVENTS.encode(MoneyRefundedForTransfer(A, T, 300, huge))
+    assert encoded.data["balance"] == str(huge)
+    decoded = EVENTS.decode(encoded.type, encoded.schema_version, encoded.data)
+    assert decoded == MoneyRefundedForTransfer(A, T, 300, huge)
+    snapshot = ACCOUNT.to_snapshot(state)
+    assert snapshot["balance"] == str(huge)
+    assert ACCOUNT.from_snapshot(snapshot) == state
+    error = given(ACCOUNT, *events, decoded).when(CloseAccount(A)).then_error(BalanceNotZero)
+    assert error.details["balance"] == str(huge)
+    assert restore(error.code, error.message, dict(error.details)).details == error.details
 
 
 # CloseAccount ---------------------------------------------------------------

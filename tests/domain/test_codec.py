@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.account import AccountOpened, MoneyDebitedForTransfer, MoneyDeposited
 from domain.account_messages import ACCOUNT_COMMANDS, ACCOUNT_EVENTS
 from domain.bank import DECIDERS, EVENTS
-from domain.codec import EventRegistry
+from domain.codec import INT64_MAX, INT64_MIN, EventRegistry, storable_int, stored_int
 from domain.transfer import TRANSFER, TransferFailed, TransferRequested
 from domain.transfer_messages import TRANSFER_COMMANDS, TRANSFER_EVENTS
 
@@ -87,3 +89,29 @@ def test_decode_ignores_stored_fields_the_class_does_not_have() -> None:
     registry.register(_Tagged)
     stored = {"name": "n", "tags": [], "dropped_later": 1}
     assert registry.decode("_Tagged", 1, stored) == _Tagged("n", ())
+
+
+@given(st.integers(min_value=-(2**200), max_value=2**200))
+def test_storable_ints_round_trip_exactly(value: int) -> None:
+    stored = storable_int(value)
+    assert stored_int(stored) == value
+    assert isinstance(stored, int) == (INT64_MIN <= value <= INT64_MAX)
+
+
+@pytest.mark.parametrize("value", [True, 1.0, "1.0", "", " 1", "1e3", "0x10", "\u0661", None, [1]])
+def test_stored_int_refuses_anything_else(value: object) -> None:
+    with pytest.raises(ValueError, match="not a stored integer"):
+        stored_int(value)
+
+
+def test_wide_fields_keep_the_int_shape_while_it_fits() -> None:
+    # Events stored before wide fields existed read the same, and new ones look alike.
+    assert EVENTS.encode(MoneyDeposited("acc-1", 5, INT64_MAX)).data["balance"] == INT64_MAX
+    beyond = EVENTS.encode(MoneyDeposited("acc-1", 5, INT64_MAX + 1))
+    assert beyond.data == {"account_id": "acc-1", "amount": 5, "balance": str(INT64_MAX + 1)}
+    assert EVENTS.decode("MoneyDeposited", 1, beyond.data).balance == INT64_MAX + 1
+
+
+def test_wide_fields_must_exist() -> None:
+    with pytest.raises(ValueError, match="no field"):
+        EventRegistry().register(MoneyDeposited, wide=("balanse",))
