@@ -200,7 +200,7 @@ def graphql_app(parts: Components, metrics: Metrics) -> Any:
     )
     # The metrics extension runs outermost: it times and classifies every operation.
     schema = build_schema(context.limits, extensions=[operation_metrics(metrics)])
-    return make_graphql_app(context, schema)
+    return make_graphql_app(context, schema, allowed_origins=settings.effective_cors_origins)
 
 
 # -- the whole service ---------------------------------------------------------------

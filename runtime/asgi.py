@@ -1,7 +1,8 @@
 """The service's ASGI shell: its Starlette app, and the GraphQL slot filled at start-up.
 
 ``service_app`` lays out the routes (``/healthz``, ``/readyz``, ``/metrics``,
-``/graphql`` over HTTP and WebSocket) and the runtime middleware.
+``/graphql`` over HTTP and WebSocket), the runtime middleware and CORS
+(``runtime/cors.py``).
 
 ``LateApp`` is an ASGI endpoint whose app is set later, once the lifespan has built it.
 
@@ -23,6 +24,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runtime.components import Monitoring
+from runtime.cors import cors_middleware
 from runtime.health import health_routes
 from runtime.metrics import metrics_route
 from runtime.middleware import RuntimeMiddleware
@@ -66,8 +68,11 @@ def service_app(
         *health_routes(health),
         metrics_route(metrics, monitoring.refreshers),
     ]
+    # Outermost first: request ids, counts and the body limit see every request,
+    # preflights included; CORS answers preflights and marks cross-origin responses.
     middleware = [
-        Middleware(RuntimeMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+        Middleware(RuntimeMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes),
+        *cors_middleware(settings),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings, app.state.metrics, app.state.health = settings, metrics, health

@@ -38,7 +38,7 @@ DEV_CORS_ORIGINS = tuple(
     for host in ("localhost", "127.0.0.1")
 )
 """The usual local dev-server origins, allowed by default outside production."""
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+_ORIGIN = re.compile(r"^https?://([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?$", re.IGNORECASE)
 
 
 class SettingsError(ValueError):
@@ -181,11 +181,16 @@ class Settings(BaseSettings):
     @field_validator("cors_origins")
     @classmethod
     def _origins(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None:
-            for origin in value:
-                if origin != "*" and not _ORIGIN.match(origin):
-                    raise ValueError(f"{origin!r} is not `*` nor an origin scheme://host[:port]")
-        return value
+        """Each origin as browsers send it: lower case, no default port (compared exactly)."""
+        if value is None:
+            return None
+        origins: list[str] = []
+        for origin in value:
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ValueError(f"{origin!r} is not `*` nor an origin scheme://host[:port]")
+            origin = origin.lower()
+            origins.append(re.sub(r":80$" if origin.startswith("http:") else r":443$", "", origin))
+        return origins
 
     @field_validator("mongodb_url")
     @classmethod

@@ -149,7 +149,9 @@ class LedgerGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
-    def __init__(self, schema: strawberry.Schema, base: Context) -> None:
+    def __init__(
+        self, schema: strawberry.Schema, base: Context, allowed_origins: Sequence[str] = ()
+    ) -> None:
         limits = base.limits
         super().__init__(
             schema,
@@ -158,6 +160,7 @@ class LedgerGraphQL(GraphQL[Context, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
             connection_init_wait_timeout=timedelta(seconds=limits.connection_init_timeout_seconds),
             max_subscriptions_per_connection=limits.max_subscriptions_per_connection,
+            allowed_origins=allowed_origins,
         )
         self.base = base
 
@@ -191,11 +194,17 @@ class LedgerGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError({"message": f"Unauthorized: {exc}"}) from exc
 
 
-def make_graphql_app(context: Context, schema: strawberry.Schema | None = None) -> LedgerGraphQL:
+def make_graphql_app(
+    context: Context,
+    schema: strawberry.Schema | None = None,
+    *,
+    allowed_origins: Sequence[str] = (),
+) -> LedgerGraphQL:
     """The ASGI app serving ``/graphql`` (HTTP, GraphiQL, both WebSocket protocols).
 
     ``context`` is the process-wide template (services, auth, limits); its
     ``user`` is replaced per request. ``schema`` defaults to
-    ``build_schema(context.limits)``.
+    ``build_schema(context.limits)``. ``allowed_origins``: the other origins
+    whose pages may open a WebSocket (``runtime/cors.py``).
     """
-    return LedgerGraphQL(schema or build_schema(context.limits), context)
+    return LedgerGraphQL(schema or build_schema(context.limits), context, allowed_origins)
