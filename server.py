@@ -49,7 +49,7 @@ from runtime import serving
 from runtime.api_settings import auth_from, limits_from
 from runtime.asgi import LateApp, service_app
 from runtime.components import Components, Monitoring, Stores
-from runtime.database import DatabaseHandle
+from runtime.database import DatabaseHandle, DatabaseUnreachable, check_reachable
 from runtime.health import Health, consumer_check, sequencer_check
 from runtime.instrument import InstrumentedEventStore, InstrumentedService, operation_metrics
 from runtime.lifecycle import (
@@ -109,7 +109,8 @@ async def open_stores(
     if settings.store == "memory":
         return None, memory_stores()
     handle = await enter_database(settings, stack)
-    client = await enter_mongo_client(handle.url, stack, health)
+    timeout = settings.mongodb_connect_timeout_seconds
+    client = await enter_mongo_client(handle.url, stack, health, timeout)
     return handle, await mongo_stores(client[settings.mongodb_database])
 
 
@@ -269,7 +270,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 
 def serve(settings: Settings) -> None:
-    """Run the service under uvicorn in the foreground until SIGINT/SIGTERM."""
+    """Run the service under uvicorn in the foreground until SIGINT/SIGTERM.
+
+    An unreachable ``MONGODB_URL`` ends it before serving: one line, exit status 1.
+    """
+    try:
+        check_reachable(settings)
+    except DatabaseUnreachable as error:
+        raise SystemExit(f"ledger: {error}") from None
     serving.run(create_app, settings, on_exit=stop_embedded_database)
 
 

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from runtime.cli_parser import build_parser
 from runtime.components import Monitoring
+from runtime.database import DatabaseUnreachable
 from runtime.logging import configure_logging
 from runtime.settings import Settings, SettingsError, load_settings
 from runtime.tail import follow_events
@@ -191,5 +192,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     action, flags = _dispatch(args)
     try:
         return asyncio.run(_run_with(settings, action, args, out, **flags))
+    except DatabaseUnreachable as error:
+        sys.stderr.write(f"ledger: {error}\n")
+        return 1
     except KeyboardInterrupt:
         return 130

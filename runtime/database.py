@@ -11,8 +11,14 @@ process that started the database stops it.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pymongo import MongoClient
+from pymongo.errors import ConfigurationError, PyMongoError
+from pymongo.uri_parser import parse_uri
 
 from runtime.embedded import EmbeddedMongo, answers_ping, is_nx_process
 from runtime.settings import Settings
@@ -54,6 +60,50 @@ def open_database(settings: Settings, timeout: float = 30.0) -> DatabaseHandle:
     embedded.start(timeout)
     (data_dir / URL_FILE).write_text(embedded.url)
     return DatabaseHandle(embedded.url, embedded)
+
+
+class DatabaseUnreachable(RuntimeError):
+    """The configured MongoDB did not answer in time; the message is one line for operators."""
+
+
+def database_hosts(url: str) -> str:
+    """The hosts a MongoDB URL names, without credentials or options ("h1:27017,h2:27017")."""
+    try:
+        nodes = parse_uri(url, validate=False)["nodelist"]
+    except (ConfigurationError, ValueError):
+        return "the host in MONGODB_URL (unparseable)"
+    return ",".join(f"{host}:{port}" for host, port in nodes) or "MONGODB_URL"
+
+
+def unreachable(url: str, waited: float, error: BaseException) -> DatabaseUnreachable:
+    reason = str(error).split(" (configured timeouts", 1)[0].split(", Timeout:", 1)[0]
+    hosts = database_hosts(url)
+    return DatabaseUnreachable(
+        f"cannot reach MongoDB at {hosts} after waiting {waited:.1f}s ({reason}); "
+        "check MONGODB_URL and that the database is running"
+    )
+
+
+def check_reachable(settings: Settings) -> None:
+    """Raise ``DatabaseUnreachable`` unless ``MONGODB_URL`` (when set) answers a ping in time.
+
+    Blocking; used before serving so that a wrong URL ends start-up with one
+    clear line instead of a failed ASGI lifespan and its traceback.
+    """
+    url = settings.mongodb_url_value()
+    if url is None or settings.store != "mongo":
+        return
+    timeout_ms = int(settings.mongodb_connect_timeout_seconds * 1000)
+    started = time.monotonic()
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
+    )
+    try:
+        client.admin.command("ping")
+    except PyMongoError as error:
+        raise unreachable(url, time.monotonic() - started, error) from None
+    finally:
+        client.close()
 
 
 def running_embedded_url(data_dir: Path) -> str | None:

@@ -9,16 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
 
 from runtime.asgi import LateApp
 from runtime.components import Components, Monitoring
-from runtime.database import DatabaseHandle, open_database
+from runtime.database import DatabaseHandle, open_database, unreachable
 from runtime.gc_tuning import tune_after_startup, undo
 from runtime.health import Health, ping_check
 from runtime.settings import Settings
@@ -35,14 +37,22 @@ async def enter_database(settings: Settings, stack: AsyncExitStack) -> DatabaseH
 
 
 async def enter_mongo_client(
-    url: str, stack: AsyncExitStack, health: Health
+    url: str, stack: AsyncExitStack, health: Health, connect_seconds: float = 10.0
 ) -> AsyncMongoClient[dict[str, Any]]:
-    """A connected PyMongo async client (pinged once), with a ``database`` readiness check."""
+    """A connected PyMongo async client (pinged once), with a ``database`` readiness check.
+
+    Raises ``DatabaseUnreachable`` (one line, hosts without credentials) when
+    the first ping gets no answer within ``connect_seconds``.
+    """
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        url, serverSelectionTimeoutMS=10_000, tz_aware=True, appname="ledger"
+        url, serverSelectionTimeoutMS=int(connect_seconds * 1000), tz_aware=True, appname="ledger"
     )
     stack.push_async_callback(client.close)
-    await client.admin.command("ping")
+    started = time.monotonic()
+    try:
+        await client.admin.command("ping")
+    except PyMongoError as error:
+        raise unreachable(url, time.monotonic() - started, error) from None
     health.add("database", ping_check(lambda: client.admin.command("ping")))
     return client
 

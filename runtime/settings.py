@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     mongodb_database: str = Field(
         "ledger", pattern=r"^[A-Za-z0-9_-]{1,63}$", description="Database name."
     )
+    mongodb_connect_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="How long start-up waits for MONGODB_URL to answer."
+    )
     store: Literal["mongo", "memory"] = Field(
         "mongo",
         description="`memory`: in-process stores for tests and benchmarks (no persistence).",

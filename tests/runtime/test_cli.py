@@ -230,3 +230,18 @@ def test_serve_on_a_busy_port_says_so_before_starting(tmp_path: Path) -> None:
     assert "--port" in done.stderr
     assert "serving on" not in done.stderr + done.stdout
     assert not (tmp_path / "data").exists()  # nothing started, not even the database
+
+
+def test_an_unreachable_database_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("MONGODB_URL", f"mongodb://olga:hunter2@127.0.0.1:{port}/")
+    monkeypatch.setenv("MONGODB_CONNECT_TIMEOUT_SECONDS", "0.5")
+    monkeypatch.chdir(tmp_path)
+    assert main(["projections", "status"], io.StringIO()) == 1
+    err = capsys.readouterr().err
+    assert f"ledger: cannot reach MongoDB at 127.0.0.1:{port} after waiting" in err
+    assert "hunter2" not in err

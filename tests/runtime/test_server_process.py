@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,8 @@ import pytest
 import websockets
 from websockets.typing import Subprotocol
 
-from tests.runtime.processes import ServerProcess, running_server
+from runtime.embedded import free_port
+from tests.runtime.processes import ROOT, ServerProcess, clean_env, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -122,6 +126,25 @@ def test_production_without_database_refuses_to_start(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="APP_ENV=production needs MONGODB_URL"):  # noqa: SIM117
         with running_server(tmp_path, {"APP_ENV": "production"}):
             pass
+
+
+def test_an_unreachable_database_ends_start_up_with_one_clear_line(tmp_path: Path) -> None:
+    """A wrong MONGODB_URL: one line naming the host (no password), the time waited, exit 1."""
+    with socket.socket() as closed:  # a loopback port that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"mongodb://olga:hunter2@127.0.0.1:{port}/?authSource=admin"
+    env = clean_env(MONGODB_URL=url, MONGODB_CONNECT_TIMEOUT_SECONDS="1", PORT=str(free_port()))
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "server.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    output = (done.stdout + done.stderr).strip()
+    assert done.returncode == 1
+    assert output.count("\n") == 0, output
+    assert f"cannot reach MongoDB at 127.0.0.1:{port} after waiting 1." in output
+    assert "hunter2" not in output
+    assert "Traceback" not in output
 
 
 def test_no_secret_or_token_reaches_the_log(tmp_path: Path) -> None:
