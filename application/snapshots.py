@@ -26,7 +26,8 @@ class SnapshotWriter:
 
     The tasks are held in a set until done (the event loop keeps only weak
     references). ``drain()`` waits for the pending ones; ``close()`` drains and
-    refuses further work.
+    refuses further work. A writer serves one event loop at a time: tasks of
+    another loop cannot be awaited, so ``drain()`` forgets them (see there).
     """
 
     def __init__(self, snapshots: SnapshotStore) -> None:
@@ -73,9 +74,32 @@ class SnapshotWriter:
             self.saved += 1
 
     async def drain(self) -> None:
-        """Wait until every snapshot scheduled so far is saved or has failed."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait until every snapshot scheduled so far on this loop is saved or has failed.
+
+        It waits on the unfinished tasks themselves and removes finished ones
+        itself, never waiting for the done callbacks to empty the set: those
+        run only when the loop gets control, and ``asyncio.gather`` of tasks
+        that are all done (Python 3.12+) completes without yielding, so a
+        "gather until the set is empty" loop would spin for ever.
+
+        Tasks of another event loop are forgotten, not awaited: a loop that was
+        closed with them unfinished will never run them, and a live one finishes
+        them on its own. Unfinished ones are logged.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            waiting: list[asyncio.Task[None]] = []
+            for task in list(self._tasks):
+                if task.done():
+                    self._tasks.discard(task)
+                elif task.get_loop() is not loop:
+                    self._tasks.discard(task)
+                    log.warning("%s belongs to another event loop; not waiting for it", task)
+                else:
+                    waiting.append(task)
+            if not waiting:
+                return
+            await asyncio.wait(waiting)
 
     async def close(self) -> None:
         """Refuse new snapshots and wait for the pending ones."""

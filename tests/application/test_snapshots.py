@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 
 from application.loading import MAX_SNAPSHOT_FALLBACKS
+from application.snapshots import SnapshotWriter
 from domain.account import ACCOUNT, Deposit
 from store.memory import InMemorySnapshotStore
 from store.protocol import Snapshot
@@ -175,3 +179,58 @@ async def test_after_close_no_snapshot_is_started(memory: Backend) -> None:
     await service.drain()
 
     assert [s.version for s in snapshots.saved] == [1]
+
+
+async def drain_right_after_a_save_finished() -> int:
+    """Drain when the only task is done but its done callbacks have not run yet.
+
+    The in-memory save never suspends, so the task finishes in its first step;
+    the callback that removes it from the writer's set is then queued behind
+    this coroutine. Returns how many tasks the writer still counts.
+    """
+    writer = SnapshotWriter(InMemorySnapshotStore())
+    writer.schedule(ACCOUNT, "acc-1", ACCOUNT.initial_state(), 1)
+    await asyncio.sleep(0)  # the save runs and finishes; its callbacks are queued after us
+    await writer.drain()
+    return writer.pending
+
+
+def test_drain_returns_when_saves_finished_but_their_callbacks_have_not_run() -> None:
+    # A drain that waits for the callbacks to empty the set spins without ever
+    # yielding on Python 3.12+ (gather of done tasks completes eagerly), so no
+    # timeout inside the loop could end it: the scenario runs in a child process.
+    script = (
+        "import asyncio; from tests.application.test_snapshots import "
+        "drain_right_after_a_save_finished as f; print(asyncio.run(f()))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=60
+    )
+
+    assert (done.returncode, done.stdout.strip()) == (0, "0"), done.stderr
+
+
+def test_drain_does_not_wait_for_a_task_of_another_event_loop() -> None:
+    gated = GatedSnapshots()
+    writer = SnapshotWriter(gated)
+
+    async def schedule() -> None:
+        writer.schedule(ACCOUNT, "acc-1", ACCOUNT.initial_state(), 1)
+        await asyncio.sleep(0)  # the save starts and waits at the gate
+
+    async def drain() -> int:
+        await asyncio.wait_for(writer.drain(), timeout=5)
+        return writer.pending
+
+    other = asyncio.new_event_loop()
+    try:
+        other.run_until_complete(schedule())  # that loop stops with the save unfinished
+        assert writer.pending == 1
+
+        assert asyncio.run(drain()) == 0
+    finally:
+        gated.gate.set()  # let the other loop finish its save before it is closed
+        other.run_until_complete(asyncio.sleep(0.01))
+        other.close()
+    assert asyncio.run(gated.latest("acc-1")) is not None  # it ran there, on its own loop

@@ -108,15 +108,31 @@ targets = st.lists(st.integers(0, 35), min_size=1, max_size=6)
 @settings(max_examples=40, deadline=None)
 @given(moves=moves, targets=targets, every=st.integers(1, 8))
 def test_time_travel_equals_a_full_replay(moves: list[int], targets: list[int], every: int) -> None:
+    # One event loop per example, and nothing of it outlives it: the services
+    # are closed (their snapshot writes finished) before the loop is.
     asyncio.run(_check_targets(moves, targets, every))
 
 
 async def _check_targets(moves: list[int], targets: list[int], every: int) -> None:
     backend = clocked_backend()
     writer = backend.service(snapshot_every=every)
+    cold = backend.service(snapshot_every=every)  # empty cache: snapshots + events
+    try:
+        await _compare_with_replays(backend, writer, cold, moves, targets)
+    finally:
+        await writer.close()
+        await cold.close()
+
+
+async def _compare_with_replays(
+    backend: Backend,
+    writer: ApplicationService,
+    cold: ApplicationService,
+    moves: list[int],
+    targets: list[int],
+) -> None:
     account_id = await build_account(writer, moves)
     current = await backend.store.stream_version(account_id)
-    cold = backend.service(snapshot_every=every)  # empty cache: snapshots + events
 
     for target in targets:
         expected_version = min(target, current)
