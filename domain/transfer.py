@@ -6,12 +6,21 @@ The stream id is the transfer id. A process manager drives it:
     REQUESTED --FailTransfer (debit refused)--> FAILED
     DEBITED --RefuseTransferCredit--> DEBITED (credit_refused)
             --MarkTransferRefunded--> FAILED (TransferRefunded + TransferFailed, one commit)
+    FAILED (never debited) --MarkTransferDebited--> FAILED (TransferDebitedAfterFailure)
+            --MarkTransferRefunded--> FAILED (TransferRefunded)
 
 Invariants: from != to; amount rules as for accounts; a transfer completes or
-fails exactly once; a refund only follows a debit whose credit was refused;
-nothing fails while money is held by a debit that was not refunded. A step
-repeated after it took effect yields no events; an impossible step raises
+fails exactly once; a refund only follows a debit whose credit was refused, or
+a debit that landed after the transfer failed (a stale copy of the process
+manager debited on its own); every debit of a failed transfer is refunded. A
+step repeated after it took effect yields no events; an impossible step raises
 ``InvalidTransferState``.
+
+Parking: when a step fails permanently the process manager parks the transfer
+(``ParkTransfer`` -> ``TransferParked``, read as ``NEEDS_ATTENTION``) and goes
+on with other transfers. ``RetryTransfer`` lifts the current park
+(``TransferStepRetried``) and the manager decides the step again under new
+command ids. Any workflow event also lifts a park: the workflow moved on.
 """
 
 from __future__ import annotations
@@ -32,18 +41,23 @@ from domain.transfer_messages import (
     FailTransfer,
     MarkTransferDebited,
     MarkTransferRefunded,
+    ParkTransfer,
     RefuseTransferCredit,
     RequestTransfer,
+    RetryTransfer,
     TransferCommand,
     TransferCompleted,
     TransferCreditRefused,
     TransferDebited,
+    TransferDebitedAfterFailure,
     TransferEvent,
     TransferFailed,
+    TransferParked,
     TransferRefunded,
     TransferRequested,
+    TransferStepRetried,
 )
-from domain.validation import check_id, check_reason
+from domain.validation import check_id, check_reason, check_text
 
 __all__ = [
     "TRANSFER",
@@ -51,24 +65,30 @@ __all__ = [
     "FailTransfer",
     "MarkTransferDebited",
     "MarkTransferRefunded",
+    "ParkTransfer",
     "RefuseTransferCredit",
     "RequestTransfer",
+    "RetryTransfer",
     "TransferCommand",
     "TransferCompleted",
     "TransferCreditRefused",
     "TransferDebited",
+    "TransferDebitedAfterFailure",
     "TransferDecider",
     "TransferEvent",
     "TransferFailed",
+    "TransferParked",
     "TransferRefunded",
     "TransferRequested",
     "TransferState",
     "TransferStatus",
+    "TransferStepRetried",
 ]
 
 TransferStatus = Literal["REQUESTED", "DEBITED", "COMPLETED", "FAILED"]
 _STATUSES = ("REQUESTED", "DEBITED", "COMPLETED", "FAILED")
 Events = list[TransferEvent]
+MAX_STEP_LENGTH = 50
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +96,9 @@ class TransferState:
     """``exists`` is false before ``TransferRequested``; ``amount`` is int minor units.
 
     ``currency`` is known once debited; ``reason`` once the credit was refused
-    or the transfer failed.
+    or the transfer failed. ``late_debit``: debited after it failed (a refund
+    is owed). ``parked_step``/``parked_reason``: the step that failed
+    permanently, while parked; ``parks`` counts the parks so far.
     """
 
     exists: bool = False
@@ -89,6 +111,10 @@ class TransferState:
     reason: str | None = None
     credit_refused: bool = False
     refunded: bool = False
+    late_debit: bool = False
+    parked_step: str | None = None
+    parked_reason: str | None = None
+    parks: int = 0
 
 
 def _require(state: TransferState, transfer_id: str) -> None:
@@ -123,6 +149,10 @@ def _mark_debited(state: TransferState, cmd: MarkTransferDebited) -> Events:
         return [TransferDebited(state.transfer_id, currency)]
     if state.currency == currency:
         return []  # already debited: a replay
+    if state.status == "FAILED" and state.currency is None:
+        # A stale copy of the process manager debited after the debit was seen
+        # refused and the transfer failed: record it so the money is refunded.
+        return [TransferDebitedAfterFailure(state.transfer_id, currency)]
     raise _impossible(state, "mark debited")
 
 
@@ -143,6 +173,8 @@ def _mark_refunded(state: TransferState, cmd: MarkTransferRefunded) -> Events:
     if state.status == "DEBITED" and state.credit_refused:
         reason = state.reason or "credit refused"
         return [TransferRefunded(state.transfer_id), TransferFailed(state.transfer_id, reason)]
+    if state.status == "FAILED" and state.late_debit:
+        return [TransferRefunded(state.transfer_id)]
     raise _impossible(state, "mark refunded")
 
 
@@ -165,6 +197,29 @@ def _fail(state: TransferState, cmd: FailTransfer) -> Events:
     raise _impossible(state, "fail")
 
 
+def _park(state: TransferState, cmd: ParkTransfer) -> Events:
+    step = check_text(cmd.step, "step", MAX_STEP_LENGTH)
+    reason = check_reason(cmd.reason)
+    _require(state, cmd.transfer_id)
+    if state.parked_step is not None:
+        return []  # already waiting for an operator
+    return [TransferParked(state.transfer_id, step, reason, state.parks + 1)]
+
+
+def _retry(state: TransferState, cmd: RetryTransfer) -> Events:
+    attempt = cmd.attempt
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+        raise InvalidInput("attempt", "attempt must be a positive integer", value=None)
+    _require(state, cmd.transfer_id)
+    if state.parked_step is None or attempt != state.parks:
+        return []  # that park was already lifted
+    return [
+        TransferStepRetried(
+            state.transfer_id, state.parked_step, attempt, state.status, state.reason
+        )
+    ]
+
+
 _DECIDE: dict[type, Callable[[TransferState, Any], Events]] = {
     RequestTransfer: _request,
     MarkTransferDebited: _mark_debited,
@@ -172,6 +227,8 @@ _DECIDE: dict[type, Callable[[TransferState, Any], Events]] = {
     MarkTransferRefunded: _mark_refunded,
     CompleteTransfer: _complete,
     FailTransfer: _fail,
+    ParkTransfer: _park,
+    RetryTransfer: _retry,
 }
 
 
@@ -182,24 +239,41 @@ def _requested(state: TransferState, e: TransferRequested) -> TransferState:
     return TransferState(True, e.transfer_id, e.from_account_id, e.to_account_id, e.amount)
 
 
+def _moved(state: TransferState, **changes: Any) -> TransferState:
+    """``state`` after a workflow event: ``changes`` applied, any park lifted."""
+    return dataclasses.replace(state, parked_step=None, parked_reason=None, **changes)
+
+
 def _debited(state: TransferState, e: TransferDebited) -> TransferState:
-    return dataclasses.replace(state, status="DEBITED", currency=e.currency)
+    return _moved(state, status="DEBITED", currency=e.currency)
 
 
 def _credit_refused(state: TransferState, e: TransferCreditRefused) -> TransferState:
-    return dataclasses.replace(state, credit_refused=True, reason=e.reason)
+    return _moved(state, credit_refused=True, reason=e.reason)
 
 
 def _refunded(state: TransferState, e: TransferRefunded) -> TransferState:
-    return dataclasses.replace(state, refunded=True)
+    return _moved(state, refunded=True)
 
 
 def _completed(state: TransferState, e: TransferCompleted) -> TransferState:
-    return dataclasses.replace(state, status="COMPLETED")
+    return _moved(state, status="COMPLETED")
 
 
 def _failed(state: TransferState, e: TransferFailed) -> TransferState:
-    return dataclasses.replace(state, status="FAILED", reason=e.reason)
+    return _moved(state, status="FAILED", reason=e.reason)
+
+
+def _debited_after_failure(state: TransferState, e: TransferDebitedAfterFailure) -> TransferState:
+    return _moved(state, currency=e.currency, late_debit=True)
+
+
+def _parked(state: TransferState, e: TransferParked) -> TransferState:
+    return dataclasses.replace(state, parked_step=e.step, parked_reason=e.reason, parks=e.attempt)
+
+
+def _retried(state: TransferState, e: TransferStepRetried) -> TransferState:
+    return dataclasses.replace(state, parked_step=None, parked_reason=None)
 
 
 _EVOLVE: dict[type, Callable[[TransferState, Any], TransferState]] = {
@@ -209,6 +283,9 @@ _EVOLVE: dict[type, Callable[[TransferState, Any], TransferState]] = {
     TransferRefunded: _refunded,
     TransferCompleted: _completed,
     TransferFailed: _failed,
+    TransferDebitedAfterFailure: _debited_after_failure,
+    TransferParked: _parked,
+    TransferStepRetried: _retried,
 }
 
 
@@ -226,7 +303,7 @@ class TransferDecider:
     """The Transfer aggregate; see the module docstring for its states and invariants."""
 
     stream_type: str = "transfer"
-    snapshot_version: int = 1
+    snapshot_version: int = 2
 
     def stream_id(self, command: TransferCommand) -> str:
         return command.transfer_id

@@ -54,6 +54,30 @@ class FailTransfer:
     reason: str
 
 
+@dataclasses.dataclass(frozen=True)
+class ParkTransfer:
+    """A workflow ``step`` failed permanently (``reason``): an operator must look.
+
+    The process manager sends it instead of stopping; every other transfer goes on.
+    """
+
+    transfer_id: str
+    step: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryTransfer:
+    """Decide the parked step again; ``attempt`` names the park being retried.
+
+    A retry of a park that is no longer current (already retried, or the
+    workflow moved on) yields no events, so repeating a retry is harmless.
+    """
+
+    transfer_id: str
+    attempt: int
+
+
 TransferCommand = (
     RequestTransfer
     | MarkTransferDebited
@@ -61,6 +85,8 @@ TransferCommand = (
     | MarkTransferRefunded
     | CompleteTransfer
     | FailTransfer
+    | ParkTransfer
+    | RetryTransfer
 )
 
 
@@ -103,6 +129,42 @@ class TransferFailed:
     reason: str
 
 
+@dataclasses.dataclass(frozen=True)
+class TransferDebitedAfterFailure:
+    """The source was debited after the transfer had failed (a stale twin's debit).
+
+    The money is held by nothing: the process manager refunds it, and the
+    transfer stays ``FAILED``.
+    """
+
+    transfer_id: str
+    currency: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferParked:
+    """``step`` failed permanently for ``reason``; ``attempt`` counts the parks (1, 2...)."""
+
+    transfer_id: str
+    step: str
+    reason: str
+    attempt: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferStepRetried:
+    """Park ``attempt`` of ``step`` is lifted: the step is decided again.
+
+    ``status`` and ``reason`` are the transfer's own again (as before the park).
+    """
+
+    transfer_id: str
+    step: str
+    attempt: int
+    status: str
+    reason: str | None
+
+
 TransferEvent = (
     TransferRequested
     | TransferDebited
@@ -110,6 +172,9 @@ TransferEvent = (
     | TransferRefunded
     | TransferCompleted
     | TransferFailed
+    | TransferDebitedAfterFailure
+    | TransferParked
+    | TransferStepRetried
 )
 
 TRANSFER_COMMANDS: tuple[type, ...] = (
@@ -119,6 +184,8 @@ TRANSFER_COMMANDS: tuple[type, ...] = (
     MarkTransferRefunded,
     CompleteTransfer,
     FailTransfer,
+    ParkTransfer,
+    RetryTransfer,
 )
 TRANSFER_EVENTS: tuple[type, ...] = (
     TransferRequested,
@@ -127,4 +194,7 @@ TRANSFER_EVENTS: tuple[type, ...] = (
     TransferRefunded,
     TransferCompleted,
     TransferFailed,
+    TransferDebitedAfterFailure,
+    TransferParked,
+    TransferStepRetried,
 )

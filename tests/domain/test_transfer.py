@@ -19,14 +19,19 @@ from domain.transfer import (
     FailTransfer,
     MarkTransferDebited,
     MarkTransferRefunded,
+    ParkTransfer,
     RefuseTransferCredit,
     RequestTransfer,
+    RetryTransfer,
     TransferCompleted,
     TransferCreditRefused,
     TransferDebited,
+    TransferDebitedAfterFailure,
     TransferFailed,
+    TransferParked,
     TransferRefunded,
     TransferRequested,
+    TransferStepRetried,
 )
 from tests.domain.gwt import given
 
@@ -142,8 +147,9 @@ def test_a_step_repeated_after_it_took_effect_is_a_no_op(history: Any, command: 
         (COMPLETED, FailTransfer(T, "late"), "COMPLETED"),
         (DEBITED, FailTransfer(T, "money is held"), "DEBITED"),
         (REFUSED, FailTransfer(T, "refund first"), "CREDIT_REFUSED"),
-        (FAILED, MarkTransferDebited(T, "EUR"), "FAILED"),
+        (REFUNDED, MarkTransferDebited(T, "USD"), "FAILED"),
         (DEBITED, MarkTransferDebited(T, "USD"), "DEBITED"),
+        (FAILED, MarkTransferRefunded(T), "FAILED"),
     ],
 )
 def test_impossible_steps_are_rejected(history: Any, command: Any, status: str) -> None:
@@ -218,3 +224,80 @@ def test_unknown_command_is_a_programming_error() -> None:
 def test_stream_id_is_the_transfer_id() -> None:
     assert TRANSFER.stream_id(CompleteTransfer(T)) == T
     assert TRANSFER.stream_type == "transfer"
+
+
+# a debit that landed after the transfer failed ------------------------------------
+
+
+def test_a_debit_landing_after_failure_is_recorded_and_then_refunded() -> None:
+    # A stale process manager saw the debit refused and failed the transfer;
+    # its twin's debit of the same transfer was committed anyway.
+    late = given(TRANSFER, *FAILED).when(MarkTransferDebited(T, "EUR"))
+    state = late.then(TransferDebitedAfterFailure(T, "EUR"))
+    assert (state.status, state.late_debit, state.currency) == ("FAILED", True, "EUR")
+    again = (*FAILED, TransferDebitedAfterFailure(T, "EUR"))
+    given(TRANSFER, *again).when(MarkTransferDebited(T, "EUR")).then()
+    state = given(TRANSFER, *again).when(MarkTransferRefunded(T)).then(TransferRefunded(T))
+    assert (state.status, state.refunded, state.reason) == ("FAILED", True, "insufficient_funds")
+    given(TRANSFER, *again, TransferRefunded(T)).when(MarkTransferRefunded(T)).then()
+
+
+# parking and retrying ---------------------------------------------------------------
+
+
+def test_a_parked_step_is_recorded_once_with_its_reason_and_attempt() -> None:
+    park = ParkTransfer(T, "complete", "invalid_transfer_state: no")
+    state = (
+        given(TRANSFER, *DEBITED)
+        .when(park)
+        .then(TransferParked(T, "complete", "invalid_transfer_state: no", 1))
+    )
+    assert (state.status, state.parked_step, state.parks) == ("DEBITED", "complete", 1)
+    parked = (*DEBITED, TransferParked(T, "complete", "invalid_transfer_state: no", 1))
+    given(TRANSFER, *parked).when(ParkTransfer(T, "refund", "other")).then()
+
+
+def test_retry_lifts_the_current_park_once_and_restores_the_status() -> None:
+    parked = (*REFUSED, TransferParked(T, "refund", "invalid_input: limit", 1))
+    state = (
+        given(TRANSFER, *parked)
+        .when(RetryTransfer(T, 1))
+        .then(TransferStepRetried(T, "refund", 1, "DEBITED", "account_closed"))
+    )
+    assert (state.parked_step, state.parks, state.reason) == (None, 1, "account_closed")
+    retried = (*parked, TransferStepRetried(T, "refund", 1, "DEBITED", "account_closed"))
+    given(TRANSFER, *retried).when(RetryTransfer(T, 1)).then()  # a repeated retry
+    state = (
+        given(TRANSFER, *retried)
+        .when(ParkTransfer(T, "refund", "again"))
+        .then(TransferParked(T, "refund", "again", 2))
+    )
+    given(TRANSFER, *retried, TransferParked(T, "refund", "again", 2)).when(
+        RetryTransfer(T, 1)
+    ).then()  # a stale retry of the first park
+
+
+def test_the_workflow_moving_on_lifts_a_park() -> None:
+    parked = (*DEBITED, TransferParked(T, "complete", "x", 1))
+    state = given(TRANSFER, *parked).when(CompleteTransfer(T)).then(TransferCompleted(T))
+    assert (state.status, state.parked_step) == ("COMPLETED", None)
+    given(TRANSFER, *parked, TransferCompleted(T)).when(RetryTransfer(T, 1)).then()
+
+
+@pytest.mark.parametrize("attempt", [0, -1, True, "1", None])
+def test_retry_needs_a_positive_attempt(attempt: Any) -> None:
+    given(TRANSFER, *DEBITED).when(RetryTransfer(T, attempt)).then_error(
+        InvalidInput, field="attempt"
+    )
+
+
+@pytest.mark.parametrize("step", ["", " ", "x" * 51, "a\nb", None])
+def test_park_needs_a_sensible_step(step: Any) -> None:
+    given(TRANSFER, *DEBITED).when(ParkTransfer(T, step, "r")).then_error(
+        InvalidInput, field="step"
+    )
+
+
+def test_park_and_retry_need_the_transfer() -> None:
+    given(TRANSFER).when(ParkTransfer(T, "debit", "r")).then_error(TransferNotFound)
+    given(TRANSFER).when(RetryTransfer(T, 1)).then_error(TransferNotFound)
