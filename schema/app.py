@@ -43,7 +43,6 @@ from schema.caching import validation_cache
 from schema.context import Context
 from schema.errors import ClientError
 from schema.fanout import SharingExecutor, encode_message
-from schema.graphql_http import GraphQLResponseMedia
 from schema.limits import Limits, limit_extensions
 from schema.masking import LeanMaskErrors
 from schema.mutations import Mutation
@@ -137,7 +136,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             task.add_done_callback(_retrieve_exception)
 
 
-class LedgerGraphQL(GraphQLResponseMedia, GraphQL[Context, None]):
+class LedgerGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI app with per-request contexts and authentication.
 
     HTTP: the ``Authorization`` header is checked before anything runs; an

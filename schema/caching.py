@@ -52,9 +52,12 @@ class DocumentValidationCache(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        context.pre_execution_errors = self.validate(
-            _Same(context.graphql_document), context.schema._schema, context.validation_rules
-        )
+        # An extension before this one may have refused the document already
+        # (``schema.limits``): it is then not validated at all.
+        if context.pre_execution_errors is None:
+            context.pre_execution_errors = self.validate(
+                _Same(context.graphql_document), context.schema._schema, context.validation_rules
+            )
         yield
 
 

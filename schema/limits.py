@@ -2,20 +2,63 @@
 
 ``Limits`` mirrors the runtime settings of the same names (``MAX_QUERY_DEPTH``,
 ``MAX_ALIASES``...); ``server.py`` copies them over. ``limit_extensions`` turns
-them into strawberry schema extensions: they reject a document while parsing
-(token count) or validating (depth, aliases, introspection), before any
-resolver runs, with an ordinary GraphQL validation error.
+them into strawberry schema extensions. Before any resolver runs, a document
+is refused while parsing (token count) or, in this order, by the checks here
+and then by validation:
+
+1. depth and aliases (``document_problems``), each fragment looked at once;
+2. query cost (``schema.cost``), over ``MAX_QUERY_COST`` is ``QUERY_TOO_COSTLY``;
+3. graphql-core's validation rules, plus the introspection switch. Its
+   overlapping-fields rule is quadratic in the fields sharing a response name;
+   its work budget is lowered to ``OVERLAP_BUDGET`` so that it stays bounded.
+
+Steps 1 and 2 are linear in the document's size whatever its fragments do,
+so a document is refused before any super-linear work. After execution, the
+response is bounded in time (``RequestDeadline``) and in size
+(``bounded_response``). Every response carries ``extensions.cost``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING, Any
 
-from graphql import ASTValidationRule
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+)
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
+from graphql.validation.rules import overlapping_fields_can_be_merged
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from schema.cost import CEILING, Identity, Pages, fragments_in_order, query_cost
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+log = logging.getLogger(__name__)
+
+QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
+RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE"
+TIMEOUT = "TIMEOUT"
+UNAVAILABLE = "UNAVAILABLE"
+
+OVERLAP_BUDGET = 20_000
+"""Work units of graphql-core's overlapping-fields rule per validation (its default:
+500,000, about 0.6 s of CPU on a 2,000-token document repeating one field). Real
+queries use a few hundred; over the budget the document is refused."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +80,9 @@ class Limits:
     consistency_timeout_seconds: float = 5.0
     introspection: bool = True
     graphiql: bool = True
+    max_query_cost: int = 10_000
+    max_response_bytes: int = 1_000_000
+    request_timeout_seconds: float = 8.0
 
 
 class PageSizeError(ValueError):
@@ -52,40 +98,242 @@ def page_size(limits: Limits, first: int | None) -> int:
     return first
 
 
+def pages_of(limits: Limits) -> Pages:
+    return Pages(limits.default_page_size, limits.max_page_size)
+
+
+# -- depth and aliases: linear, each fragment looked at once --------------------------
+
+
+class _Shape:
+    """Depth (as strawberry's ``QueryDepthLimiter`` counts it) and alias count."""
+
+    __slots__ = ("aliases", "depth")
+
+    def __init__(self, depth: int = 0, aliases: int = 0) -> None:
+        self.depth = depth
+        self.aliases = aliases
+
+    def add(self, other: _Shape, depth_offset: int = 0) -> None:
+        self.depth = max(self.depth, other.depth + depth_offset)
+        self.aliases = min(self.aliases + other.aliases, CEILING)
+
+
+def _shape(selection_set: SelectionSetNode, fragments: Mapping[str, _Shape]) -> _Shape:
+    shape = _Shape()
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            if selection.alias is not None:
+                shape.aliases += 1
+            if selection.selection_set is not None:
+                inner = _shape(selection.selection_set, fragments)
+                # Introspection fields do not count towards depth (as in strawberry).
+                introspection = selection.name.value.startswith("__")
+                shape.add(inner if not introspection else _Shape(0, inner.aliases), 1)
+        elif isinstance(selection, FragmentSpreadNode):
+            shape.add(fragments.get(selection.name.value, _NOTHING))
+        elif isinstance(selection, InlineFragmentNode):
+            shape.add(_shape(selection.selection_set, fragments))
+    return shape
+
+
+_NOTHING = _Shape()
+
+
+def _operation_label(operation: OperationDefinitionNode) -> str:
+    return operation.name.value if operation.name else "anonymous"
+
+
+def document_problems(document: DocumentNode, limits: Limits) -> list[GraphQLError]:
+    """Depth and alias errors, spreads counted in full, in time linear in the document."""
+    fragments: dict[str, _Shape] = {}
+    for fragment in fragments_in_order(document):
+        fragments[fragment.name.value] = _shape(fragment.selection_set, fragments)
+    problems: list[GraphQLError] = []
+    aliases = 0
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        shape = _shape(definition.selection_set, fragments)
+        aliases = min(aliases + shape.aliases, CEILING)
+        if shape.depth > limits.max_query_depth:
+            label = _operation_label(definition)
+            problems.append(
+                GraphQLError(
+                    f"'{label}' exceeds maximum operation depth of {limits.max_query_depth}",
+                    definition,
+                )
+            )
+    if aliases > limits.max_aliases:
+        problems.append(GraphQLError(f"{aliases} aliases found. Allowed: {limits.max_aliases}"))
+    return problems
+
+
+@lru_cache(maxsize=1024)
+def _document_problems(document: Identity[DocumentNode], limits: Limits) -> list[GraphQLError]:
+    return document_problems(document.value, limits)
+
+
+def cost_error(cost: int, limit: int) -> GraphQLError:
+    return GraphQLError(
+        f"Query cost {cost} exceeds the limit of {limit}: ask for smaller pages, "
+        "fewer nested lists or fewer aliases.",
+        extensions={"code": QUERY_TOO_COSTLY, "cost": cost, "limit": limit},
+    )
+
+
 def validation_rules(limits: Limits) -> tuple[type[ASTValidationRule], ...]:
-    """The validation rules enforcing depth, aliases and (optionally) no introspection.
+    """Validation rules added to graphql-core's: the introspection switch.
 
     Built once per schema: the rule classes must stay the same objects across
     requests, or the validation cache (keyed by the rules) would never hit.
     """
-    rules: list[type[ASTValidationRule]] = [
-        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
-        *QueryDepthLimiter(max_depth=limits.max_query_depth).validation_rules,
-    ]
-    if not limits.introspection:
-        rules.append(NoSchemaIntrospectionCustomRule)
-    return tuple(rules)
+    return () if limits.introspection else (NoSchemaIntrospectionCustomRule,)
 
 
 class RequestLimits(SchemaExtension):
-    """strawberry's ``MaxTokensLimiter`` and ``AddValidationRules`` in one hook.
+    """Tokens, depth, aliases and cost, before validation; the cost in ``extensions``.
 
-    It sets the same parse option and adds the same rules; one extension
-    instead of two saves a hook (a context manager built, entered and left)
-    on every operation.
+    Parsing gets the token limit (strawberry's ``MaxTokensLimiter`` option).
+    ``on_validate`` runs before the validation cache (``schema.cache``): it
+    sets ``pre_execution_errors`` when a check fails, and the validation that
+    would follow is skipped. The checks and the cost are cached per document
+    object (and the cost per the values of the variables it depends on).
     """
 
-    def __init__(self, max_tokens: int, rules: tuple[type[ASTValidationRule], ...]) -> None:
-        self.max_tokens = max_tokens
+    def __init__(
+        self, limits: Limits, rules: tuple[type[ASTValidationRule], ...], pages: Pages
+    ) -> None:
+        self.limits = limits
         self.rules = rules
+        self.pages = pages
+        self.cost = 0
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context
-        context.parse_options["max_tokens"] = self.max_tokens
-        context.validation_rules = context.validation_rules + self.rules
+        context.parse_options["max_tokens"] = self.limits.max_tokens
+        if self.rules:
+            context.validation_rules = context.validation_rules + self.rules
         yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None:
+            limits = self.limits
+            problems = _document_problems(Identity(document), limits)
+            if not problems:
+                schema = context.schema._schema
+                self.cost = query_cost(
+                    schema, self.pages, document, context.operation_name, context.variables
+                )
+                if self.cost > limits.max_query_cost:
+                    problems = [cost_error(self.cost, limits.max_query_cost)]
+            if problems:
+                context.pre_execution_errors = list(problems)
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        return {"cost": {"requested": self.cost, "limit": self.limits.max_query_cost}}
+
+
+# -- time ----------------------------------------------------------------------------
+
+
+def _database_unavailable(error: BaseException | None) -> bool:
+    """A database error that means "no answer" (timeout, lost connection), not a bug."""
+    from pymongo.errors import ConnectionFailure, PyMongoError
+
+    return isinstance(error, ConnectionFailure) or (
+        isinstance(error, PyMongoError) and error.timeout
+    )
+
+
+class RequestDeadline(SchemaExtension):
+    """Queries and mutations end within ``request_timeout_seconds``.
+
+    Every database operation of the request runs under ``pymongo.timeout``
+    (a client-side deadline PyMongo applies to server selection, connection
+    checkout and each reply), so a stuck or vanished database raises in time;
+    such errors answer ``UNAVAILABLE`` (logged once here, not masked as
+    unexpected). Anything else still running at the deadline, plus a grace for
+    the database error to arrive first, is cancelled and answers ``TIMEOUT``.
+    A mutation cut off this way may or may not have been applied: a retry with
+    the same ``commandId`` gets its outcome exactly once.
+
+    Subscriptions are long-lived by design: only their set-up is bounded.
+    """
+
+    GRACE_SECONDS = 0.5
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        import pymongo
+
+        context = self.execution_context
+        with pymongo.timeout(self.seconds):
+            try:
+                async with asyncio.timeout(self.seconds + self.GRACE_SECONDS):
+                    yield
+            except TimeoutError:
+                log.warning(
+                    "%s %s cut off after %.1f s",
+                    context.operation_type.value,
+                    context.operation_name or "anonymous",
+                    self.seconds,
+                )
+                raise GraphQLError(
+                    f"The request did not finish within {self.seconds:g} s.",
+                    extensions={"code": TIMEOUT},
+                ) from None
+        result = context.result
+        errors = getattr(result, "errors", None)
+        if errors and context.operation_type is not OperationType.SUBSCRIPTION:
+            errors[:] = [self._unavailable(error) for error in errors]
+
+    def _unavailable(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if not _database_unavailable(original):
+            return error
+        log.warning("database unavailable at %s: %r", error.path or "operation", original)
+        return GraphQLError(
+            "The database did not answer in time; try again later.",
+            error.nodes,
+            path=error.path,
+            extensions={"code": UNAVAILABLE},
+        )
+
+
+# -- size ----------------------------------------------------------------------------
+
+
+def bounded_response(encoded: str | bytes, data: object, max_bytes: int) -> str | bytes:
+    """``encoded`` (the JSON of response ``data``), or an error response when too large.
+
+    The client gets a whole, valid response saying ``RESPONSE_TOO_LARGE`` with
+    the size and the limit (and the response's own ``extensions``), never a
+    truncated body. A mutation's effect stands: only its answer is dropped.
+    """
+    size = len(encoded)
+    if size <= max_bytes or not isinstance(data, dict):
+        return encoded
+    error = {
+        "message": f"The response of {size} bytes exceeds the limit of {max_bytes} bytes: "
+        "ask for smaller pages or fewer fields.",
+        "extensions": {"code": RESPONSE_TOO_LARGE, "size": size, "limit": max_bytes},
+    }
+    replacement: dict[str, Any] = {"data": None, "errors": [error]}
+    if isinstance(data.get("extensions"), dict):
+        replacement["extensions"] = data["extensions"]
+    return json.dumps(replacement)
 
 
 def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
     """Factories of the strawberry extensions enforcing ``limits`` on every operation."""
-    return [partial(RequestLimits, limits.max_tokens, validation_rules(limits))]
+    overlapping_fields_can_be_merged.MAX_COMPLEXITY_BUDGET = OVERLAP_BUDGET
+    return [
+        partial(RequestDeadline, limits.request_timeout_seconds),
+        partial(RequestLimits, limits, validation_rules(limits), pages_of(limits)),
+    ]
