@@ -18,6 +18,9 @@ def limits_from(settings: Settings) -> Limits:
         connection_init_timeout_seconds=settings.connection_init_timeout_seconds,
         max_body_bytes=settings.max_body_bytes,
         consistency_timeout_seconds=settings.consistency_timeout_seconds,
+        max_query_cost=settings.max_query_cost,
+        max_response_bytes=settings.max_response_bytes,
+        request_timeout_seconds=settings.request_timeout_seconds,
         introspection=settings.introspection_enabled,
         graphiql=settings.graphiql_enabled,
     )

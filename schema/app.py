@@ -43,7 +43,7 @@ from schema.caching import validation_cache
 from schema.context import Context
 from schema.errors import ClientError
 from schema.fanout import SharingExecutor, encode_message
-from schema.limits import Limits, limit_extensions
+from schema.limits import Limits, bounded_response, limit_extensions
 from schema.masking import LeanMaskErrors
 from schema.mutations import Mutation
 from schema.queries import Query
@@ -165,8 +165,13 @@ class LedgerGraphQL(GraphQL[Context, None]):
         self.base = base
 
     def encode_json(self, data: object) -> str | bytes:
-        """A shared subscription result is encoded once for all subscribers (``schema.fanout``)."""
-        return encode_message(data) or super().encode_json(data)
+        """A shared subscription result is encoded once for all subscribers (``schema.fanout``).
+
+        A response (or WebSocket result) over ``MAX_RESPONSE_BYTES`` is replaced
+        by a ``RESPONSE_TOO_LARGE`` error (``schema.limits.bounded_response``).
+        """
+        encoded = encode_message(data) or super().encode_json(data)
+        return bounded_response(encoded, data, self.base.limits.max_response_bytes)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

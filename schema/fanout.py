@@ -192,26 +192,33 @@ class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
 
 
 def encode_message(message: object) -> str | None:
-    """JSON of a protocol message whose only payload is shared data; None for any other.
+    """JSON of a protocol message whose payload is shared data; None for any other.
 
-    Matches ``{"id", "type", "payload": {"data": EncodedData}}`` exactly: the
-    ``next`` (graphql-transport-ws) and ``data`` (graphql-ws) messages of a
-    shared result. Anything with errors or extensions is encoded normally.
+    Matches ``{"id", "type", "payload": {"data": EncodedData}}``, optionally
+    with the result's ``extensions`` beside the data (a small per-operation
+    dict, such as the query cost, encoded on its own): the ``next``
+    (graphql-transport-ws) and ``data`` (graphql-ws) messages of a shared
+    result. Anything with errors is encoded normally.
     """
     if type(message) is not dict or len(message) != 3:
         return None
     payload = message.get("payload")
-    if type(payload) is not dict or len(payload) != 1:
+    if type(payload) is not dict or not 1 <= len(payload) <= 2:
         return None
     data = payload.get("data")
     if type(data) is not EncodedData or "id" not in message or "type" not in message:
         return None
+    extensions = ""
+    if len(payload) == 2:
+        if "extensions" not in payload:
+            return None
+        extensions = f',"extensions":{_COMPACT.encode(payload["extensions"])}'
     op_id, kind = message["id"], message["type"]
     if type(op_id) is str and type(kind) is str:
         head = _head(op_id, kind)
     else:
         head = f'{{"id":{json.dumps(op_id)},"type":{json.dumps(kind)}'
-    return f'{head},"payload":{{"data":{data.json()}}}}}'
+    return f'{head},"payload":{{"data":{data.json()}{extensions}}}}}'
 
 
 @functools.lru_cache(maxsize=4096)

@@ -324,10 +324,16 @@ def bounded_response(encoded: str | bytes, data: object, max_bytes: int) -> str 
         "ask for smaller pages or fewer fields.",
         "extensions": {"code": RESPONSE_TOO_LARGE, "size": size, "limit": max_bytes},
     }
+    if "type" in data and isinstance(data.get("payload"), dict):  # a WebSocket message
+        return json.dumps({**data, "payload": _too_large(data["payload"], error)})
+    return json.dumps(_too_large(data, error))
+
+
+def _too_large(response: dict[str, Any], error: dict[str, Any]) -> dict[str, Any]:
     replacement: dict[str, Any] = {"data": None, "errors": [error]}
-    if isinstance(data.get("extensions"), dict):
-        replacement["extensions"] = data["extensions"]
-    return json.dumps(replacement)
+    if isinstance(response.get("extensions"), dict):
+        replacement["extensions"] = response["extensions"]
+    return replacement
 
 
 def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:

@@ -165,6 +165,11 @@ def test_encode_message_matches_json_for_both_protocols() -> None:
         encoded = encode_message(message)
         assert encoded is not None
         assert json.loads(encoded) == json.loads(json.dumps(message))
+        cost = {"cost": {"requested": 3, "limit": 10_000}}
+        message = {"id": "op-1", "type": kind, "payload": {"data": data, "extensions": cost}}
+        encoded = encode_message(message)
+        assert encoded is not None
+        assert json.loads(encoded) == json.loads(json.dumps(message))
 
 
 def test_encode_message_leaves_other_messages_alone() -> None:
