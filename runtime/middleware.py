@@ -204,7 +204,7 @@ def _message(text: str | None) -> tuple[str | None, str | None]:
         return None, None
     try:
         data: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # the GraphQL handler closes the socket (4400)
         return None, None
     if not isinstance(data, dict):
         return None, None

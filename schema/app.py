@@ -14,7 +14,6 @@ parse errors are the client's to see and are passed through.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -26,29 +25,27 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.extensions import ParserCache, SchemaExtension
-from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler,
-)
-from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 
 from schema.auth import ANONYMOUS, AuthError, authenticate_header, authenticate_params
 from schema.caching import validation_cache
 from schema.context import Context
+from schema.edge import (
+    EdgeGraphQL,
+    EdgeLegacyWSHandler,
+    EdgeTransportWSHandler,
+    SafeParserCache,
+)
 from schema.errors import ClientError
 from schema.fanout import SharingExecutor, encode_message
 from schema.limits import Limits, bounded_response, limit_extensions
-from schema.masking import LeanMaskErrors
+from schema.masking import LeanMaskErrors, LedgerSchema
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.scalars import SCALAR_MAP
-from schema.streaming import LeanSchema
 from schema.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
@@ -83,12 +80,14 @@ def build_schema(
     """
     limits = limits or Limits()
     own: list[ExtensionFactory] = [
-        partial(LeanMaskErrors, should_mask_error=should_mask),
-        partial(ParserCache, maxsize=CACHE_SIZE),
+        partial(
+            LeanMaskErrors, should_mask_error=should_mask, hide_suggestions=not limits.introspection
+        ),
+        partial(SafeParserCache, maxsize=CACHE_SIZE),
         *limit_extensions(limits),
         validation_cache(CACHE_SIZE),
     ]
-    return LeanSchema(
+    return LedgerSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -98,52 +97,25 @@ def build_schema(
     )
 
 
-# -- WebSocket handlers: a client that vanished is not a server error -----------------
+# -- WebSocket handlers: the edge rules (schema.edge) -----------------------------------
 
 
-def _log_task_failure(error: BaseException) -> None:
-    """Debug for a send to a client that is gone; error (with traceback) for anything else."""
-    if isinstance(error, WebSocketDisconnected):
-        log.debug("subscription ended: the WebSocket client is gone")
-    else:
-        log.error("subscription task failed", exc_info=error)
+class TransportWSHandler(EdgeTransportWSHandler):
+    """``graphql-transport-ws``: message checks, errors answered, a vanished client is no error."""
 
 
-def _retrieve_exception(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (error := task.exception()) is not None:
-        _log_task_failure(error)
+class LegacyWSHandler(EdgeLegacyWSHandler):
+    """``graphql-ws``: the same rules as ``graphql-transport-ws`` (see ``schema.edge``)."""
 
 
-class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """``graphql-transport-ws``: strawberry logs every failed operation task at error."""
-
-    async def handle_task_exception(self, error: Exception) -> None:
-        _log_task_failure(error)
-
-
-class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
-    """``graphql-ws``: strawberry never retrieves a failed operation task's exception.
-
-    The task removes itself from the handler's bookkeeping when it ends, so
-    nothing awaits it and asyncio reports "Task exception was never retrieved"
-    when it is collected. A done callback retrieves and logs it instead.
-    """
-
-    async def handle_start(self, message: StartMessage) -> None:
-        await super().handle_start(message)
-        task = self.tasks.get(message["id"])
-        if task is not None:
-            task.add_done_callback(_retrieve_exception)
-
-
-class LedgerGraphQL(GraphQL[Context, None]):
+class LedgerGraphQL(EdgeGraphQL):
     """Strawberry's ASGI app with per-request contexts and authentication.
 
     HTTP: the ``Authorization`` header is checked before anything runs; an
     invalid or expired token gets 401. WebSocket: the token is read from the
     ``connection_init`` params (``Authorization: "Bearer <jwt>"`` or
     ``token``); an invalid one closes the socket (4403 / 1011 by protocol).
-    A subscription whose client vanished ends with a debug log line.
+    What a hostile client can send is handled by ``schema.edge``.
     """
 
     graphql_transport_ws_handler_class = TransportWSHandler

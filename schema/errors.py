@@ -183,6 +183,12 @@ CONSISTENCY_TIMEOUT = "CONSISTENCY_TIMEOUT"
 """Read models did not reach the requested ``consistency`` in time."""
 UNAVAILABLE = "UNAVAILABLE"
 """This server process does not serve the feature (e.g. no live feed)."""
+GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+"""The document is not GraphQL (a syntax error, or more tokens than the limit)."""
+GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+"""The document does not validate against the schema (unknown field, too deep...)."""
+INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+"""A server fault; the message is masked and the detail is in the server's log."""
 
 
 class ClientError(Exception):
