@@ -1,0 +1,188 @@
+"""Assembling the schema and the ASGI GraphQL app.
+
+``build_schema(limits)`` puts Query, Mutation and Subscription together with
+the scalar map, parser and validation caches, the limit extensions and error
+masking. ``make_graphql_app(context)`` wraps it in strawberry's Starlette app
+with both WebSocket protocols; every request gets a copy of ``context`` with
+its caller filled in (``schema.auth``).
+
+Error masking: GraphQL errors caused by unexpected exceptions are replaced by
+"Unexpected error." for clients and logged here with their traceback.
+Validation errors, ``ClientError`` (bad cursor, forbidden...) and scalar
+parse errors are the client's to see and are passed through.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from functools import partial
+
+import strawberry
+from cross_web import HTTPException
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+
+from schema.auth import ANONYMOUS, AuthError, authenticate_header, authenticate_params
+from schema.caching import validation_cache
+from schema.context import Context
+from schema.edge import (
+    EdgeGraphQL,
+    EdgeLegacyWSHandler,
+    EdgeTransportWSHandler,
+    SafeParserCache,
+)
+from schema.errors import ClientError
+from schema.fanout import SharingExecutor, encode_message
+from schema.graphql_http import GraphQLResponseMedia
+from schema.limits import Limits, bounded_response, limit_extensions
+from schema.masking import LeanMaskErrors, LedgerSchema
+from schema.mutations import Mutation
+from schema.queries import Query
+from schema.scalars import SCALAR_MAP
+from schema.subscriptions import Subscription
+
+log = logging.getLogger(__name__)
+
+CACHE_SIZE = 1024
+
+
+def should_mask(error: GraphQLError) -> bool:
+    """Mask (and log) errors that come from an unexpected exception."""
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError | ClientError):
+        return False
+    log.error(
+        "unexpected error in %s: %s",
+        ".".join(str(p) for p in error.path or ()) or "operation",
+        original,
+        exc_info=(type(original), original, original.__traceback__),
+    )
+    return True
+
+
+ExtensionFactory = type[SchemaExtension] | Callable[[], SchemaExtension]
+
+
+def build_schema(
+    limits: Limits | None = None, *, extensions: Sequence[ExtensionFactory] = ()
+) -> strawberry.Schema:
+    """The service's schema; ``limits`` only change the extensions, not the SDL.
+
+    ``extensions`` (classes or factories, e.g. the runtime's operation metrics)
+    run outermost, before the schema's own (masking, caches, limits).
+    """
+    limits = limits or Limits()
+    own: list[ExtensionFactory] = [
+        partial(
+            LeanMaskErrors, should_mask_error=should_mask, hide_suggestions=not limits.introspection
+        ),
+        partial(SafeParserCache, maxsize=CACHE_SIZE),
+        *limit_extensions(limits),
+        validation_cache(CACHE_SIZE),
+    ]
+    return LedgerSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=[*extensions, *own],
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        execution_context_class=SharingExecutor,  # subscribers share results (schema.fanout)
+    )
+
+
+# -- WebSocket handlers: the edge rules (schema.edge) -----------------------------------
+
+
+class TransportWSHandler(EdgeTransportWSHandler):
+    """``graphql-transport-ws``: message checks, errors answered, a vanished client is no error."""
+
+
+class LegacyWSHandler(EdgeLegacyWSHandler):
+    """``graphql-ws``: the same rules as ``graphql-transport-ws`` (see ``schema.edge``)."""
+
+
+class LedgerGraphQL(GraphQLResponseMedia, EdgeGraphQL):
+    """Strawberry's ASGI app with per-request contexts and authentication.
+
+    HTTP: the ``Authorization`` header is checked before anything runs; an
+    invalid or expired token gets 401. WebSocket: the token is read from the
+    ``connection_init`` params (``Authorization: "Bearer <jwt>"`` or
+    ``token``); an invalid one closes the socket (4403 / 1011 by protocol).
+    What a hostile client can send is handled by ``schema.edge``.
+    """
+
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
+    def __init__(
+        self, schema: strawberry.Schema, base: Context, allowed_origins: Sequence[str] = ()
+    ) -> None:
+        limits = base.limits
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if limits.graphiql else None,
+            allow_queries_via_get=True,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            connection_init_wait_timeout=timedelta(seconds=limits.connection_init_timeout_seconds),
+            max_subscriptions_per_connection=limits.max_subscriptions_per_connection,
+            allowed_origins=allowed_origins,
+        )
+        self.base = base
+
+    def encode_json(self, data: object) -> str | bytes:
+        """A shared subscription result is encoded once for all subscribers (``schema.fanout``).
+
+        A response (or WebSocket result) over ``MAX_RESPONSE_BYTES`` is replaced
+        by a ``RESPONSE_TOO_LARGE`` error (``schema.limits.bounded_response``).
+        """
+        encoded = encode_message(data) or super().encode_json(data)
+        return bounded_response(encoded, data, self.base.limits.max_response_bytes)
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        if isinstance(request, WebSocket):
+            # Known after connection_init (on_ws_connect); dev mode needs no token.
+            user = (
+                authenticate_params(self.base.auth, None)
+                if self.base.auth.mode == "dev"
+                else ANONYMOUS
+            )
+        else:
+            try:
+                user = authenticate_header(self.base.auth, request.headers.get("authorization"))
+            except AuthError as exc:
+                raise HTTPException(401, f"Unauthorized: {exc}") from exc
+        return self.base.copy_for(user, request, response)
+
+    async def on_ws_connect(self, context: Context) -> None:
+        request = context.request
+        header = request.headers.get("authorization") if request is not None else None
+        try:
+            context.user = authenticate_params(context.auth, context.connection_params, header)
+        except AuthError as exc:
+            raise ConnectionRejectionError({"message": f"Unauthorized: {exc}"}) from exc
+
+
+def make_graphql_app(
+    context: Context,
+    schema: strawberry.Schema | None = None,
+    *,
+    allowed_origins: Sequence[str] = (),
+) -> LedgerGraphQL:
+    """The ASGI app serving ``/graphql`` (HTTP, GraphiQL, both WebSocket protocols).
+
+    ``context`` is the process-wide template (services, auth, limits); its
+    ``user`` is replaced per request. ``schema`` defaults to
+    ``build_schema(context.limits)``. ``allowed_origins``: the other origins
+    whose pages may open a WebSocket (``runtime/cors.py``).
+    """
+    return LedgerGraphQL(schema or build_schema(context.limits), context, allowed_origins)
