@@ -21,9 +21,6 @@ def limits_from(settings: Settings) -> Limits:
         max_query_cost=settings.max_query_cost,
         max_response_bytes=settings.max_response_bytes,
         request_timeout_seconds=settings.request_timeout_seconds,
-        max_query_cost=settings.max_query_cost,
-        max_response_bytes=settings.max_response_bytes,
-        request_timeout_seconds=settings.request_timeout_seconds,
         introspection=settings.introspection_enabled,
         graphiql=settings.graphiql_enabled,
     )

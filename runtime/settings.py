@@ -160,26 +160,6 @@ class Settings(BaseSettings):
         description="Time a query or mutation may take (keep it above "
         "CONSISTENCY_TIMEOUT_SECONDS); then UNAVAILABLE or TIMEOUT.",
     )
-    max_query_cost: int = Field(
-        10_000,
-        ge=1,
-        le=100_000_000,
-        description="Largest query cost (values a response can hold plus events replayed); "
-        "over it: QUERY_TOO_COSTLY.",
-    )
-    max_response_bytes: int = Field(
-        1_000_000,
-        ge=1_024,
-        le=1_000_000_000,
-        description="Largest serialized GraphQL response; over it: RESPONSE_TOO_LARGE.",
-    )
-    request_timeout_seconds: float = Field(
-        8.0,
-        gt=0,
-        le=300,
-        description="Time a query or mutation may take (keep it above "
-        "CONSISTENCY_TIMEOUT_SECONDS); then UNAVAILABLE or TIMEOUT.",
-    )
 
     # Background work: leases and polling.
     lease_ttl_seconds: float = Field(
