@@ -95,13 +95,14 @@ async def mongo_stores(database: AsyncDatabase[dict[str, Any]]) -> Stores:
 
 def memory_stores() -> Stores:
     return Stores(
-        InMemoryEventStore(),
+        events,
         InMemorySnapshotStore(),
-        InMemoryCommandLog(),
+        InMemoryCommandLog(events),
         InMemoryLeases(),
         InMemoryDocumentStore(),
     )
 
+    events = InMemoryEventStore()
 
 async def open_stores(
     settings: Settings, stack: AsyncExitStack, health: Health

@@ -47,9 +47,18 @@ class DecisionLoop:
         self._backoff = backoff
 
     async def run(
-        self, decider: AnyDecider, stream_id: str, command: Any, context: CommandContext
+        self,
+        decider: AnyDecider,
+        stream_id: str,
+        command: Any,
+        context: CommandContext,
+        fingerprint: str | None = None,
     ) -> CommandOutcome:
-        """Decide and append; a twin's commit (same command id) is returned as a duplicate."""
+        """Decide and append with the command's ``fingerprint`` in the commit metadata.
+
+        When another copy of the command id recorded its outcome first (our
+        append is refused as a duplicate), that outcome is the answer.
+        """
         loaded = self._repository.cached(decider, stream_id)
         fresh = loaded is None
         if loaded is None:
@@ -60,10 +69,10 @@ class DecisionLoop:
                 return CommandOutcome(stream_id, loaded.version)
             try:
                 result = await self._writer.append(
-                    decider, stream_id, loaded.version, events, context
+                    decider, stream_id, loaded.version, events, context, fingerprint
                 )
             except DuplicateCommandError as twin:
-                return await self._dedupe.twin_outcome(twin.command_id)
+                return await self._dedupe.twin_outcome(twin.command_id, fingerprint or "")
             except ConcurrencyError as conflict:
                 await self._after_conflict(stream_id, conflict, context, attempt)
                 loaded, fresh = await self._repository.current(decider, stream_id, loaded), True

@@ -1,79 +1,84 @@
-"""Exactly-once commands: the first recorded outcome of a command id is final.
+"""Exactly-once commands: one recorded outcome per command id, and it is final.
 
-A command id's outcome is either its commit (found through the event store's
-unique command-id index) or its rejection (in the ``CommandLog``). Both are
-looked up before a command runs, and again when a concurrent copy of the same
-command got there first.
+A command id's outcome is its commit or its rejection, whichever was written
+first: the ``CommandLog`` keeps rejections under the same unique key as the
+event store's commits, so two copies of one command (two processes, or a
+paused instance and its successor) cannot record both. The loser of that race
+gets the winner's outcome, as does every later repeat.
+
+Each outcome carries the command's fingerprint (``application.fingerprint``).
+A repeat whose fingerprint differs is another command sent under a used id:
+it gets ``IdempotencyKeyReused``, never the other command's outcome. Outcomes
+recorded before fingerprints existed have none and are returned as they are.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from application.errors import IdempotencyKeyReused
+from application.fingerprint import command_type
 from application.outcomes import CommandOutcome
 from application.rejections import RejectionCodes
 from domain.aggregate import DomainError
-from store.protocol import AppendResult, CommandLog, EventStore
+from store.protocol import AppendResult, CommandLog, CommandRecord, CommandRejection
 
 
 class CommandDeduplicator:
     """Finds and records command outcomes by command id."""
 
-    def __init__(self, store: EventStore, command_log: CommandLog, codes: RejectionCodes) -> None:
-        self._store = store
+    def __init__(self, command_log: CommandLog, codes: RejectionCodes) -> None:
         self._log = command_log
         self._codes = codes
 
-    async def previous_outcome(self, command_id: str) -> CommandOutcome | None:
-        """The recorded outcome of ``command_id``: its commit, or raise its rejection.
+    async def previous_outcome(self, command_id: str, fingerprint: str) -> CommandOutcome | None:
+        """The outcome recorded for ``command_id`` (one lookup), or None if it has none.
 
-        Both are looked up at once (one round trip of latency, not two); a
-        commit wins over a rejection (see ``settle_rejection``).
+        A commit is returned as a duplicate; a rejection is raised again.
         """
-        commit, rejection = await asyncio.gather(
-            self._store.find_command(command_id), self._log.find_rejection(command_id)
-        )
-        if commit is not None:
-            return duplicate(commit)
-        if rejection is not None:
-            raise self._codes.rebuild(rejection)
-        return None
+        record = await self._log.find_outcome(command_id)
+        return None if record is None else self.answer(record, command_id, fingerprint)
 
-    async def twin_outcome(self, command_id: str) -> CommandOutcome:
-        """The outcome of the commit a concurrent copy of this command wrote."""
+    async def twin_outcome(self, command_id: str, fingerprint: str) -> CommandOutcome:
+        """The outcome another copy of this command id recorded before our append."""
         for _ in range(3):
-            commit = await self._store.find_command(command_id)
-            if commit is not None:
-                return duplicate(commit)
+            record = await self._log.find_outcome(command_id)
+            if record is not None:
+                return self.answer(record, command_id, fingerprint)
             await asyncio.sleep(0.01)
-        raise RuntimeError(f"command {command_id!r} reported as applied but its commit is missing")
+        raise RuntimeError(f"command {command_id!r} was refused as recorded, but has no outcome")
 
     async def settle_rejection(
-        self, command_id: str, stream_id: str, error: DomainError
+        self, command_id: str, stream_id: str, fingerprint: str, error: DomainError
     ) -> CommandOutcome:
-        """Record ``error`` as the command's outcome, unless a twin committed first.
+        """Record ``error`` as the command's outcome unless the id already has one.
 
-        A concurrent copy of the command may have committed between our dedupe
-        check and our decision (we then decided against a state that already
-        holds its effect): its commit is the outcome, as it is for every later
-        repeat. Otherwise the first recorded rejection is raised, ours or a
-        twin's.
+        One insert decides: either ours is the outcome (``error`` is raised), or
+        a copy of the command recorded its commit or rejection first, and that
+        is the answer, as it is for every later repeat.
         """
-        commit = await self._store.find_command(command_id)
-        if commit is not None:
-            return duplicate(commit)
-        record = self._codes.to_record(command_id, stream_id, error)
+        record = self._codes.to_record(command_id, stream_id, error, fingerprint)
         stored = await self._log.record_rejection(record)
-        commit = await self._store.find_command(command_id)
-        if commit is not None:  # a twin committed while we recorded: the commit wins
-            return duplicate(commit)
-        if (stored.code, stored.message, dict(stored.details)) == (
-            error.code,
-            error.message,
-            error.details,
-        ):
+        if stored is record:
             raise error
-        raise self._codes.rebuild(stored)
+        return self.answer(stored, command_id, fingerprint)
+
+    def answer(self, record: CommandRecord, command_id: str, fingerprint: str) -> CommandOutcome:
+        """``record`` as the answer to a command with ``fingerprint``.
+
+        Raises ``IdempotencyKeyReused`` when ``record`` belongs to another
+        command, and the stored rejection when it is one.
+        """
+        if isinstance(record, CommandRejection):
+            _check_same(record.fingerprint, command_id, fingerprint)
+            raise self._codes.rebuild(record)
+        _check_same(record.events[0].metadata.fingerprint, command_id, fingerprint)
+        return duplicate(record)
+
+
+def _check_same(stored: str | None, command_id: str, fingerprint: str) -> None:
+    if stored is not None and stored != fingerprint:
+        raise IdempotencyKeyReused(command_id, command_type(stored))
 
 
 def duplicate(commit: AppendResult) -> CommandOutcome:

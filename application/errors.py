@@ -52,3 +52,28 @@ class StreamTypeMismatch(DomainError):
         self.stream_id = stream_id
         self.expected_type = expected_type
         self.actual_type = actual_type
+
+
+class IdempotencyKeyReused(DomainError):
+    """The command id was first used for a different command.
+
+    Raised instead of answering with that other command's outcome: another
+    type, stream or field value (amount, account, transfer...) than the first
+    use, whether that was committed or rejected. ``original_command_type``
+    names the first command's type. Not recorded: the first outcome stays the
+    id's outcome.
+    """
+
+    code = "idempotency_key_reused"
+
+    def __init__(
+        self, command_id: str, original_command_type: str, message: str | None = None
+    ) -> None:
+        super().__init__(
+            message
+            or f"the command id was first used for another command ({original_command_type})",
+            command_id=command_id,
+            original_command_type=original_command_type,
+        )
+        self.command_id = command_id
+        self.original_command_type = original_command_type

@@ -5,6 +5,11 @@ from ``os.urandom``, as in a random UUID: ``acc-3f2a...``), so an id says what
 it names and never collides in practice. ``random_hex`` also makes the
 request and correlation ids of the API.
 
+``derived_id`` makes the id of a new aggregate from the command id that
+creates it instead: a repeat of the command then names the same aggregate, so
+it is the same command (``application.fingerprint``) and gets the first
+outcome.
+
 ``os.urandom`` is a system call; a request makes several ids, so the bytes are
 read in blocks of ``_BLOCK`` ids and handed out in order. A forked child drops
 the block it inherited (it would otherwise hand out its parent's ids again).
@@ -12,6 +17,7 @@ the block it inherited (it would otherwise hand out its parent's ids again).
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 _ID_BYTES = 16
@@ -52,6 +58,16 @@ def new_transfer_id() -> str:
 def new_event_id() -> str:
     """An event id: ``evt-<32 hex>``; every appended event gets a new one."""
     return _new("evt")
+
+
+def derived_id(prefix: str, command_id: str) -> str:
+    """``<prefix>-<32 hex>`` from a SHA-256 of ``prefix`` and ``command_id``: the same every time.
+
+    Only for ids a command with ``command_id`` creates; distinct command ids
+    give distinct ids (128 bits kept, as for random ids).
+    """
+    digest = hashlib.sha256(f"{prefix}\x00{command_id}".encode()).hexdigest()
+    return f"{prefix}-{digest[:32]}"
 
 
 def new_command_id() -> str:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from application.errors import ConcurrencyConflict, StreamTypeMismatch
+from application.errors import ConcurrencyConflict, IdempotencyKeyReused, StreamTypeMismatch
 from domain.aggregate import DomainError
 from store.protocol import CommandRejection
 
@@ -22,12 +22,15 @@ _RESERVED = frozenset({"message", "details", "code", "args"})
 class RejectionCodes:
     """Maps a rejection ``code`` to its ``DomainError`` subclass.
 
-    ``ConcurrencyConflict`` and ``StreamTypeMismatch`` are always known.
+    The service's own errors (``ConcurrencyConflict``, ``StreamTypeMismatch``,
+    ``IdempotencyKeyReused``) are always known.
     """
 
     def __init__(self, classes: Iterable[type[DomainError]] = ()) -> None:
         by_code: dict[str, type[DomainError]] = {DomainError.code: DomainError}
-        all_classes: list[type[DomainError]] = [ConcurrencyConflict, StreamTypeMismatch, *classes]
+        all_classes: list[type[DomainError]] = [
+            ConcurrencyConflict, StreamTypeMismatch, IdempotencyKeyReused, *classes,
+        ]  # fmt: skip
         for cls in all_classes:
             known = by_code.get(cls.code)
             if known is not None and known is not cls and cls.code != DomainError.code:
@@ -39,7 +42,9 @@ class RejectionCodes:
     def by_code(self) -> Mapping[str, type[DomainError]]:
         return self._by_code
 
-    def to_record(self, command_id: str, stream_id: str, error: DomainError) -> CommandRejection:
+    def to_record(
+        self, command_id: str, stream_id: str, error: DomainError, fingerprint: str | None = None
+    ) -> CommandRejection:
         """``error`` as plain values for the ``CommandLog``."""
         return CommandRejection(
             command_id=command_id,
@@ -47,6 +52,7 @@ class RejectionCodes:
             code=error.code,
             message=error.message,
             details=dict(error.details),
+            fingerprint=fingerprint,
         )
 
     def rebuild(self, rejection: CommandRejection) -> DomainError:

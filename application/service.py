@@ -2,9 +2,10 @@
 
 ``handle(command, context)``:
 
-1. dedupe: a command id with a stored commit returns that commit's outcome
-   (``duplicate=True``); one with a stored rejection raises the same typed
-   ``DomainError`` again;
+1. dedupe (one lookup): a command id with a recorded commit returns that
+   commit's outcome (``duplicate=True``); one with a recorded rejection raises
+   the same typed ``DomainError`` again; either way only if the command's
+   fingerprint matches the recorded one, else ``IdempotencyKeyReused``;
 2. load: the cached state, or the latest usable snapshot plus newer events;
 3. decide: the aggregate's pure ``decide``;
 4. append at the loaded version with the commit metadata, every event with a
@@ -13,14 +14,13 @@
    jittered exponential backoff); a client's ``expected_version`` is never
    retried: a mismatch raises ``ConcurrencyConflict`` with the actual version.
 
-Rejections of commands with an id are recorded in the ``CommandLog``. A
-``ConcurrencyConflict`` is not recorded: nothing happened, a repeat may work.
-
-Known limit: a commit and a rejection cannot share one unique key, so two
-copies of one command id racing can, in a rare interleaving (the rejected copy
-decided on an older state and finished before the other committed), answer
-one client with the rejection and the other with the commit; every later
-repeat returns the commit.
+Rejections of commands with an id are recorded in the ``CommandLog``, under
+the same unique key as commits: whichever of a commit and a rejection of one
+command id is written first is its only outcome, and every copy of the
+command, racing or later, gets that answer (``application.dedupe``). A
+``ConcurrencyConflict`` or ``IdempotencyKeyReused`` is not recorded: nothing
+happened, and the id keeps its first outcome. A decision without events
+records nothing either.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from typing import Any
 from application.context import CommandContext
 from application.decision import DecisionLoop
 from application.dedupe import CommandDeduplicator
-from application.errors import ConcurrencyConflict
+from application.errors import ConcurrencyConflict, IdempotencyKeyReused
+from application.fingerprint import fingerprint
 from application.ids import new_event_id
 from application.loading import AnyDecider
 from application.outcomes import CommandOutcome, HistoryEntry, Loaded
@@ -79,7 +80,7 @@ class ApplicationService:
         self._store = store
         self._deciders = dict(deciders)
         codes = RejectionCodes(ERROR_TYPES.values() if rejection_types is None else rejection_types)
-        self._dedupe = CommandDeduplicator(store, command_log, codes)
+        self._dedupe = CommandDeduplicator(command_log, codes)
         self._repository = Repository(
             store, snapshots, registry, self._deciders.values(),
             snapshot_every=snapshot_every, cache_size=cache_size,
@@ -100,18 +101,21 @@ class ApplicationService:
         context = context or _NO_CONTEXT
         decider = self.decider_for(command)
         stream_id = decider.stream_id(command)
-        if context.command_id is not None:
-            previous = await self._dedupe.previous_outcome(context.command_id)
-            if previous is not None:
-                return previous
-        try:
+        command_id = context.command_id
+        if command_id is None:
             return await self._loop.run(decider, stream_id, command, context)
-        except ConcurrencyConflict:
+        print_ = fingerprint(command, stream_id)
+        previous = await self._dedupe.previous_outcome(command_id, print_)
+        if previous is not None:
+            return previous
+        try:
+            return await self._loop.run(decider, stream_id, command, context, print_)
+        except (ConcurrencyConflict, IdempotencyKeyReused):
             raise
         except DomainError as error:
-            if context.command_id is None:
-                raise
-            return await self._dedupe.settle_rejection(context.command_id, stream_id, error)
+            # Also a rejection a racing copy recorded first (raised by the loop
+            # on its duplicate append): recording it again answers with it.
+            return await self._dedupe.settle_rejection(command_id, stream_id, print_, error)
 
     def decider_for(self, command: Any) -> AnyDecider:
         """The decider handling ``command``'s class (``LookupError`` if none)."""

@@ -11,13 +11,14 @@ from domain.codec import EventRegistry
 from store.protocol import AppendResult, CommitMetadata, EventStore, NewEvent
 
 
-def metadata_of(context: CommandContext) -> CommitMetadata:
-    """The commit metadata carried by ``context``, unchanged."""
+def metadata_of(context: CommandContext, fingerprint: str | None = None) -> CommitMetadata:
+    """The commit metadata carried by ``context``, with the command's ``fingerprint``."""
     return CommitMetadata(
         command_id=context.command_id,
         correlation_id=context.correlation_id,
         causation_id=context.causation_id,
         actor=context.actor,
+        fingerprint=fingerprint,
     )
 
 
@@ -38,11 +39,13 @@ class CommitWriter:
         expected_version: int,
         events: Sequence[Any],
         context: CommandContext,
+        fingerprint: str | None = None,
     ) -> AppendResult:
         """One commit at ``expected_version + 1``; the store's errors propagate."""
         new_events = [self._new_event(event) for event in events]
+        metadata = metadata_of(context, fingerprint)
         return await self._store.append(
-            stream_id, decider.stream_type, expected_version, new_events, metadata_of(context)
+            stream_id, decider.stream_type, expected_version, new_events, metadata
         )
 
     def _new_event(self, event: Any) -> NewEvent:

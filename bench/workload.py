@@ -36,7 +36,8 @@ BackendFactory = Callable[[], Awaitable[Backend]]
 
 
 async def memory_backend() -> Backend:
-    return Backend(InMemoryEventStore(), InMemorySnapshotStore(), InMemoryCommandLog())
+    store = InMemoryEventStore()
+    return Backend(store, InMemorySnapshotStore(), InMemoryCommandLog(store))
 
 
 def service_on(backend: Backend, *, snapshot_every: int = 100) -> ApplicationService:

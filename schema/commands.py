@@ -12,12 +12,11 @@ import re
 from typing import Any
 
 from application.context import CommandContext
-from application.ids import random_hex
+from application.ids import derived_id, random_hex
 from application.outcomes import CommandOutcome
-from domain.account import ACCOUNT, CloseAccount, Deposit, OpenAccount, Withdraw
+from domain.account import ACCOUNT
 from domain.aggregate import DomainError
 from domain.errors import AccountNotFound
-from domain.transfer import RequestTransfer
 from schema.context import Context
 from schema.errors import ErrorType, Forbidden, InvalidInput, error_from_domain, forbidden
 
@@ -50,17 +49,32 @@ def check_account_id(value: str, field: str = "accountId") -> InvalidInput | Non
     return None
 
 
+def namespaced_command_id(user: str, command_id: str) -> str:
+    """``command_id`` in ``user``'s namespace: ``<user, with "%" and ":" escaped>:<command_id>``.
+
+    The user part holds no ":", so the first ":" splits the pair back and no
+    two (user, key) pairs collide (user ``carl:k`` with key ``open`` is
+    ``carl%3Ak:open``, user ``carl`` with key ``k:open`` is ``carl:k:open``).
+    A user name without "%" or ":" keeps the ``<user>:<key>`` form earlier
+    versions wrote. Internal command ids (``cmd-<hex>``, ``seed-<hex>``) hold
+    no ":" and so are in no user's namespace.
+    """
+    escaped = user.replace("%", "%25").replace(":", "%3A")
+    return f"{escaped}:{command_id}"
+
+
 def command_context(
     ctx: Context, command_id: str | None, expected_version: int | None = None
 ) -> CommandContext:
-    """The command's metadata. A non-admin's command ids are namespaced by user name.
+    """The command's metadata; every API command id is namespaced by its user's name.
 
-    Namespacing keeps one user from replaying another's idempotency key and
-    being handed the first outcome (which may belong to someone else).
+    Namespacing keeps one user (admins included) from replaying another's
+    idempotency key and being handed the first outcome (which may belong to
+    someone else).
     """
     user = ctx.user
-    if command_id is not None and not user.is_admin:
-        command_id = f"{user.name}:{command_id}"
+    if command_id is not None:
+        command_id = namespaced_command_id(user.name, command_id)
     return CommandContext(
         command_id=command_id,
         correlation_id=command_id or f"req-{random_hex()}",
@@ -70,43 +84,28 @@ def command_context(
     )
 
 
+def new_id_for(prefix: str, context: CommandContext) -> str:
+    """The id a creating command makes: derived from its command id, random without one.
+
+    A repeat of the command (same key, same input) then creates the same
+    aggregate, is the same command and gets the first outcome.
+    """
+    if context.command_id is None:
+        return f"{prefix}-{random_hex()}"
+    return derived_id(prefix, context.command_id)
+
+
 async def send(ctx: Context, command: Any, context: CommandContext) -> CommandOutcome | ErrorType:
     """Handle ``command``; a rejection comes back as a typed error, never raised.
 
-    A repeated ``commandId`` returns the first outcome, but only for the same
-    kind of command on the same stream: a key reused for a different command
-    is refused as ``InvalidInput(commandId)`` instead of answering with an
-    unrelated commit.
+    A repeated ``commandId`` returns the first outcome only for the same
+    command (the service compares fingerprints); a key reused for anything
+    else is ``IdempotencyKeyReused``.
     """
     try:
-        outcome: CommandOutcome = await ctx.service.handle(command, context)
+        return await ctx.service.handle(command, context)
     except DomainError as error:
         return error_from_domain(error)
-    if outcome.duplicate and not same_command(command, outcome):
-        return InvalidInput(
-            message="commandId was already used for a different command", field="commandId"
-        )
-    return outcome
-
-
-FIRST_EVENT: dict[type, str] = {
-    OpenAccount: "AccountOpened",
-    Deposit: "MoneyDeposited",
-    Withdraw: "MoneyWithdrawn",
-    CloseAccount: "AccountClosed",
-    RequestTransfer: "TransferRequested",
-}
-"""The first event each API command's commit starts with."""
-
-
-def same_command(command: Any, outcome: CommandOutcome) -> bool:
-    """Whether a duplicate ``outcome`` was produced by a command like ``command``."""
-    first = outcome.events[0].type if outcome.events else None
-    if first != FIRST_EVENT.get(type(command)):
-        return False
-    if isinstance(command, Deposit | Withdraw | CloseAccount):
-        return outcome.stream_id == command.account_id
-    return True
 
 
 async def account_access(ctx: Context, account_id: str) -> ErrorType | None:

@@ -14,6 +14,7 @@ from typing import Any
 import strawberry
 
 from application.errors import ConcurrencyConflict as ConcurrencyConflictError
+from application.errors import IdempotencyKeyReused as IdempotencyKeyReusedError
 from domain import errors as de
 from domain.aggregate import DomainError
 from domain.money import format_amount
@@ -79,6 +80,15 @@ class CurrencyMismatch(Error):
     actual: str
 
 
+@strawberry.type(
+    description="The `commandId` was first used for a different command (another mutation, "
+    "account, amount, transfer...): nothing was done, and that command's outcome is not "
+    "returned. `originalCommandType` names the first command's type. Use a new `commandId`."
+)
+class IdempotencyKeyReused(Error):
+    original_command_type: str
+
+
 @strawberry.type(description="Any other business-rule rejection, named by `code`.")
 class CommandRejected(Error):
     code: str
@@ -94,8 +104,10 @@ ErrorType = (
     | Forbidden
     | BalanceNotZero
     | CurrencyMismatch
+    | IdempotencyKeyReused
     | CommandRejected
 )
+"""Every typed error of a command; each mutation's result union is its payload | ErrorType."""
 
 
 def _money(value: Any) -> DecimalString:
@@ -143,6 +155,10 @@ _MAPPING: dict[type[DomainError], Callable[[DomainError], ErrorType]] = {
         account_id=strawberry.ID(str(_details(e).get("account_id", ""))),
         balance=_money(_details(e).get("balance")),
         currency=str(_details(e).get("currency", "")),
+    ),
+    IdempotencyKeyReusedError: lambda e: IdempotencyKeyReused(
+        message=e.message,
+        original_command_type=str(_details(e).get("original_command_type", "")),
     ),
     de.CurrencyMismatch: lambda e: CurrencyMismatch(
         message=e.message,

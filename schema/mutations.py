@@ -3,7 +3,9 @@
 Every mutation's result is a union of its success payload and typed errors
 (``schema.errors``); a refused command appends nothing. New ids are made here
 (``application.ids``), never by clients: ids in inputs must name existing
-accounts. Money arrives as ``Decimal`` strings and is parsed with
+accounts. A command sent with a ``commandId`` derives the id it creates from
+it (``new_id_for``), so that a repeat is the same command. Money arrives as
+``Decimal`` strings and is parsed with
 ``domain.money.parse_amount``; invalid values become ``InvalidInput``.
 """
 
@@ -13,7 +15,6 @@ from typing import Annotated
 
 import strawberry
 
-from application.ids import new_account_id, new_transfer_id
 from application.outcomes import CommandOutcome
 from domain.account import CloseAccount, Deposit, OpenAccount, Withdraw
 from domain.aggregate import DomainError
@@ -27,6 +28,7 @@ from schema.commands import (
     check_command_id,
     check_expected_version,
     command_context,
+    new_id_for,
     owner_access,
     send,
     transfer_access,
@@ -135,8 +137,9 @@ async def open_account(info: strawberry.Info[Context], input: OpenAccountInput) 
     refused = owner_access(ctx, owner)
     if refused is not None:
         return refused
-    command = OpenAccount(account_id=new_account_id(), owner=owner, currency=currency)
-    return _account_payload(await send(ctx, command, command_context(ctx, input.command_id)))
+    context = command_context(ctx, input.command_id)
+    command = OpenAccount(account_id=new_id_for("acc", context), owner=owner, currency=currency)
+    return _account_payload(await send(ctx, command, context))
 
 
 async def deposit(info: strawberry.Info[Context], input: AmountInput) -> AccountResult:
@@ -169,13 +172,14 @@ async def request_transfer(
     refused = await transfer_access(ctx, str(input.from_account_id), str(input.to_account_id))
     if refused is not None:
         return refused
+    context = command_context(ctx, input.command_id)
     command = RequestTransfer(
-        transfer_id=new_transfer_id(),
+        transfer_id=new_id_for("trf", context),
         from_account_id=str(input.from_account_id),
         to_account_id=str(input.to_account_id),
         amount=amount,
     )
-    outcome = await send(ctx, command, command_context(ctx, input.command_id))
+    outcome = await send(ctx, command, context)
     if isinstance(outcome, CommandOutcome):
         return TransferPayload.from_outcome(outcome)
     return outcome

@@ -17,6 +17,7 @@ from store.notifier import HeadNotifier
 from store.protocol import (
     AppendResult,
     CommandRejection,
+    CommandRecord,
     CommitMetadata,
     ConcurrencyError,
     DuplicateCommandError,
@@ -54,7 +55,9 @@ class InMemoryEventStore:
         self._streams: dict[str, list[AppendResult]] = {}
         self._log: list[RecordedEvent] = []  # index i holds position i + 1
         self._stream_positions: dict[str, list[int]] = {}
-        self._commands: dict[str, AppendResult] = {}
+        # Each command id's one outcome: its commit, or the rejection that
+        # ``InMemoryCommandLog`` recorded under the same key.
+        self._commands: dict[str, CommandRecord] = {}
         self.notifier = HeadNotifier()
         self._listeners: list[Callable[[], None]] = []
 
@@ -170,7 +173,8 @@ class InMemoryEventStore:
         return 0
 
     async def find_command(self, command_id: str) -> AppendResult | None:
-        return self._commands.get(command_id)
+        found = self._commands.get(command_id)
+        return found if isinstance(found, AppendResult) else None
 
 
 class InMemorySnapshotStore:
@@ -189,16 +193,21 @@ class InMemorySnapshotStore:
 
 
 class InMemoryCommandLog:
-    """``CommandLog`` in a dict; the first rejection recorded for an id wins."""
+    """``CommandLog`` of ``store``: rejections share its command-id map with its commits.
 
-    def __init__(self) -> None:
-        self._rejections: dict[str, CommandRejection] = {}
+    Whichever of a commit and a rejection reaches the map first is the id's
+    outcome. Like an append, recording yields to the loop once before it acts.
+    """
 
-    async def record_rejection(self, rejection: CommandRejection) -> CommandRejection:
-        return self._rejections.setdefault(rejection.command_id, rejection)
+    def __init__(self, store: InMemoryEventStore) -> None:
+        self._outcomes = store._commands
 
-    async def find_rejection(self, command_id: str) -> CommandRejection | None:
-        return self._rejections.get(command_id)
+    async def record_rejection(self, rejection: CommandRejection) -> CommandRecord:
+        await asyncio.sleep(0)
+        return self._outcomes.setdefault(rejection.command_id, rejection)
+
+    async def find_outcome(self, command_id: str) -> CommandRecord | None:
+        return self._outcomes.get(command_id)
 
 
 class InMemoryLeases:

@@ -1,10 +1,19 @@
-"""The shape of one commit document in the ``events`` collection (DESIGN.md section 2).
+"""The shape of one commit document in the ``events`` collection.
 
 ``{_id: "<stream_id>:<version>", stream_id, stream_type, version, events: [...],
 metadata: {...}, recorded_at, position | pending}``: ``version`` is the first
 event's version, ``position`` the first event's global position once stamped;
 until then the commit carries ``pending`` (epoch ms at insert), the small marker
 the sequencer's index is built on.
+
+A command's rejection is kept in the same collection, under the same unique
+``metadata.command_id`` key as commits, so one insert decides a command id's
+outcome (``store.mongo_commands``). It is no stream's event:
+``{_id = stream_id = "~rejection:<command_id>", stream_type: "rejection",
+version: 0, events: [], metadata: {command_id, fingerprint}, rejection: {...},
+recorded_at}`` has neither ``pending`` nor ``position`` (never sequenced, never
+in ``read_all``), and its reserved stream id is no aggregate's (never in
+``read_stream``, ``stream_version`` or ``version_at``).
 """
 
 from __future__ import annotations
@@ -13,9 +22,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from store.driver import Document
-from store.protocol import AppendResult, CommitMetadata, NewEvent, RecordedEvent
+from store.protocol import (
+    AppendResult,
+    CommandRecord,
+    CommandRejection,
+    CommitMetadata,
+    NewEvent,
+    RecordedEvent,
+)
 
 PENDING = "pending"
+REJECTION = "rejection"
+REJECTION_STREAM_PREFIX = "~rejection:"
 
 
 def stream_filter(stream_id: str) -> Document:
@@ -44,8 +62,8 @@ def commit_document(
     recorded_at: datetime,
     pending: int,
 ) -> Document:
-    """A new, unsequenced commit document."""
-    return {
+    """A new, unsequenced commit document (``metadata.fingerprint`` only when given)."""
+    doc: Document = {
         "_id": commit_id(stream_id, version),
         "stream_id": stream_id,
         "stream_type": stream_type,
@@ -68,6 +86,51 @@ def commit_document(
         "recorded_at": recorded_at,
         PENDING: pending,
     }
+    if metadata.fingerprint is not None:
+        doc["metadata"]["fingerprint"] = metadata.fingerprint
+    return doc
+
+
+def rejection_document(rejection: CommandRejection, recorded_at: datetime) -> Document:
+    """``rejection`` as a document of the ``events`` collection (see the module's doc)."""
+    reserved = REJECTION_STREAM_PREFIX + rejection.command_id
+    return {
+        "_id": reserved,
+        "stream_id": reserved,
+        "stream_type": REJECTION,
+        "version": 0,
+        "events": [],
+        "metadata": {"command_id": rejection.command_id, "fingerprint": rejection.fingerprint},
+        REJECTION: {
+            "stream_id": rejection.stream_id,
+            "code": rejection.code,
+            "message": rejection.message,
+            "details": dict(rejection.details),
+        },
+        "recorded_at": recorded_at,
+    }
+
+
+def is_rejection(doc: Document) -> bool:
+    return REJECTION in doc
+
+
+def rejection_of(doc: Document) -> CommandRejection:
+    """The rejection stored by ``rejection_document``."""
+    body = doc[REJECTION]
+    return CommandRejection(
+        command_id=doc["metadata"]["command_id"],
+        stream_id=body["stream_id"],
+        code=body["code"],
+        message=body["message"],
+        details=body.get("details") or {},
+        fingerprint=doc["metadata"].get("fingerprint"),
+    )
+
+
+def command_record(doc: Document) -> CommandRecord:
+    """What a document found by its command id records: a commit or a rejection."""
+    return rejection_of(doc) if REJECTION in doc else append_result(doc)
 
 
 def last_version(doc: Document) -> int:
@@ -97,6 +160,7 @@ def recorded_events(doc: Document) -> tuple[RecordedEvent, ...]:
         correlation_id=meta.get("correlation_id"),
         causation_id=meta.get("causation_id"),
         actor=meta.get("actor"),
+        fingerprint=meta.get("fingerprint"),
     )
     stream_id, stream_type = doc["stream_id"], doc["stream_type"]
     first_version = int(doc["version"])

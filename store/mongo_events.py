@@ -2,7 +2,7 @@
 
 Works with PyMongo's async client and with Motor (see ``store.driver``) on any
 MongoDB-compatible server, relying only on single-document atomic writes and
-unique indexes (DESIGN.md section 2). Positions are stamped afterwards by the
+unique indexes. Positions are stamped afterwards by the
 sequencer (``store.stamping``, which also uses the ``positions`` collection);
 ``sequence()`` runs one pass of it.
 """
@@ -27,6 +27,7 @@ from store.mongo_commits import (
     PENDING,
     append_result,
     commit_document,
+    is_rejection,
     last_position,
     last_version,
     recorded_events,
@@ -88,12 +89,7 @@ class MongoEventStore:
         await events.create_index(
             [("stream_id", ASCENDING), ("version", ASCENDING)], unique=True, name="stream_version"
         )
-        await events.create_index(
-            "metadata.command_id",
-            unique=True,
-            name="command_id",
-            partialFilterExpression={"metadata.command_id": COMMAND_ID_PARTIAL},
-        )
+        await ensure_command_index(events)
         await events.create_index(
             "position",
             unique=True,
@@ -230,7 +226,7 @@ class MongoEventStore:
 
     async def find_command(self, command_id: str) -> AppendResult | None:
         doc = await self.collection.find_one(self.command_query(command_id))
-        return None if doc is None else append_result(doc)
+        return None if doc is None or is_rejection(doc) else append_result(doc)
 
     async def _commits_holding(
         self, query: Document, after: int, limit: int, wanted: set[str]
@@ -325,6 +321,20 @@ class MongoEventStore:
             if len(self._known_ends) >= _KNOWN_ENDS_LIMIT:
                 self._known_ends.clear()
             self._known_ends[stream_id] = end
+
+
+async def ensure_command_index(events: Collection) -> None:
+    """The unique command-id index: one commit or rejection per command id.
+
+    Shared by ``MongoEventStore`` and ``MongoCommandLog``, which both rely on
+    it; creating it again with the same options does nothing.
+    """
+    await events.create_index(
+        "metadata.command_id",
+        unique=True,
+        name="command_id",
+        partialFilterExpression={"metadata.command_id": COMMAND_ID_PARTIAL},
+    )
 
 
 def command_filter(command_id: str) -> dict[str, object]:

@@ -26,12 +26,19 @@ class NewEvent:
 
 @dataclass(frozen=True)
 class CommitMetadata:
-    """Who and what caused a commit; stored once per commit."""
+    """Who and what caused a commit; stored once per commit.
+
+    ``fingerprint`` identifies the command sent under ``command_id`` (its type,
+    target stream and canonical fields, ``application.fingerprint``): a repeat
+    of the id is only answered with this commit if its fingerprint matches.
+    Commits written before fingerprints existed have None.
+    """
 
     command_id: str | None = None
     correlation_id: str | None = None
     causation_id: str | None = None
     actor: str | None = None
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -178,23 +185,45 @@ class SnapshotStore(Protocol):
 
 @dataclass(frozen=True)
 class CommandRejection:
-    """A command id whose command was rejected by a domain rule."""
+    """A command id whose command was rejected by a domain rule.
+
+    ``fingerprint`` identifies the rejected command (see ``CommitMetadata``);
+    None for rejections recorded before fingerprints existed.
+    """
 
     command_id: str
     stream_id: str
     code: str
     message: str
     details: Mapping[str, Any]
+    fingerprint: str | None = None
+
+
+#: The one recorded outcome of a command id: its commit or its rejection.
+CommandRecord = AppendResult | CommandRejection
 
 
 class CommandLog(Protocol):
-    """Durable record of rejected commands, so a repeat returns the same rejection."""
+    """The one durable record per command id: its commit or its rejection, whichever came first.
 
-    async def record_rejection(self, rejection: CommandRejection) -> CommandRejection:
-        """Store ``rejection`` unless one exists for its id; return the stored one."""
+    A log is bound to one ``EventStore``: a rejection is kept under the same
+    unique command-id key as that store's commits, so for any command id at
+    most one of them is ever written. An append carrying an id that has a
+    rejection raises ``DuplicateCommandError``, as for a commit, and
+    recording a rejection for an id that has a commit returns the commit.
+    """
+
+    async def record_rejection(self, rejection: CommandRejection) -> CommandRecord:
+        """Store ``rejection`` unless its id has an outcome; return the id's outcome.
+
+        That is ``rejection`` itself, or what another writer recorded first
+        under the same id (a rejection, or a commit).
+        """
         ...
 
-    async def find_rejection(self, command_id: str) -> CommandRejection | None: ...
+    async def find_outcome(self, command_id: str) -> CommandRecord | None:
+        """The commit or the rejection recorded for ``command_id``, in one lookup."""
+        ...
 
 
 @dataclass(frozen=True)

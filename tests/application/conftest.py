@@ -49,7 +49,8 @@ def make_service(
 
 
 def memory_backend() -> Backend:
-    return Backend(InMemoryEventStore(), InMemorySnapshotStore(), InMemoryCommandLog())
+    store = InMemoryEventStore()
+    return Backend(store, InMemorySnapshotStore(), InMemoryCommandLog(store))
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from runtime.forwarding import NO_METADATA, ForwardingEventStore
 from store.protocol import (
     AppendResult,
     CommandLog,
+    CommandRecord,
     CommandRejection,
     CommitMetadata,
     EventStore,
@@ -28,6 +29,7 @@ class CountingStore(ForwardingEventStore):
     def __init__(self, inner: EventStore) -> None:
         super().__init__(inner)
         self.before_read: Callable[[], Awaitable[None]] | None = None
+        self.before_append: Callable[[], Awaitable[None]] | None = None
         self.appends = 0
         self.conflicts = 0
         self.stream_reads = 0
@@ -41,6 +43,9 @@ class CountingStore(ForwardingEventStore):
         events: Sequence[NewEvent],
         metadata: CommitMetadata = NO_METADATA,
     ) -> AppendResult:
+        hook, self.before_append = self.before_append, None
+        if hook is not None:  # runs once: the writer pauses between its decision and its write
+            await hook()
         self.appends += 1
         try:
             return await self.inner.append(
@@ -101,12 +106,18 @@ class RecordingCommandLog:
         self.recorded: list[CommandRejection] = []
         self.before_record: Callable[[], Awaitable[None]] | None = None
 
-    async def record_rejection(self, rejection: CommandRejection) -> CommandRejection:
+    async def record_rejection(self, rejection: CommandRejection) -> CommandRecord:
         hook, self.before_record = self.before_record, None
         if hook is not None:  # runs once: lets a test slip a write in before this record
             await hook()
         self.recorded.append(rejection)
         return await self.inner.record_rejection(rejection)
 
-    async def find_rejection(self, command_id: str) -> CommandRejection | None:
-        return await self.inner.find_rejection(command_id)
+    async def find_outcome(self, command_id: str) -> CommandRecord | None:
+        return await self.inner.find_outcome(command_id)
+
+
+async def stored_rejection(log: CommandLog, command_id: str) -> CommandRejection | None:
+    """The rejection recorded for ``command_id``; None if it has none (or a commit)."""
+    record = await log.find_outcome(command_id)
+    return record if isinstance(record, CommandRejection) else None

@@ -9,6 +9,7 @@ from application.ids import new_transfer_id
 from domain.account import CreditForTransfer, Deposit, Withdraw
 from domain.errors import InsufficientFunds
 from tests.application.conftest import Backend, open_account, with_id
+from tests.application.doubles import stored_rejection
 
 
 async def test_a_hot_stream_is_not_read_again(memory: Backend) -> None:
@@ -108,7 +109,7 @@ async def test_a_stale_entry_never_causes_a_wrong_rejection(backend: Backend) ->
     outcome = await second.handle(Withdraw(account_id, 50), context)  # refused on balance 10
 
     assert (outcome.version, outcome.events[0].data["balance"]) == (4, 50)
-    assert await backend.command_log.find_rejection(str(context.command_id)) is None
+    assert await stored_rejection(backend.command_log, str(context.command_id)) is None
 
 
 async def test_a_stale_entry_never_causes_a_wrong_no_op(memory: Backend) -> None:

@@ -10,7 +10,7 @@ from application.context import CommandContext
 from domain.account import Deposit, Withdraw
 from domain.errors import InsufficientFunds
 from tests.application.conftest import Backend, open_account, with_id
-from tests.application.doubles import RecordingCommandLog
+from tests.application.doubles import RecordingCommandLog, stored_rejection
 
 
 async def test_the_same_command_sent_ten_times_at_once_has_one_effect(backend: Backend) -> None:
@@ -87,7 +87,7 @@ async def test_concurrent_copies_of_a_rejected_command_share_one_rejection(
     )
 
     assert all(isinstance(r, InsufficientFunds) for r in results)
-    rejection = await backend.command_log.find_rejection(str(context.command_id))
+    rejection = await stored_rejection(backend.command_log, str(context.command_id))
     assert rejection is not None
     assert rejection.code == "insufficient_funds"
     assert {str(r) for r in results} == {rejection.message}
@@ -111,7 +111,7 @@ async def test_a_twin_that_commits_while_we_load_makes_its_commit_our_outcome(
     # slow decided against balance 0 (insufficient funds), but the command had succeeded
     assert outcome.duplicate
     assert outcome.version == 3
-    assert await memory.command_log.find_rejection(str(context.command_id)) is None
+    assert await stored_rejection(memory.command_log, str(context.command_id)) is None
 
 
 async def test_commands_without_id_are_not_deduplicated(memory: Backend) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from application.context import CommandContext
 from application.errors import StreamTypeMismatch
+from application.fingerprint import fingerprint
 from application.ids import new_account_id, new_transfer_id
 from domain.account import (
     ACCOUNT,
@@ -50,7 +51,8 @@ async def test_metadata_and_fresh_event_ids_are_recorded_on_the_commit(backend: 
     outcome = await service.handle(Withdraw(account_id, 200), context)
 
     stored = await backend.store.read_stream(account_id)
-    assert stored[-1].metadata == CommitMetadata("cmd-1", "corr-1", "evt-0", "user-7")
+    print_ = fingerprint(Withdraw(account_id, 200), account_id)
+    assert stored[-1].metadata == CommitMetadata("cmd-1", "corr-1", "evt-0", "user-7", print_)
     assert outcome.events == tuple(stored[-1:])
     event_ids = [e.event_id for e in stored]
     assert len(set(event_ids)) == len(event_ids) == 3

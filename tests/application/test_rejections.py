@@ -24,7 +24,7 @@ from domain.errors import (
     TransferNotFound,
 )
 from tests.application.conftest import Backend, open_account
-from tests.application.doubles import RecordingCommandLog
+from tests.application.doubles import RecordingCommandLog, stored_rejection
 
 SAMPLES: list[DomainError] = [
     InvalidInput("amount", "amount must be greater than zero", value=0),
@@ -49,7 +49,7 @@ async def test_every_rejection_round_trips_through_the_command_log(
     codes = RejectionCodes(ERROR_TYPES.values())
     command_id = new_command_id()
     await backend.command_log.record_rejection(codes.to_record(command_id, "acc-1", error))
-    stored = await backend.command_log.find_rejection(command_id)
+    stored = await stored_rejection(backend.command_log, command_id)
     assert stored is not None
 
     rebuilt = codes.rebuild(stored)
@@ -97,7 +97,7 @@ async def test_a_conflict_is_not_the_final_outcome_of_a_command(backend: Backend
     )
 
     assert (retried.version, retried.duplicate) == (3, False)
-    assert await backend.command_log.find_rejection(command_id) is None
+    assert await stored_rejection(backend.command_log, command_id) is None
 
 
 async def test_a_rejection_without_command_id_is_not_recorded(memory: Backend) -> None:

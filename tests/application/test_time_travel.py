@@ -35,7 +35,7 @@ class StepClock:
 
 def clocked_backend() -> Backend:
     store = InMemoryEventStore(clock=StepClock())
-    return Backend(store, InMemorySnapshotStore(), InMemoryCommandLog())
+    return Backend(store, InMemorySnapshotStore(), InMemoryCommandLog(store))
 
 
 async def replayed(store: EventStore, stream_id: str, version: int) -> Any:

@@ -114,7 +114,7 @@ async def serve(
     )
     consumers = _consumers(store, documents, hub, progress)
     service = ApplicationService(
-        store, InMemorySnapshotStore(), InMemoryCommandLog(), EVENTS, DECIDERS
+        store, InMemorySnapshotStore(), InMemoryCommandLog(store), EVENTS, DECIDERS
     )
     live = create_live(
         store,

@@ -53,7 +53,7 @@ async def world() -> AsyncIterator[World]:
         )
     ]
     service = ApplicationService(
-        store, InMemorySnapshotStore(), InMemoryCommandLog(), EVENTS, DECIDERS
+        store, InMemorySnapshotStore(), InMemoryCommandLog(store), EVENTS, DECIDERS
     )
     live = create_live(store, documents, checkpoints, hub=hub, progress=progress)
     for consumer in consumers:

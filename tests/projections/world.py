@@ -112,10 +112,11 @@ class World:
 
 
 def memory_world() -> World:
+    store = InMemoryEventStore()
     return World(
-        InMemoryEventStore(),
+        store,
         InMemorySnapshotStore(),
-        InMemoryCommandLog(),
+        InMemoryCommandLog(store),
         InMemoryDocumentStore(),
         InMemoryLeases(),
     )

@@ -76,7 +76,7 @@ def _service(store: InMemoryEventStore, registry: EventRegistry) -> ApplicationS
     return ApplicationService(
         store,
         InMemorySnapshotStore(),
-        InMemoryCommandLog(),
+        InMemoryCommandLog(store),
         registry,
         GOAL_DECIDERS,
         rejection_types=(*ERROR_TYPES.values(), *GOAL_ERRORS),

@@ -33,9 +33,10 @@ def _value(metrics: Metrics, name: str, **labels: str) -> float:
 
 def _services() -> tuple[Metrics, InstrumentedService]:
     metrics = Metrics()
-    store = InstrumentedEventStore(InMemoryEventStore(), metrics)
+    inner = InMemoryEventStore()
+    store = InstrumentedEventStore(inner, metrics)
     service = ApplicationService(
-        store, InMemorySnapshotStore(), InMemoryCommandLog(), EVENTS, DECIDERS, cache_size=0
+        store, InMemorySnapshotStore(), InMemoryCommandLog(inner), EVENTS, DECIDERS, cache_size=0
     )
     return metrics, InstrumentedService(service, metrics)
 

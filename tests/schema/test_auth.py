@@ -139,6 +139,18 @@ async def test_command_ids_are_namespaced_per_user(jwt_wiring: Wiring) -> None:
     assert other["duplicate"] is False
 
 
+async def test_no_two_users_and_keys_share_a_command_id(jwt_wiring: Wiring) -> None:
+    """``carl:k`` + ``open`` and ``carl`` + ``k:open`` once both read ``carl:k:open``."""
+    w = jwt_wiring
+    colon, carl = User("carl:k"), User("carl")
+    first = await mutate(w, OPEN, colon, owner="carl:k", currency="EUR", commandId="open")
+    second = await mutate(w, OPEN, carl, owner="carl", currency="EUR", commandId="k:open")
+    admin = await mutate(w, OPEN, ADMIN, owner="carl", currency="EUR", commandId="carl:k:open")
+    assert [r["__typename"] for r in (first, second, admin)] == ["AccountPayload"] * 3
+    assert len({r["accountId"] for r in (first, second, admin)}) == 3
+    assert not any(r["duplicate"] for r in (first, second, admin))
+
+
 def test_dev_user_is_admin() -> None:
     assert DEV_USER.is_admin
     assert DEV_USER.owns("anyone")

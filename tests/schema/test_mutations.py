@@ -19,6 +19,7 @@ ACCOUNT_FIELDS = """
   ... on AccountClosed { accountId }
   ... on BalanceNotZero { accountId balance currency }
   ... on ConcurrencyConflict { streamId expectedVersion actualVersion }
+  ... on IdempotencyKeyReused { originalCommandType }
 """
 OPEN = "mutation($i: OpenAccountInput!) { openAccount(input: $i) {" + ACCOUNT_FIELDS + "} }"
 DEPOSIT = "mutation($i: AmountInput!) { deposit(input: $i) {" + ACCOUNT_FIELDS + "} }"
@@ -32,6 +33,7 @@ TRANSFER = """mutation($i: RequestTransferInput!) { requestTransfer(input: $i) {
   ... on InvalidInput { field }
   ... on AccountNotFound { accountId }
   ... on InsufficientFunds { accountId }
+  ... on IdempotencyKeyReused { originalCommandType }
 } }"""
 UNKNOWN = "acc-" + "0" * 32
 
@@ -210,14 +212,18 @@ async def test_open_account_bad_input_is_invalid_input(
     assert await wiring.event_count() == 0
 
 
-async def test_command_id_reused_for_another_command_is_invalid_input(wiring: Wiring) -> None:
+async def test_command_id_reused_for_another_command_is_idempotency_key_reused(
+    wiring: Wiring,
+) -> None:
     account_id = await open_account(wiring)
     other = await open_account(wiring, "bob")
     await mutate(wiring, DEPOSIT, "deposit", accountId=account_id, amount="5", commandId="k")
     before = await wiring.event_count()
     reused = [
-        await mutate(wiring, WITHDRAW, "withdraw", accountId=account_id, amount="1", commandId="k"),
-        await mutate(wiring, DEPOSIT, "deposit", accountId=other, amount="1", commandId="k"),
+        await mutate(wiring, DEPOSIT, "deposit", accountId=account_id, amount="6", commandId="k"),
+        await mutate(wiring, WITHDRAW, "withdraw", accountId=account_id, amount="5", commandId="k"),
+        await mutate(wiring, DEPOSIT, "deposit", accountId=other, amount="5", commandId="k"),
+        await mutate(wiring, CLOSE, "closeAccount", accountId=account_id, commandId="k"),
         await mutate(wiring, OPEN, "openAccount", owner="c", currency="EUR", commandId="k"),
         await mutate(
             wiring,
@@ -225,10 +231,71 @@ async def test_command_id_reused_for_another_command_is_invalid_input(wiring: Wi
             "requestTransfer",
             fromAccountId=account_id,
             toAccountId=other,
-            amount="1",
+            amount="5",
             commandId="k",
         ),
     ]
     for result in reused:
-        assert (result["__typename"], result["field"]) == ("InvalidInput", "commandId")
+        assert result["__typename"] == "IdempotencyKeyReused", result
+        assert result["originalCommandType"] == "Deposit"
     assert await wiring.event_count() == before
+    again = await mutate(
+        wiring, DEPOSIT, "deposit", accountId=account_id, amount="5", commandId="k"
+    )
+    assert (again["__typename"], again["duplicate"], again["version"]) == (
+        "AccountPayload",
+        True,
+        2,
+    )
+
+
+async def test_a_rejected_command_id_reused_for_another_command_is_refused(
+    wiring: Wiring,
+) -> None:
+    account_id = await open_account(wiring)
+    first = await mutate(
+        wiring, WITHDRAW, "withdraw", accountId=account_id, amount="9", commandId="r"
+    )
+    assert first["__typename"] == "InsufficientFunds"
+
+    other = await mutate(
+        wiring, DEPOSIT, "deposit", accountId=account_id, amount="9", commandId="r"
+    )
+    more = await mutate(
+        wiring, WITHDRAW, "withdraw", accountId=account_id, amount="8", commandId="r"
+    )
+    same = await mutate(
+        wiring, WITHDRAW, "withdraw", accountId=account_id, amount="9", commandId="r"
+    )
+
+    assert (other["__typename"], other["originalCommandType"]) == (
+        "IdempotencyKeyReused",
+        "Withdraw",
+    )
+    assert more["__typename"] == "IdempotencyKeyReused"
+    assert same["__typename"] == "InsufficientFunds"
+    assert await wiring.event_count() == 1
+
+
+async def test_open_account_and_transfer_repeats_name_the_same_aggregate(wiring: Wiring) -> None:
+    """A creating command derives its new id from its command id: a repeat is the same command."""
+    source, target = await open_account(wiring), await open_account(wiring, "bob")
+    await mutate(wiring, DEPOSIT, "deposit", accountId=source, amount="10")
+    args = {"fromAccountId": source, "toAccountId": target, "amount": "4", "commandId": "t"}
+    first = await mutate(wiring, TRANSFER, "requestTransfer", **args)
+    again = await mutate(wiring, TRANSFER, "requestTransfer", **args)
+    other = await mutate(wiring, TRANSFER, "requestTransfer", **{**args, "amount": "3"})
+    usd = await mutate(wiring, OPEN, "openAccount", owner="c", currency="EUR", commandId="o")
+    usd_again = await mutate(wiring, OPEN, "openAccount", owner="c", currency="USD", commandId="o")
+
+    assert first["transfer"]["id"] == again["transfer"]["id"]
+    assert (first["duplicate"], again["duplicate"]) == (False, True)
+    assert (other["__typename"], other["originalCommandType"]) == (
+        "IdempotencyKeyReused",
+        "RequestTransfer",
+    )
+    assert usd["__typename"] == "AccountPayload"
+    assert (usd_again["__typename"], usd_again["originalCommandType"]) == (
+        "IdempotencyKeyReused",
+        "OpenAccount",
+    )

@@ -153,7 +153,7 @@ async def test_events_audit_log_with_metadata(wiring: Wiring) -> None:
     assert opened["metadata"]["actor"] == "dev"
     rest = (await wiring.data(query, {"after": 1, "t": ["MoneyDeposited"]}))["events"]
     node = rest["edges"][0]["node"]
-    assert node["metadata"]["commandId"] == "c-1"
+    assert node["metadata"]["commandId"] == "dev:c-1"  # in the caller's namespace
     assert node["data"]["amount"] == 100
     assert rest["pageInfo"]["hasNextPage"] is False
 

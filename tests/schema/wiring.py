@@ -111,7 +111,7 @@ def _handlers(
 async def make_wiring(limits: Limits | None = None, auth: AuthSettings | None = None) -> Wiring:
     store = InMemoryEventStore()
     service = ApplicationService(
-        store, InMemorySnapshotStore(), InMemoryCommandLog(), EVENTS, DECIDERS
+        store, InMemorySnapshotStore(), InMemoryCommandLog(store), EVENTS, DECIDERS
     )
     documents = InMemoryDocumentStore()
     checkpoints, leases = CheckpointStore(documents), InMemoryLeases()

@@ -31,11 +31,12 @@ BACKENDS = ["memory", "pymongo", "motor"]
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     clock = FakeClock()
     if request.param == "memory":
+        store = InMemoryEventStore(clock=clock)
         yield Backend(
             "memory",
-            InMemoryEventStore(clock=clock),
+            store,
             InMemorySnapshotStore(),
-            InMemoryCommandLog(),
+            InMemoryCommandLog(store),
             InMemoryLeases(clock_ms=clock.millis),
             clock,
         )
@@ -318,16 +319,95 @@ async def test_snapshots_latest_and_max_version(backend: Backend) -> None:
 
 async def test_command_log_keeps_the_first_rejection(backend: Backend) -> None:
     log = backend.commands
-    assert await log.find_rejection("c-1") is None
-    first = CommandRejection("c-1", "s-1", "insufficient_funds", "no", {"balance": "1.00"})
-    second = CommandRejection("c-1", "s-1", "other", "again", {})
+    assert await log.find_outcome("c-1") is None
+    first = CommandRejection("c-1", "s-1", "insufficient_funds", "no", {"balance": "1.00"}, "W:1")
+    second = CommandRejection("c-1", "s-1", "other", "again", {}, "W:2")
     assert await log.record_rejection(first) == first
     assert await log.record_rejection(second) == first
-    assert await log.find_rejection("c-1") == first
+    assert await log.find_outcome("c-1") == first
     results = await asyncio.gather(
         *(log.record_rejection(CommandRejection("c-2", "s", f"k{i}", "m", {})) for i in range(5))
     )
-    assert len({r.code for r in results}) == 1
+    assert len({r.code for r in results if isinstance(r, CommandRejection)}) == 1
+    assert all(isinstance(r, CommandRejection) for r in results)
+
+
+async def test_a_rejection_takes_the_command_id_from_any_later_commit(backend: Backend) -> None:
+    store, log = backend.store, backend.commands
+    await store.append("s-1", "thing", 0, [ev(1)])
+    rejected = CommandRejection("c-r", "s-1", "no_way", "refused", {"n": 1}, "Do:abc")
+    assert await log.record_rejection(rejected) == rejected
+
+    with pytest.raises(DuplicateCommandError):
+        await store.append("s-1", "thing", 1, [ev(2)], CommitMetadata(command_id="c-r"))
+    with pytest.raises(DuplicateCommandError):
+        await store.append("s-9", "thing", 0, [ev(3)], CommitMetadata(command_id="c-r"))
+
+    assert await store.stream_version("s-1") == 1
+    assert await store.stream_version("s-9") == 0
+    assert await store.find_command("c-r") is None  # a rejection is no commit
+    assert await log.find_outcome("c-r") == rejected
+    await store.sequence()
+    assert [e.event_id for e in await store.read_all(0)] == ["e-1"]  # never sequenced
+    assert await store.head_position() == 1
+    assert [e.event_id for e in await store.read_stream("s-1")] == ["e-1"]
+
+
+async def test_a_commit_is_the_outcome_a_later_rejection_gets_back(backend: Backend) -> None:
+    store, log = backend.store, backend.commands
+    meta = CommitMetadata(command_id="c-w", fingerprint="Do:f00")
+    commit = await store.append("s-1", "thing", 0, [ev(1)], meta)
+
+    stored = await log.record_rejection(CommandRejection("c-w", "s-1", "late", "m", {}, "Do:f00"))
+
+    assert stored == commit
+    assert await log.find_outcome("c-w") == commit
+    found = await store.find_command("c-w")
+    assert found is not None
+    assert found.events[0].metadata.fingerprint == "Do:f00"
+
+
+async def test_one_outcome_when_a_paused_copy_writes_after_its_twin_decided(
+    backend: Backend,
+) -> None:
+    """Two copies of one command id: A decided to commit and paused; B decided to reject.
+
+    Whichever write lands first is the id's only outcome, in both orders, and
+    the loser learns it from the store (never both a commit and a rejection).
+    """
+    store, log = backend.store, backend.commands
+    await store.append("s-1", "thing", 0, [ev(1)])
+    meta = CommitMetadata(command_id="c-late-commit", fingerprint="Do:1")
+    # B (the successor) records its rejection while A is paused ...
+    rejection = CommandRejection("c-late-commit", "s-1", "no", "m", {}, "Do:1")
+    assert await log.record_rejection(rejection) == rejection
+    # ... A resumes and writes its commit: refused, the rejection is the outcome.
+    with pytest.raises(DuplicateCommandError):
+        await store.append("s-1", "thing", 1, [ev(2)], meta)
+    assert await log.find_outcome("c-late-commit") == rejection
+    assert await store.stream_version("s-1") == 1
+
+    # The other order: A's commit lands first, B's rejection gets the commit back.
+    meta = CommitMetadata(command_id="c-late-reject", fingerprint="Do:2")
+    commit = await store.append("s-1", "thing", 1, [ev(3)], meta)
+    late = CommandRejection("c-late-reject", "s-1", "no", "m", {}, "Do:2")
+    assert await log.record_rejection(late) == commit
+
+    # Both at once, many times over: exactly one kind of outcome per id.
+    for round_ in range(5):
+        command_id = f"c-race-{round_}"
+        version = await store.stream_version("s-1")
+        appended, recorded = await asyncio.gather(
+            store.append("s-1", "thing", version, [ev(10 + round_)], CommitMetadata(command_id)),
+            log.record_rejection(CommandRejection(command_id, "s-1", "no", "m", {})),
+            return_exceptions=True,
+        )
+        outcome = await log.find_outcome(command_id)
+        if isinstance(appended, DuplicateCommandError):
+            assert recorded == outcome
+            assert isinstance(outcome, CommandRejection)
+        else:
+            assert recorded == appended == outcome
 
 
 async def test_lease_acquire_renew_expire_takeover_release(backend: Backend) -> None:
