@@ -22,6 +22,10 @@ COPY runtime/ runtime/
 # A regular (non-editable) install without extras: no test or dev tools.
 RUN pip install --no-cache-dir . \
     && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
+# GraphiQL's browser files, fetched from the npm registry at the versions and hashes of
+# graphiql-assets/package-lock.json, so the page works without internet access.
+COPY graphiql-assets/ graphiql-assets/
+RUN python graphiql-assets/fetch.py /opt/venv/share/graphiql
 
 # --- runtime: only the venv, a non-root user, no build tools ----------------------
 FROM python:3.11-slim AS runtime
@@ -35,6 +39,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PORT=8000 \
     LOG_FORMAT=json \
     DATA_DIR=/app/data \
+    GRAPHIQL_ASSETS_DIR=/opt/venv/share/graphiql \
     SHUTDOWN_TIMEOUT_SECONDS=20 \
     FORWARDED_ALLOW_IPS=*
 RUN groupadd --system --gid 10001 ledger \

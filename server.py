@@ -45,7 +45,7 @@ from projections.readmodels import AccountsView, LedgerView, StatementView, Tran
 from projections.rebuild import Rebuilder
 from projections.status import StatusReporter
 from projections.waiting import ReadYourWrites
-from runtime import serving
+from runtime import graphiql, serving
 from runtime.api_settings import auth_from, limits_from
 from runtime.asgi import LateApp, service_app
 from runtime.components import Components, Monitoring, Stores
@@ -202,7 +202,10 @@ def graphql_app(parts: Components, metrics: Metrics) -> Any:
     )
     # The metrics extension runs outermost: it times and classifies every operation.
     schema = build_schema(context.limits, extensions=[operation_metrics(metrics)])
-    return make_graphql_app(context, schema, allowed_origins=settings.effective_cors_origins)
+    app = make_graphql_app(context, schema, allowed_origins=settings.effective_cors_origins)
+    if settings.graphiql_enabled:
+        app.graphiql_html = graphiql.page_for(settings.graphiql_assets_dir)
+    return app
 
 
 # -- the whole service ---------------------------------------------------------------

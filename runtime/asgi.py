@@ -23,6 +23,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from runtime import graphiql
 from runtime.components import Monitoring
 from runtime.cors import cors_middleware
 from runtime.health import health_routes
@@ -66,6 +67,8 @@ def service_app(
         Route("/graphql", graphql),
         WebSocketRoute("/graphql", graphql),
         *health_routes(health),
+        # GraphiQL's own files, when fetched at build time (runtime/graphiql.py).
+        *(graphiql.asset_routes(settings.graphiql_assets_dir) if settings.graphiql_enabled else ()),
         metrics_route(metrics, monitoring.refreshers),
     ]
     # Outermost first: request ids, counts and the body limit see every request,

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     introspection: bool | None = Field(
         None, description="Allow schema introspection (default: on, off in production)."
     )
+    graphiql_assets_dir: Path = Field(
+        Path(__file__).resolve().parents[1] / ".cache" / "graphiql",
+        description="GraphiQL's files fetched at build time (`make graphiql-assets`); "
+        "missing files load from the CDN.",
+    )
 
     # Browser frontends on other origins (runtime/cors.py).
     cors_origins: Annotated[list[str] | None, NoDecode] = Field(

@@ -42,6 +42,7 @@ from schema.edge import (
 from schema.errors import ClientError
 from schema.fanout import SharingExecutor, encode_message
 from schema.graphql_http import GraphQLResponseMedia
+from schema.ide import GraphiQLPageView
 from schema.limits import Limits, bounded_response, limit_extensions
 from schema.masking import LeanMaskErrors, LedgerSchema
 from schema.mutations import Mutation
@@ -109,7 +110,7 @@ class LegacyWSHandler(EdgeLegacyWSHandler):
     """``graphql-ws``: the same rules as ``graphql-transport-ws`` (see ``schema.edge``)."""
 
 
-class LedgerGraphQL(GraphQLResponseMedia, EdgeGraphQL):
+class LedgerGraphQL(GraphiQLPageView, GraphQLResponseMedia, EdgeGraphQL):
     """Strawberry's ASGI app with per-request contexts and authentication.
 
     HTTP: the ``Authorization`` header is checked before anything runs; an

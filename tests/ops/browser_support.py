@@ -1,27 +1,20 @@
-"""What the browser test needs besides Python packages: Chromium and GraphiQL's assets.
+"""What the browser tests need besides Python packages: Chromium and GraphiQL's assets.
 
 - Chromium: Debian's ``chromium`` at /usr/bin/chromium, installed with apt-get
   when missing and possible (root, apt-get present), else the test skips.
-- GraphiQL's page (strawberry's template) loads React and GraphiQL from the
-  unpkg CDN, which these machines cannot reach (loopback only). The test
-  serves the very same files from their npm packages instead: ``npm pack`` of
-  each ``package@version`` the template names, unpacked into a cache; the
-  browser's requests to unpkg are answered from there (the template's
-  subresource-integrity hashes still apply, so the files must be identical).
+- GraphiQL's assets: fetched from the npm registry by ``graphiql-assets/fetch.py``
+  (what ``make graphiql-assets`` runs) into ``.cache/graphiql``, where the
+  service looks for them by default; the page then loads nothing from the CDN.
 """
 
 from __future__ import annotations
 
 import mimetypes
 import os
-import re
 import shutil
 import subprocess
-import tarfile
-import tempfile
+import sys
 from pathlib import Path
-
-import strawberry
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -33,8 +26,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ASSET_CACHE = Path(tempfile.gettempdir()) / "ledger-es-graphiql-assets"
-_UNPKG = re.compile(r"https://unpkg\.com/((?:@[\w.-]+/)?[\w.-]+)@([\w.-]+)/([\w./-]+)")
+ROOT = Path(__file__).resolve().parents[2]
+GRAPHIQL_ASSETS = ROOT / ".cache" / "graphiql"
 
 
 class Unavailable(RuntimeError):
@@ -56,43 +49,16 @@ def ensure_chromium() -> str:
     raise Unavailable(f"apt-get could not install chromium: {done.stderr[-500:]}")
 
 
-def graphiql_asset_urls() -> list[str]:
-    """The CDN URLs strawberry's GraphiQL page loads."""
-    template = Path(strawberry.__file__).parent / "static" / "graphiql.html"
-    return sorted({m.group(0) for m in _UNPKG.finditer(template.read_text())})
-
-
-def ensure_graphiql_assets(cache: Path = ASSET_CACHE) -> dict[str, Path]:
-    """Map each CDN URL of the GraphiQL page to a local copy, fetching packages with npm."""
-    assets: dict[str, Path] = {}
-    for url in graphiql_asset_urls():
-        match = _UNPKG.match(url)
-        assert match is not None
-        package, version, path = match.groups()
-        root = cache / f"{package.replace('/', '__')}@{version}"
-        if not (root / "package" / path).exists():
-            _unpack(package, version, root)
-        assets[url] = root / "package" / path
-        if not assets[url].exists():
-            raise Unavailable(f"{package}@{version} has no file {path}")
-    return assets
-
-
-def _unpack(package: str, version: str, root: Path) -> None:
-    npm = shutil.which("npm")
-    if npm is None:
-        raise Unavailable("npm is not installed: cannot fetch GraphiQL's assets")
-    with tempfile.TemporaryDirectory() as scratch:
+def ensure_graphiql_assets(out: Path = GRAPHIQL_ASSETS) -> Path:
+    """GraphiQL's files in ``out``, fetched from the npm registry when missing."""
+    if not (out / "COMPLETE").is_file():
         done = subprocess.run(
-            [npm, "pack", f"{package}@{version}", "--pack-destination", scratch, "--silent"],
-            capture_output=True, text=True, timeout=300, cwd=scratch,
+            [sys.executable, str(ROOT / "graphiql-assets" / "fetch.py"), str(out)],
+            capture_output=True, text=True, timeout=300,
         )  # fmt: skip
-        tarballs = list(Path(scratch).glob("*.tgz"))
-        if done.returncode != 0 or not tarballs:
-            raise Unavailable(f"npm pack {package}@{version} failed: {done.stderr[-500:]}")
-        root.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(tarballs[0]) as archive:
-            archive.extractall(root, filter="data")
+        if done.returncode != 0:
+            raise Unavailable(f"GraphiQL's assets could not be fetched: {done.stderr[-500:]}")
+    return out
 
 
 def content_type(path: Path) -> str:
