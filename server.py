@@ -24,6 +24,7 @@ The CLI (``runtime/cli.py``) reuses ``start_components`` without the API.
 
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import AsyncExitStack
 from typing import Any
@@ -44,6 +45,7 @@ from projections.progress import ProgressBoard
 from projections.readmodels import AccountsView, LedgerView, StatementView, TransfersView
 from projections.rebuild import Rebuilder
 from projections.status import StatusReporter
+from projections.transfer_manager import retry_parked
 from projections.waiting import ReadYourWrites
 from runtime import graphiql, serving
 from runtime.api_settings import auth_from, limits_from
@@ -235,7 +237,12 @@ async def core_components(
         Rebuilder(events, stores.documents, checkpoints, stores.leases,
                   projector_factories(stores.documents, events, registry=EVENTS),
                   lease_ttl=settings.lease_ttl_seconds),
-        ProjectionRetrier(checkpoints, CONSUMERS),
+        ProjectionRetrier(checkpoints, CONSUMERS, followups={
+            # Retrying the transfer manager re-decides the steps of parked transfers.
+            "transfer_manager": functools.partial(
+                retry_parked, service, TransfersView(stores.documents)
+            ),
+        }),
     )  # fmt: skip
 
 

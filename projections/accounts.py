@@ -3,7 +3,10 @@
 ``{_id: account_id, owner, currency, balance, balance_minor, status
 "OPEN"|"CLOSED", version, position, opened_at, updated_at}``: ``balance`` is
 the decimal string (``domain.money.format_amount``, e.g. ``"12.30"``) and
-``balance_minor`` the exact int minor units, for arithmetic and sorting.
+``balance_minor`` the exact minor units for arithmetic, as
+``domain.codec.storable_int`` stores them: an int64 for every balance a
+deposit can reach, a digit string only beyond (a refund past the maximum).
+Nothing sorts by it; read it with ``projections.records.balance_minor``.
 Times are ISO-8601 UTC strings. Writes are guarded by ``version``; a batch's
 events for one account are merged into a single write.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.codec import storable_int, stored_int
 from domain.money import format_amount
 from projections.projector import FieldsOf, StreamDocumentsProjector, iso
 from store.protocol import RecordedEvent
@@ -31,11 +35,11 @@ def _opened(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _money(minor: int) -> dict[str, Any]:
-    return {"balance": format_amount(minor), "balance_minor": minor}
+    return {"balance": format_amount(minor), "balance_minor": storable_int(minor)}
 
 
 def _balance(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
-    return _money(int(data["balance"]))
+    return _money(stored_int(data["balance"]))
 
 
 def _closed(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:

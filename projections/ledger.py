@@ -1,12 +1,15 @@
 """The ``ledger`` read model: totals per currency.
 
 ``{_id: currency, open_accounts, total_balance, total_deposited,
-total_withdrawn, position}``. ``total_balance`` is the sum of account
-balances: money in flight between a transfer's debit and its credit or refund
-is in no balance. Writes are guarded by ``position`` (the last event that
-changed the currency's totals): a batch reads the stored totals and applies
-only events beyond their position, so replays and overlapping batches are
-no-ops.
+total_withdrawn, position}``. The three totals are sums over every event of
+the currency and have no bound (about 18,500 maximum-size deposits pass the
+signed 64-bit range), so they are stored by ``domain.codec.storable_int``: an
+int64 while they fit, the exact digit string beyond; they are added up as
+Python ints. ``total_balance`` is the sum of account balances: money in
+flight between a transfer's debit and its credit or refund is in no balance.
+Writes are guarded by ``position`` (the last event that changed the
+currency's totals): a batch reads the stored totals and applies only events
+beyond their position, so replays and overlapping batches are no-ops.
 
 Most account events do not name their currency; the account's currency comes
 from its ``AccountOpened`` (seen in this run, or read from the event store).
@@ -18,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from domain.codec import EventRegistry
+from domain.codec import EventRegistry, storable_int, stored_int
 from projections.documents import DocumentStore, GuardedWrite
 from projections.projector import (
     ChangePublisher,
@@ -76,6 +79,19 @@ APPLY: dict[str, Apply] = {
 }
 
 
+MONEY_FIELDS = ("total_balance", "total_deposited", "total_withdrawn")
+
+
+def loaded_totals(doc: Totals) -> Totals:
+    """A stored totals document with its money as exact ints (any stored shape)."""
+    return {**doc, **{name: stored_int(doc[name]) for name in MONEY_FIELDS}}
+
+
+def stored_totals(totals: Totals) -> Totals:
+    """``totals`` as written: money by ``storable_int``, so no sum overflows storage."""
+    return {**totals, **{name: storable_int(totals[name]) for name in MONEY_FIELDS}}
+
+
 def empty_totals(currency: str) -> Totals:
     return {
         "_id": currency,
@@ -113,9 +129,10 @@ class LedgerProjector(ReadModelProjector):
         stored = await self.target.documents.get_many(
             self.target.name, sorted({c for c, _, _ in keyed})
         )
+        loaded = {currency: loaded_totals(doc) for currency, doc in stored.items()}
         changed: dict[str, Totals] = {}
         for currency, event, data in keyed:
-            totals = changed.get(currency) or stored.get(currency) or empty_totals(currency)
+            totals = changed.get(currency) or loaded.get(currency) or empty_totals(currency)
             if position_of(event) <= totals["position"]:
                 continue  # this currency's totals already include the event
             APPLY[event.type](totals, data)
@@ -125,7 +142,12 @@ class LedgerProjector(ReadModelProjector):
 
     async def _write(self, changed: dict[str, Totals]) -> None:
         writes = [
-            GuardedWrite(c, "position", t["position"], {k: v for k, v in t.items() if k != "_id"})
+            GuardedWrite(
+                c,
+                "position",
+                t["position"],
+                {k: v for k, v in stored_totals(t).items() if k != "_id"},
+            )
             for c, t in changed.items()
         ]
         await self.target.documents.apply(self.target.name, writes)

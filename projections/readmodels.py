@@ -12,7 +12,7 @@ from projections.documents import DocumentStore, Query
 from projections.pagination import MAX_PAGE_SIZE, Page, PageSpec, fetch_page
 from projections.records import AccountRecord, LedgerTotals, StatementLine, TransferRecord
 
-TRANSFER_STATUSES = frozenset({"REQUESTED", "DEBITED", "COMPLETED", "FAILED"})
+TRANSFER_STATUSES = transfers.STATUSES
 
 
 class AccountsView:

@@ -1,7 +1,8 @@
 """Typed read-model rows, as the read views return them to the API layer.
 
 Money is int minor units (``domain.money.format_amount`` makes the API's
-decimal string); times are timezone-aware UTC datetimes.
+decimal string), read back exactly from ``domain.codec.storable_int``'s stored
+shape; times are timezone-aware UTC datetimes.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from domain.codec import stored_int
 
 
 def parse_time(value: Any) -> datetime:
@@ -28,8 +31,8 @@ def balance_minor(doc: Mapping[str, Any]) -> int:
     ``balance``, read as such until a rebuild rewrites them.
     """
     if "balance_minor" in doc:
-        return int(doc["balance_minor"])
-    return int(doc["balance"])
+        return stored_int(doc["balance_minor"])
+    return stored_int(doc["balance"])
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ class StatementLine:
             position=int(doc["position"]),
             kind=doc["kind"],
             amount=int(doc["amount"]),
-            balance=int(doc["balance"]),
+            balance=stored_int(doc["balance"]),
             transfer_id=doc.get("transfer_id"),
             recorded_at=parse_time(doc["recorded_at"]),
         )
@@ -99,6 +102,8 @@ class TransferRecord:
     position: int
     requested_at: datetime
     updated_at: datetime
+    parked_step: str | None = None
+    parked_attempt: int = 0
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> TransferRecord:
@@ -114,6 +119,8 @@ class TransferRecord:
             position=int(doc["position"]),
             requested_at=parse_time(doc["requested_at"]),
             updated_at=parse_time(doc["updated_at"]),
+            parked_step=doc.get("parked_step"),
+            parked_attempt=int(doc.get("parked_attempt") or 0),
         )
 
 
@@ -131,8 +138,8 @@ class LedgerTotals:
         return cls(
             currency=doc["_id"],
             open_accounts=int(doc["open_accounts"]),
-            total_balance=int(doc["total_balance"]),
-            total_deposited=int(doc["total_deposited"]),
-            total_withdrawn=int(doc["total_withdrawn"]),
+            total_balance=stored_int(doc["total_balance"]),
+            total_deposited=stored_int(doc["total_deposited"]),
+            total_withdrawn=stored_int(doc["total_withdrawn"]),
             position=int(doc["position"]),
         )

@@ -2,9 +2,9 @@
 
 ``{_id: "<account_id>:<version>", account_id, version, position, kind
 ("deposit"|"withdrawal"|"transfer_out"|"transfer_in"|"refund"), amount
-(signed minor units), balance (after the line), transfer_id|None,
-recorded_at}``. Lines are immutable: inserting an existing ``_id`` again is
-"already applied".
+(signed minor units, bounded), balance (after the line; unbounded, so stored
+by ``domain.codec.storable_int``), transfer_id|None, recorded_at}``. Lines
+are immutable: inserting an existing ``_id`` again is "already applied".
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from domain.codec import storable_int, stored_int
 from projections.projector import (
     ReadModelProjector,
     change_note,
@@ -48,7 +49,7 @@ def statement_line(event: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]
         "position": position_of(event),
         "kind": kind,
         "amount": sign * int(data["amount"]),
-        "balance": int(data["balance"]),
+        "balance": storable_int(stored_int(data["balance"])),
         "transfer_id": data.get("transfer_id"),
         "recorded_at": iso(event.recorded_at),
     }

@@ -1,20 +1,43 @@
 """The transfer process manager: moves the money of each requested transfer, exactly once.
 
 It reacts to events in global order and sends the next command of the
-workflow (issue 4, item 3):
+workflow. Each reaction is one *step*, named after what it does:
 
-    TransferRequested         -> DebitForTransfer(source)   | rejected -> FailTransfer
-    MoneyDebitedForTransfer   -> MarkTransferDebited
-    TransferDebited           -> CreditForTransfer(target)  | rejected -> RefuseTransferCredit
-    MoneyCreditedForTransfer  -> CompleteTransfer
-    TransferCreditRefused     -> RefundForTransfer(source)
-    MoneyRefundedForTransfer  -> MarkTransferRefunded       (records TransferRefunded + Failed)
+    TransferRequested           "debit"          DebitForTransfer(source) | refused -> FailTransfer
+    MoneyDebitedForTransfer     "mark-debited"   MarkTransferDebited
+    TransferDebited             "credit"         CreditForTransfer(target) | refused ->
+                                                 RefuseTransferCredit
+    MoneyCreditedForTransfer    "complete"       CompleteTransfer
+    TransferCreditRefused       "refund"         RefundForTransfer(source)
+    TransferDebitedAfterFailure "refund"         RefundForTransfer(source)
+    MoneyRefundedForTransfer    "mark-refunded"  MarkTransferRefunded
+    TransferStepRetried         (its step)       the step again, under new command ids
 
-Every command's id is derived from the triggering event's id and the step, so
-a redelivered event sends the same command id and the write side returns the
-first outcome instead of moving money twice. Causation id = the event id,
-correlation id = the transfer id. A ``ConcurrencyConflict`` (retries exhausted)
-is not a business rejection: it propagates, and the consumer retries the event.
+Guarantees, with two instances running at once (a stale lease holder resumed
+after a pause) as much as with one:
+
+- Every command's id is derived from the triggering event's id and the step,
+  so a redelivered event, or the same event handled by a twin, sends the same
+  command id: the write side gives every copy the one outcome of that id, and
+  money moves at most once. Leg commands are idempotent on the account too.
+- A compensation cannot be refused: a refund is not subject to the balance
+  limit nor to the account being closed (``domain.account``), and a debit
+  that lands after its transfer failed is refunded
+  (``TransferDebitedAfterFailure``).
+- A step refused for good (a business rejection where the workflow expected
+  success) never stops the manager: the transfer is parked (``ParkTransfer``
+  -> ``NEEDS_ATTENTION`` with the step and reason) and every other transfer
+  goes on. ``RetryTransfer`` (sent by ``retry_parked``, which
+  ``retryProjection(name: "transfer_manager")`` and ``ledger projections retry
+  transfer_manager`` call) lifts the park; the manager then decides the step
+  again under command ids derived from the ``TransferStepRetried`` event: a
+  new decision against today's state, never the stored rejection replayed.
+
+Causation id = the event id, correlation id = the transfer id. A
+``ConcurrencyConflict`` (retries exhausted) is not a business rejection: it
+propagates, and the consumer retries the event. Any other unexpected error
+(a bug, a lost database) also propagates: the consumer retries, then stops
+and reports it.
 """
 
 from __future__ import annotations
@@ -34,14 +57,21 @@ from domain.transfer_messages import (
     FailTransfer,
     MarkTransferDebited,
     MarkTransferRefunded,
+    ParkTransfer,
     RefuseTransferCredit,
+    RetryTransfer,
 )
+from domain.validation import MAX_REASON_LENGTH
 from projections.projector import default_registry, payload
+from projections.readmodels import TransfersView
+from projections.transfers import NEEDS_ATTENTION
 from store.protocol import EventStore, RecordedEvent
 
 NAME = "transfer_manager"
 ACTOR = "transfer-manager"
 TRANSIENT_CODES = frozenset({"concurrency_conflict"})
+RETRY_BATCH = 1_000
+"""Most parked transfers one ``retry_parked`` call retries (each request is bounded)."""
 _NAMESPACE = uuid.UUID("6f1c3d2e-1b7a-4f0e-9a57-2d6c8b4e1f90")
 
 
@@ -56,12 +86,27 @@ def derived_command_id(event_id: str, step: str) -> str:
     return f"cmd-{uuid.uuid5(_NAMESPACE, f'{event_id}/{step}').hex}"
 
 
+def retry_command_id(transfer_id: str, attempt: int) -> str:
+    """The id of the ``RetryTransfer`` lifting park ``attempt``: one retry per park."""
+    return derived_command_id(f"{transfer_id}/park-{attempt}", "retry")
+
+
 def is_rejection(error: DomainError) -> bool:
     """A business rejection (not a transient conflict worth retrying)."""
     return error.code not in TRANSIENT_CODES
 
 
-Step = Callable[["TransferManager", RecordedEvent, dict[str, Any]], Awaitable[None]]
+class _Cause:
+    """The event a step reacts to: what every command of the step is derived from."""
+
+    __slots__ = ("event_id", "transfer_id")
+
+    def __init__(self, event: RecordedEvent, transfer_id: str) -> None:
+        self.event_id = event.event_id
+        self.transfer_id = transfer_id
+
+
+Step = Callable[["TransferManager", _Cause, dict[str, Any]], Awaitable[None]]
 
 
 class TransferManager:
@@ -84,6 +129,7 @@ class TransferManager:
         self._registry = registry or default_registry()
         self._actor = actor
         self._requests: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._currencies: OrderedDict[str, str] = OrderedDict()
         self._cache_size = cache_size
         self._concurrency = max(concurrency, 1)
 
@@ -96,18 +142,27 @@ class TransferManager:
         If any reaction fails the batch fails, and the consumer retries its events
         one by one, in order (a reaction that already happened is deduplicated).
         """
-        by_transfer: dict[str, list[tuple[Step, RecordedEvent, dict[str, Any]]]] = {}
+        by_transfer: dict[str, list[tuple[Step, _Cause, dict[str, Any]]]] = {}
         for event in events:
-            step = STEPS.get(event.type)
-            if step is not None:
-                data = payload(self._registry, event)
-                by_transfer.setdefault(data["transfer_id"], []).append((step, event, data))
+            if event.type not in TRIGGERS:
+                continue
+            data = payload(self._registry, event)
+            step_name = (
+                data["step"] if event.type == "TransferStepRetried" else TRIGGERS[event.type]
+            )
+            step = STEPS.get(step_name)
+            if step is None:
+                raise LookupError(f"unknown transfer step {step_name!r} in {event.event_id}")
+            if event.type == "TransferRequested":
+                self._remember(self._requests, data["transfer_id"], data)
+            cause = _Cause(event, data["transfer_id"])
+            by_transfer.setdefault(cause.transfer_id, []).append((step, cause, data))
         limit = asyncio.Semaphore(self._concurrency)
 
-        async def run(reactions: list[tuple[Step, RecordedEvent, dict[str, Any]]]) -> None:
+        async def run(reactions: list[tuple[Step, _Cause, dict[str, Any]]]) -> None:
             async with limit:
-                for step, event, data in reactions:
-                    await step(self, event, data)
+                for step, cause, data in reactions:
+                    await step(self, cause, data)
 
         tasks = [asyncio.ensure_future(run(r)) for r in by_transfer.values()]
         try:
@@ -120,57 +175,54 @@ class TransferManager:
             raise
 
     # -- steps -------------------------------------------------------------------
+    # ``data`` is the triggering event's payload; a retried step gets the
+    # ``TransferStepRetried`` payload, so every input is looked up from the
+    # transfer's request and its source account, never taken from ``data``.
 
-    async def on_requested(self, event: RecordedEvent, data: dict[str, Any]) -> None:
-        transfer_id = data["transfer_id"]
-        self._remember(transfer_id, data)
-        debit = DebitForTransfer(data["from_account_id"], transfer_id, data["amount"])
-        error = await self._send(debit, event, "debit", transfer_id)
+    async def debit(self, cause: _Cause, data: dict[str, Any]) -> None:
+        request = await self._request(cause.transfer_id)
+        debit = DebitForTransfer(request["from_account_id"], cause.transfer_id, request["amount"])
+        error = await self._send(debit, cause, "debit")
         if error is not None:
-            await self._send(FailTransfer(transfer_id, _reason(error)), event, "fail", transfer_id)
+            fail = FailTransfer(cause.transfer_id, _reason(error))
+            await self._send_or_park(fail, cause, "fail", "debit")
 
-    async def on_debited(self, event: RecordedEvent, data: dict[str, Any]) -> None:
-        transfer_id = data["transfer_id"]
-        mark = MarkTransferDebited(transfer_id, data["currency"])
-        await self._send_expecting_success(mark, event, "mark-debited", transfer_id)
+    async def mark_debited(self, cause: _Cause, data: dict[str, Any]) -> None:
+        mark = MarkTransferDebited(cause.transfer_id, await self._currency(cause.transfer_id))
+        await self._send_or_park(mark, cause, "mark-debited", "mark-debited")
 
-    async def on_transfer_debited(self, event: RecordedEvent, data: dict[str, Any]) -> None:
-        transfer_id = data["transfer_id"]
-        request = await self._request(transfer_id)
-        credit = CreditForTransfer(
-            request["to_account_id"], transfer_id, request["amount"], data["currency"]
-        )
-        error = await self._send(credit, event, "credit", transfer_id)
+    async def credit(self, cause: _Cause, data: dict[str, Any]) -> None:
+        request = await self._request(cause.transfer_id)
+        currency = await self._currency(cause.transfer_id)
+        target = request["to_account_id"]
+        credit = CreditForTransfer(target, cause.transfer_id, request["amount"], currency)
+        error = await self._send(credit, cause, "credit")
         if error is not None:
-            refuse = RefuseTransferCredit(transfer_id, _reason(error))
-            await self._send_expecting_success(refuse, event, "refuse-credit", transfer_id)
+            refuse = RefuseTransferCredit(cause.transfer_id, _reason(error))
+            await self._send_or_park(refuse, cause, "refuse-credit", "credit")
 
-    async def on_credited(self, event: RecordedEvent, data: dict[str, Any]) -> None:
-        transfer_id = data["transfer_id"]
-        complete = CompleteTransfer(transfer_id)
-        await self._send_expecting_success(complete, event, "complete", transfer_id)
+    async def complete(self, cause: _Cause, data: dict[str, Any]) -> None:
+        complete = CompleteTransfer(cause.transfer_id)
+        await self._send_or_park(complete, cause, "complete", "complete")
 
-    async def on_credit_refused(self, event: RecordedEvent, data: dict[str, Any]) -> None:
-        transfer_id = data["transfer_id"]
-        request = await self._request(transfer_id)
-        refund = RefundForTransfer(request["from_account_id"], transfer_id, request["amount"])
-        await self._send_expecting_success(refund, event, "refund", transfer_id)
+    async def refund(self, cause: _Cause, data: dict[str, Any]) -> None:
+        request = await self._request(cause.transfer_id)
+        source = request["from_account_id"]
+        refund = RefundForTransfer(source, cause.transfer_id, request["amount"])
+        await self._send_or_park(refund, cause, "refund", "refund")
 
-    async def on_refunded(self, event: RecordedEvent, data: dict[str, Any]) -> None:
-        transfer_id = data["transfer_id"]
-        mark = MarkTransferRefunded(transfer_id)
-        await self._send_expecting_success(mark, event, "mark-refunded", transfer_id)
+    async def mark_refunded(self, cause: _Cause, data: dict[str, Any]) -> None:
+        mark = MarkTransferRefunded(cause.transfer_id)
+        await self._send_or_park(mark, cause, "mark-refunded", "mark-refunded")
 
     # -- sending -----------------------------------------------------------------
 
-    async def _send(
-        self, command: Any, event: RecordedEvent, step: str, transfer_id: str
-    ) -> DomainError | None:
-        """Send ``command``; return its business rejection, if any."""
+    async def _send(self, command: Any, cause: _Cause, action: str) -> DomainError | None:
+        """Send ``command`` under the id derived from ``cause``; return its rejection, if any."""
         context = CommandContext(
-            command_id=derived_command_id(event.event_id, step),
-            correlation_id=transfer_id,
-            causation_id=event.event_id,
+            command_id=derived_command_id(cause.event_id, action),
+            correlation_id=cause.transfer_id,
+            causation_id=cause.event_id,
             actor=self._actor,
         )
         try:
@@ -181,14 +233,23 @@ class TransferManager:
             return error
         return None
 
-    async def _send_expecting_success(
-        self, command: Any, event: RecordedEvent, step: str, transfer_id: str
-    ) -> None:
-        # A rejection here means the workflow cannot go on (a bug or a rule the
-        # workflow does not know): raise, so the consumer stops and reports it.
-        error = await self._send(command, event, step, transfer_id)
-        if error is not None:
-            raise error
+    async def _send_or_park(self, command: Any, cause: _Cause, action: str, step: str) -> None:
+        """Send a command the workflow needs to succeed; if it is refused, park ``step``.
+
+        A refusal here is a rule the workflow does not expect (or a twin's
+        effect): retrying the event would replay the same stored rejection, so
+        the transfer waits for an operator and the manager goes on.
+        """
+        error = await self._send(command, cause, action)
+        if error is None:
+            return
+        reason = f"{action} refused: {error.code}: {error.message}"[:MAX_REASON_LENGTH]
+        park = ParkTransfer(cause.transfer_id, step, reason)
+        refused = await self._send(park, cause, "park")
+        if refused is not None:
+            raise refused  # not even parkable (no such transfer): a bug, stop and report
+
+    # -- inputs --------------------------------------------------------------------
 
     async def _request(self, transfer_id: str) -> dict[str, Any]:
         """The ``TransferRequested`` data of ``transfer_id`` (cached, else its first event)."""
@@ -199,25 +260,83 @@ class TransferManager:
         if not first or first[0].type != "TransferRequested":
             raise LookupError(f"transfer {transfer_id} has no TransferRequested event")
         data = payload(self._registry, first[0])
-        self._remember(transfer_id, data)
+        self._remember(self._requests, transfer_id, data)
         return data
 
-    def _remember(self, transfer_id: str, data: dict[str, Any]) -> None:
-        self._requests[transfer_id] = data
-        self._requests.move_to_end(transfer_id)
-        if len(self._requests) > self._cache_size:
-            self._requests.popitem(last=False)
+    async def _currency(self, transfer_id: str) -> str:
+        """The transfer's currency: its source account's (a debit always takes that one)."""
+        source = (await self._request(transfer_id))["from_account_id"]
+        cached = self._currencies.get(source)
+        if cached is not None:
+            return cached
+        first = await self._store.read_stream(source, 1, 1)
+        if not first or first[0].type != "AccountOpened":
+            raise LookupError(f"account {source} has no AccountOpened event")
+        currency = str(payload(self._registry, first[0])["currency"])
+        self._remember(self._currencies, source, currency)
+        return currency
+
+    def _remember(self, cache: OrderedDict[str, Any], key: str, value: Any) -> None:
+        cache[key] = value
+        cache.move_to_end(key)
+        if len(cache) > self._cache_size:
+            cache.popitem(last=False)
 
 
 def _reason(error: DomainError) -> str:
     return error.code
 
 
-STEPS: dict[str, Step] = {
-    "TransferRequested": TransferManager.on_requested,
-    "MoneyDebitedForTransfer": TransferManager.on_debited,
-    "TransferDebited": TransferManager.on_transfer_debited,
-    "MoneyCreditedForTransfer": TransferManager.on_credited,
-    "TransferCreditRefused": TransferManager.on_credit_refused,
-    "MoneyRefundedForTransfer": TransferManager.on_refunded,
+TRIGGERS: dict[str, str] = {
+    "TransferRequested": "debit",
+    "MoneyDebitedForTransfer": "mark-debited",
+    "TransferDebited": "credit",
+    "MoneyCreditedForTransfer": "complete",
+    "TransferCreditRefused": "refund",
+    "TransferDebitedAfterFailure": "refund",
+    "MoneyRefundedForTransfer": "mark-refunded",
+    "TransferStepRetried": "",  # the step named in the event
 }
+"""Event type -> the step it triggers."""
+
+STEPS: dict[str, Step] = {
+    "debit": TransferManager.debit,
+    "mark-debited": TransferManager.mark_debited,
+    "credit": TransferManager.credit,
+    "complete": TransferManager.complete,
+    "refund": TransferManager.refund,
+    "mark-refunded": TransferManager.mark_refunded,
+}
+
+
+async def retry_parked(
+    sender: CommandSender, transfers: TransfersView, *, limit: int = RETRY_BATCH
+) -> int:
+    """Send ``RetryTransfer`` for up to ``limit`` parked transfers; return how many.
+
+    Each retry's command id is derived
+    from the transfer and its park attempt, so a repeated request (or two
+    operators at once) lifts each park once. Refusals are not expected (a
+    stale park is a no-op) and are skipped.
+    """
+    sent, after = 0, None
+    while sent < limit:
+        page = await transfers.list(
+            first=min(limit - sent, 100), after=after, status=NEEDS_ATTENTION
+        )
+        for record in page.nodes:
+            context = CommandContext(
+                command_id=retry_command_id(record.id, record.parked_attempt),
+                correlation_id=record.id,
+                actor="operator",
+            )
+            try:
+                await sender.handle(RetryTransfer(record.id, record.parked_attempt), context)
+            except DomainError as error:
+                if not is_rejection(error):
+                    raise
+            sent += 1
+        if not page.has_next_page:
+            break
+        after = page.end_cursor
+    return sent

@@ -6,11 +6,16 @@ again. The request is written to the consumer's durable checkpoint, so the
 process holding the consumer's lease picks it up wherever it runs
 (``projections.consumer``). Used by ``ledger projections retry NAME`` and the
 admin GraphQL mutation ``retryProjection``.
+
+A consumer may also need work done for a retry beyond resuming it: the
+transfer manager never stops on a refused step, it parks the transfer, so
+retrying it means re-deciding the parked steps. Such work is a *follow-up*
+run right after the request is written (``followups``, by consumer name).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from projections.checkpoints import CheckpointStore
 
@@ -26,9 +31,16 @@ class UnknownProjection(ValueError):
 class ProjectionRetrier:
     """Writes retry requests for the named consumers (and refuses any other name)."""
 
-    def __init__(self, checkpoints: CheckpointStore, names: Sequence[str]) -> None:
+    def __init__(
+        self,
+        checkpoints: CheckpointStore,
+        names: Sequence[str],
+        *,
+        followups: Mapping[str, Callable[[], Awaitable[object]]] | None = None,
+    ) -> None:
         self._checkpoints = checkpoints
         self.names: tuple[str, ...] = tuple(names)
+        self._followups = dict(followups or {})
 
     def knows(self, name: str) -> bool:
         return name in self.names
@@ -42,3 +54,6 @@ class ProjectionRetrier:
         if not self.knows(name):
             raise UnknownProjection(name, self.names)
         await self._checkpoints.request_retry(name)
+        followup = self._followups.get(name)
+        if followup is not None:
+            await followup()

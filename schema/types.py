@@ -32,6 +32,11 @@ class TransferStatus(Enum):
     DEBITED = "DEBITED"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    NEEDS_ATTENTION = strawberry.enum_value(
+        "NEEDS_ATTENTION",
+        description="A step failed permanently (see `reason` and `parkedStep`); the transfer "
+        'waits for an operator\'s `retryProjection(name: "transfer_manager")`.',
+    )
 
 
 @strawberry.enum
@@ -104,6 +109,10 @@ class Transfer:
     position: int | None
     requested_at: datetime | None
     updated_at: datetime | None
+    parked_step: str | None = strawberry.field(
+        default=None,
+        description="While NEEDS_ATTENTION: the workflow step that failed permanently.",
+    )
 
     @classmethod
     def from_record(cls, record: TransferRecord) -> Transfer:
@@ -115,6 +124,7 @@ class Transfer:
             currency=record.currency,
             status=TransferStatus(record.status),
             reason=record.reason,
+            parked_step=record.parked_step if record.status == "NEEDS_ATTENTION" else None,
             version=record.version,
             position=record.position,
             requested_at=record.requested_at,

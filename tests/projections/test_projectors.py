@@ -78,7 +78,7 @@ async def test_documents_have_the_agreed_shapes() -> None:
     assert transfers[ids["too_much"]]["currency"] is None
     assert set(transfers[ids["ok"]]) == {
         "_id", "from_account_id", "to_account_id", "amount", "currency", "status", "reason",
-        "version", "position", "requested_at", "updated_at",
+        "parked_step", "parked_attempt", "version", "position", "requested_at", "updated_at",
     }  # fmt: skip
 
 

@@ -88,7 +88,7 @@ UNIONS = {
 }
 ENUMS = {
     "AccountStatus": "OPEN CLOSED",
-    "TransferStatus": "REQUESTED DEBITED COMPLETED FAILED",
+    "TransferStatus": "REQUESTED DEBITED COMPLETED FAILED NEEDS_ATTENTION",
 }
 SCALARS = ("Decimal", "DateTime", "JSON")
 
