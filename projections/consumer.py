@@ -16,6 +16,12 @@ the batch), so handlers must be idempotent.
   resumes it. Connection failures are not poison: they are retried forever.
 - A rebuild of the consumer's collection may ask it to stand aside (the
   checkpoint's pause flag); it releases the lease until the pause ends.
+- Fencing: every acquisition has a new lease epoch, and taking over raises the
+  checkpoint's fence to it before the checkpoint and the read-model target are
+  read again. Every checkpoint write is conditional on the epoch; once one is
+  refused (``FencedOut``: this instance was paused or cut off past its lease and
+  someone else took over) the instance stops handling at once and takes the
+  lease again as a newcomer, re-reading checkpoint and target.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from projections.checkpoints import CheckpointStore, now_ms
+from projections.checkpoints import CheckpointStore, FencedOut
 from projections.consumer_group import ConsumerGroup
 from projections.handler import (
     ConsumerSettings,
@@ -115,7 +121,7 @@ class Consumer:
         if release:
             with contextlib.suppress(Exception):
                 await self._lease.release()
-        self._lease.holding = False
+        self._lease.lose()
         self.state = STOPPED
 
     def retry(self) -> None:
@@ -145,6 +151,8 @@ class Consumer:
                 failures = 0
             except asyncio.CancelledError:
                 raise
+            except FencedOut as error:
+                self._fenced_out(error)
             except Exception as error:
                 # Lost connections, or a fault outside any event (reading the store,
                 # writing a checkpoint): not poison, so retry the cycle later.
@@ -227,7 +235,9 @@ class Consumer:
             self.last_error,
         )
         self._retry.clear()
-        await self._checkpoints.report(self.name, STOPPED_ON_ERROR, self.last_error, event.position)
+        await self._checkpoints.report(
+            self.name, STOPPED_ON_ERROR, self.last_error, event.position, epoch=self._lease.epoch
+        )
 
     async def _wait_for_retry(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -240,10 +250,10 @@ class Consumer:
             self.state = RUNNING
             self.last_error = None
             self.error_position = None
-            await self._checkpoints.report(self.name, RUNNING)
+            await self._checkpoints.report(self.name, RUNNING, epoch=self._lease.epoch)
 
     async def _advance(self, position: int) -> None:
-        await self._checkpoints.advance(self.name, position, self.owner)
+        await self._checkpoints.advance(self.name, position, self.owner, self._lease.epoch)
         self.position = max(self.position, position)
         if self._progress is not None:
             self._progress.advance(self.name, self.position)
@@ -255,13 +265,13 @@ class Consumer:
         if self._lease.fresh():
             return True
         checkpoint = await self._checkpoints.load(self.name)
-        if checkpoint.paused(now_ms()):
+        if checkpoint.paused(await self._lease.clock_ms()):
             await self._stand_aside()
             return False
         held = await self._lease.acquire()
-        if held and not self._lease.holding:
-            await self._take_over()
-        elif not held:
+        if held is not None and not self._lease.holding:
+            await self._take_over(held.epoch)
+        elif held is None:
             if self._lease.holding:
                 holder = await self._lease.holder()
                 log.warning(
@@ -272,21 +282,37 @@ class Consumer:
                 )
             self.state = STANDBY
         self._lease.settle(held)
-        return held
+        return held is not None
 
-    async def _take_over(self) -> None:
-        # Read the checkpoint again now that we hold the lease: the previous holder
-        # may have moved it since our last look.
-        position = (await self._checkpoints.load(self.name)).position
-        log.info("consumer %s: active here (%s) from position %s", self.name, self.owner, position)
+    async def _take_over(self, epoch: int) -> None:
+        # Fence first, then read the checkpoint and the target: whatever the
+        # previous holders wrote is visible now, and they can write no more.
+        checkpoint = await self._checkpoints.fence(self.name, epoch, self.owner)
+        await self._checkpoints.follow_target(checkpoint, epoch)
+        position = checkpoint.position
+        log.info(
+            "consumer %s: active here (%s, epoch %s) from position %s",
+            self.name,
+            self.owner,
+            epoch,
+            position,
+        )
         self.position = position
         self.state = RUNNING
         self.last_error = None
         self.error_position = None
-        await self.handler.prepare()
-        await self._checkpoints.report(self.name, RUNNING)
+        await self.handler.prepare()  # resolves the read-model target afresh
+        await self._checkpoints.report(self.name, RUNNING, epoch=epoch)
         if self._progress is not None:
             self._progress.advance(self.name, position)
+
+    def _fenced_out(self, error: FencedOut) -> None:
+        """A write under our epoch was refused: stop, and take over again as a newcomer."""
+        log.warning(
+            "consumer %s (%s): %s; stopping, will take over anew", self.name, self.owner, error
+        )
+        self._lease.lose()
+        self.state = STANDBY
 
     async def _stand_aside(self) -> None:
         await self._lease.release()

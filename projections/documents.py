@@ -27,6 +27,14 @@ SortKey = tuple[str, int]  # (field, 1 ascending | -1 descending)
 ALIASES = "_read_model_aliases"
 
 
+class FencedOut(Exception):
+    """A write made under a lease epoch was refused: a newer holder has written since.
+
+    The holder has lost its lease (paused past it, or partitioned away) and must
+    stop acting on its behalf; it may take the lease again as a newcomer.
+    """
+
+
 @dataclass(frozen=True)
 class GuardedWrite:
     """Set ``fields`` on document ``doc_id`` unless it already reflects ``guard_value``.
@@ -116,6 +124,23 @@ class DocumentStore(Protocol):
         """Unguarded upsert of ``fields`` (bookkeeping documents such as checkpoints)."""
         ...
 
+    async def update_if(
+        self,
+        collection: str,
+        doc_id: str,
+        fields: Mapping[str, Any],
+        *,
+        equal: Mapping[str, int] | None = None,
+        below: Mapping[str, int] | None = None,
+    ) -> bool:
+        """Set ``fields`` on the existing document ``doc_id`` in one conditional write.
+
+        It lands only if each ``equal`` field holds exactly its value and each
+        ``below`` field holds an int lower than its value (never an upsert).
+        Returns whether it landed: the fenced writes of lease holders.
+        """
+        ...
+
     async def find(self, collection: str, query: Query) -> list[Document]: ...
 
     async def delete(self, collection: str, doc_id: str) -> None: ...
@@ -133,6 +158,10 @@ class DocumentStore(Protocol):
         """
         ...
 
-    async def swap(self, logical: str, physical: str) -> str:
-        """Point ``logical`` at ``physical``; return the physical name it had."""
+    async def swap(self, logical: str, physical: str, *, epoch: int | None = None) -> str:
+        """Point ``logical`` at ``physical``; return the physical name it had.
+
+        With ``epoch`` (the lease epoch of the writer) the switch is fenced: it
+        raises ``FencedOut`` if the alias was switched under a newer epoch.
+        """
         ...

@@ -7,7 +7,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from projections.documents import Document, GuardedWrite, Query, SortKey
+from projections.documents import Document, FencedOut, GuardedWrite, Query, SortKey
 
 
 class InMemoryDocumentStore:
@@ -16,6 +16,7 @@ class InMemoryDocumentStore:
     def __init__(self) -> None:
         self._collections: dict[str, dict[str, Document]] = {}
         self._aliases: dict[str, str] = {}
+        self._alias_epochs: dict[str, int] = {}
 
     def _coll(self, name: str) -> dict[str, Document]:
         return self._collections.setdefault(name, {})
@@ -56,6 +57,27 @@ class InMemoryDocumentStore:
         docs = self._coll(collection)
         docs.setdefault(doc_id, {"_id": doc_id}).update(_copy(fields))
 
+    async def update_if(
+        self,
+        collection: str,
+        doc_id: str,
+        fields: Mapping[str, Any],
+        *,
+        equal: Mapping[str, int] | None = None,
+        below: Mapping[str, int] | None = None,
+    ) -> bool:
+        current = self._coll(collection).get(doc_id)
+        if current is None:
+            return False
+        if any(current.get(k) != v for k, v in (equal or {}).items()):
+            return False
+        for name, limit in (below or {}).items():
+            stored = current.get(name)
+            if not (isinstance(stored, int) and stored < limit):
+                return False
+        current.update(_copy(fields))
+        return True
+
     async def find(self, collection: str, query: Query) -> list[Document]:
         docs = [d for d in self._coll(collection).values() if _matches(d, query)]
         docs.sort(key=functools.cmp_to_key(lambda a, b: _compare(a, b, query.sort)))
@@ -78,7 +100,11 @@ class InMemoryDocumentStore:
     async def resolve(self, logical: str, *, fresh: bool = False) -> str:
         return self._aliases.get(logical, logical)
 
-    async def swap(self, logical: str, physical: str) -> str:
+    async def swap(self, logical: str, physical: str, *, epoch: int | None = None) -> str:
+        if epoch is not None:
+            if self._alias_epochs.get(logical, 0) > epoch:
+                raise FencedOut(f"the alias {logical!r} was switched under a newer epoch")
+            self._alias_epochs[logical] = epoch
         old = self._aliases.get(logical, logical)
         self._aliases[logical] = physical
         return old

@@ -6,15 +6,16 @@ sort and limit are used (DESIGN.md section 8). No transactions, no renames.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from projections.documents import ALIASES, Document, GuardedWrite, Query, SortKey
+from projections.documents import ALIASES, Document, FencedOut, GuardedWrite, Query, SortKey
 from projections.documents_mongo_query import find_shaped
 
 DUPLICATE_KEY = 11000
@@ -70,6 +71,22 @@ class MongoDocumentStore:
     async def set_fields(self, collection: str, doc_id: str, fields: Mapping[str, Any]) -> None:
         await self._db[collection].update_one({"_id": doc_id}, {"$set": dict(fields)}, upsert=True)
 
+    async def update_if(
+        self,
+        collection: str,
+        doc_id: str,
+        fields: Mapping[str, Any],
+        *,
+        equal: Mapping[str, int] | None = None,
+        below: Mapping[str, int] | None = None,
+    ) -> bool:
+        filter_: dict[str, Any] = {"_id": {"$eq": doc_id}}
+        filter_.update({k: {"$eq": v} for k, v in (equal or {}).items()})
+        for name, limit in (below or {}).items():
+            filter_[name] = {**filter_.get(name, {}), "$lt": limit}
+        result = await self._db[collection].update_one(filter_, {"$set": dict(fields)})
+        return result.matched_count == 1
+
     async def find(self, collection: str, query: Query) -> list[Document]:
         """See ``projections.documents_mongo_query`` for the shapes sent."""
         sort = list(query.sort)
@@ -101,13 +118,29 @@ class MongoDocumentStore:
         self._alias_cache[logical] = (physical, now)
         return physical
 
-    async def swap(self, logical: str, physical: str) -> str:
+    async def swap(self, logical: str, physical: str, *, epoch: int | None = None) -> str:
         old = await self.resolve(logical, fresh=True)
-        await self._db[ALIASES].update_one(
-            {"_id": logical}, {"$set": {"collection": physical}}, upsert=True
-        )
+        if epoch is None:
+            await self._db[ALIASES].update_one(
+                {"_id": logical}, {"$set": {"collection": physical}}, upsert=True
+            )
+        else:
+            await self._fenced_swap(logical, physical, epoch)
         self._alias_cache[logical] = (physical, time.monotonic())
         return old
+
+    async def _fenced_swap(self, logical: str, physical: str, epoch: int) -> None:
+        """Switch unless the alias records a newer epoch (11000 on MongoDB, no write on nx)."""
+        not_newer = [{"epoch": {"$lte": epoch}}, {"epoch": {"$exists": False}}]
+        with contextlib.suppress(DuplicateKeyError):
+            await self._db[ALIASES].update_one(
+                {"$and": [{"_id": logical}, {"$or": not_newer}]},  # see docs section 6
+                {"$set": {"collection": physical, "epoch": epoch}},
+                upsert=True,
+            )
+        doc = await self._db[ALIASES].find_one({"_id": logical})
+        if doc is None or (doc.get("collection"), doc.get("epoch")) != (physical, epoch):
+            raise FencedOut(f"the alias {logical!r} was switched under a newer epoch")
 
 
 def _reraise_unless_duplicates(error: BulkWriteError) -> None:

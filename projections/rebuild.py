@@ -5,12 +5,19 @@
 2. Project every event into a new physical collection ``<name>__r<ms>`` while
    the live consumer keeps updating the old one, which readers keep reading.
 3. Ask the live consumer to stand aside (the checkpoint's pause flag), take
-   its lease, and catch up with the head.
-4. Point the logical name at the new collection, set the consumer's checkpoint
-   to the rebuilt position (in that order: a crash in between replays events,
-   which is harmless), lift the pause, release the leases.
+   its lease (a new epoch) and raise the checkpoint's fence to that epoch, so
+   a live consumer that was paused past its lease can no longer write; catch
+   up with the head.
+4. Switch: one write, conditional on the epoch, sets the checkpoint's
+   position and target (the new collection); then the logical name is pointed
+   at it (fenced by the epoch too). A crash in between is finished by the next
+   consumer to take over (``CheckpointStore.follow_target``). Lift the pause,
+   release the leases.
 5. After ``drop_grace`` seconds (readers' alias caches expire), drop the old
    collection.
+
+A rebuild that loses either lease (paused past it) fails with ``RebuildError``
+at its next fenced write and switches nothing.
 """
 
 from __future__ import annotations
@@ -21,13 +28,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from projections.checkpoints import CheckpointStore, now_ms
+from projections.checkpoints import CheckpointStore, FencedOut, now_ms
 from projections.consumer import EventHandler, new_owner_id
 from projections.documents import DocumentStore
 from projections.leasing import take_lease
 from projections.read_ahead import ReadAhead
 from projections.status import rebuild_lease_name
-from store.protocol import EventStore, Leases
+from store.protocol import EventStore, LeaseHolder, Leases
 
 ProjectorFactory = Callable[[str], EventHandler]
 """Makes a projector that writes to the given physical collection."""
@@ -78,6 +85,8 @@ class Rebuilder:
         self._owner = owner or new_owner_id()
         self._paused: str | None = None
         self._lost = False
+        self._rebuild_lease: LeaseHolder | None = None
+        self._consumer_lease: LeaseHolder | None = None
 
     @property
     def names(self) -> list[str]:
@@ -87,8 +96,10 @@ class Rebuilder:
         if name not in self._factories:
             known = ", ".join(self._factories)
             raise RebuildError(f"no read model named {name!r} (read models: {known})")
-        if not await take_lease(self._leases, rebuild_lease_name(name), self._owner, self._ttl):
+        held = await take_lease(self._leases, rebuild_lease_name(name), self._owner, self._ttl)
+        if held is None:
             raise RebuildError(f"a rebuild of {name!r} is already running")
+        self._rebuild_lease, self._consumer_lease = held, None
         self._lost = False
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(name))
         try:
@@ -109,8 +120,7 @@ class Rebuilder:
         position, events = await self._catch_up(handler, 0)
         await self._take_consumer_lease(name)
         position, more = await self._catch_up(handler, position)
-        old = await self._docs.swap(name, physical)
-        await self._checkpoints.force(name, position)
+        old = await self._switch(name, position, physical)
         await self._finish(name)
         if old != physical:
             await asyncio.sleep(self._drop_grace)
@@ -135,28 +145,60 @@ class Rebuilder:
                 handled += len(events)
         return position, handled
 
+    async def _switch(self, name: str, position: int, physical: str) -> str:
+        """Checkpoint and target, then the alias, under the consumer lease's epoch."""
+        held = self._consumer_lease
+        if self._lost or held is None:
+            raise RebuildError("the rebuild lost its lease")
+        try:
+            old = await self._docs.resolve(name, fresh=True)
+            await self._checkpoints.switch(name, position, physical, held.epoch)
+            await self._docs.swap(name, physical, epoch=held.epoch)
+        except FencedOut as error:
+            raise RebuildError(f"the rebuild lost the lease of {name!r}: {error}") from error
+        return old
+
+    async def _pause(self, name: str) -> None:
+        """Ask the live consumer to stand aside for a TTL (on the lease clock)."""
+        now = await self._leases.clock_ms()
+        await self._checkpoints.pause(name, now + int(self._ttl * 1000), now_ms())
+
     async def _take_consumer_lease(self, name: str) -> None:
-        """Pause the live consumer and hold its lease, so nothing else writes meanwhile."""
+        """Pause the live consumer and hold its lease, so nothing else writes meanwhile.
+
+        The checkpoint's fence goes up to the lease's epoch at once: a consumer
+        paused past its lease can move nothing afterwards.
+        """
         self._paused = name
-        await self._checkpoints.pause(name, now_ms() + int(self._ttl * 1000), now_ms())
+        await self._pause(name)
         deadline = time.monotonic() + self._takeover_timeout
-        while not await take_lease(self._leases, name, self._owner, self._ttl):
+        while (held := await take_lease(self._leases, name, self._owner, self._ttl)) is None:
             if time.monotonic() > deadline:
                 raise RebuildError(f"the live consumer {name!r} did not stand aside")
             await asyncio.sleep(0.05)
+        self._consumer_lease = held
+        try:
+            await self._checkpoints.fence(name, held.epoch, self._owner)
+        except FencedOut as error:
+            raise RebuildError(f"the rebuild lost the lease of {name!r}: {error}") from error
 
     async def _heartbeat(self, name: str) -> None:
         while True:
             await asyncio.sleep(self._ttl / 3)
-            if not await take_lease(self._leases, rebuild_lease_name(name), self._owner, self._ttl):
+            if self._rebuild_lease is not None:
+                self._rebuild_lease = await self._leases.renew(self._rebuild_lease, self._ttl)
+            if self._rebuild_lease is None:
                 self._lost = True
             if self._paused is not None:
-                until = now_ms() + int(self._ttl * 1000)
-                await self._checkpoints.pause(name, until, now_ms())
-                await take_lease(self._leases, name, self._owner, self._ttl)
+                await self._pause(name)
+            if self._consumer_lease is not None:
+                self._consumer_lease = await self._leases.renew(self._consumer_lease, self._ttl)
+                if self._consumer_lease is None:
+                    self._lost = True
 
     async def _finish(self, name: str) -> None:
         """Lift the pause and give every lease back (idempotent)."""
+        self._consumer_lease = None
         if self._paused is not None:
             self._paused = None
             await self._leases.release(name, self._owner)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from projections.checkpoints import Checkpoint, CheckpointStore, now_ms
+from projections.checkpoints import Checkpoint, CheckpointStore
 from store.protocol import EventStore, Leases
 
 RUNNING = "running"
@@ -108,11 +108,11 @@ class StatusReporter:
         return [await self._one(checkpoints[name], head) for name in self._names]
 
     async def _one(self, checkpoint: Checkpoint, head: int) -> ConsumerStatus:
-        at = now_ms()
+        # Liveness as the lease store's clock judges it, not this process's.
         holder = await self._leases.holder(checkpoint.name)
-        live = holder is not None and holder.expires_at_ms >= at
+        live = holder is not None and holder.live
         rebuilder = await self._leases.holder(rebuild_lease_name(checkpoint.name))
-        rebuilding = rebuilder is not None and rebuilder.expires_at_ms >= at
+        rebuilding = rebuilder is not None and rebuilder.live
         state = durable_state(checkpoint, live, rebuilding)
         failed = state == STOPPED_ON_ERROR
         return await status_at(

@@ -11,7 +11,6 @@ shutting down, so a balancer stops sending traffic before the drain.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +76,7 @@ def sequencer_check(task: asyncio.Task[None], leases: Leases, lease_name: str) -
 
     async def check() -> CheckResult:
         holder = await leases.holder(lease_name)
-        live = holder is not None and holder.expires_at_ms > time.time() * 1000
+        live = holder is not None and holder.live  # judged by the lease store's clock
         if task.done():
             return CheckResult(False, "the sequencer loop ended")
         if live and holder is not None:
@@ -101,7 +100,7 @@ def consumer_check(consumer: Any, leases: Leases) -> Check:
                 False, f"stopped at position {consumer.error_position}: {consumer.last_error}"
             )
         holder = await leases.holder(consumer.name)
-        if holder is not None and holder.expires_at_ms > time.time() * 1000:
+        if holder is not None and holder.live:
             return CheckResult(True, f"{state}; leased by {holder.owner}")
         return CheckResult(False, f"{state}; no live lease")
 

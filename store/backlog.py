@@ -1,11 +1,18 @@
 """Which pending commits a sequencer pass may stamp, and in what order.
 
-Insertion order (the ``pending`` marker, epoch ms at insert) across streams,
-version order within each stream, and never a commit before an earlier commit
-of its own stream: a stream whose chain in the batch has a hole, or whose
-earliest commit here follows a commit still pending outside the batch, is cut
-there and waits for a later pass. (Clocks of different processes may disagree,
-so the marker alone cannot be trusted for a stream's order.)
+A pass reads a batch of the backlog through the ``pending`` index (oldest
+marker first) and stamps, for every stream in the batch, that stream's
+pending commits from its *lowest pending version* upwards, in version order,
+never a commit before an earlier commit of its stream.
+
+The marker is the writer's wall clock at insert, and clocks disagree: a commit
+from a process whose clock runs ahead sorts late, so the batch may hold only
+later commits of its stream. Such a stream's lowest pending commits are read
+by version and stamped first, in the same pass. The lowest pending commit of a
+stream is always stampable (every commit below it is stamped), so every pass
+over a non-empty backlog stamps something: progress never depends on a
+writer's clock or on the size of the backlog. The marker only decides which
+streams a pass looks at first.
 """
 
 from __future__ import annotations
@@ -25,24 +32,31 @@ async def read_backlog(events: Collection, batch: int) -> list[Document]:
     return await to_list(cursor)
 
 
-async def in_stream_order(events: Collection, backlog: list[Document]) -> list[Document]:
-    """``backlog`` in insertion order, with each stream's commits by version.
+async def in_stream_order(
+    events: Collection, backlog: list[Document], batch: int | None = None
+) -> list[Document]:
+    """``backlog`` in insertion order, each stream's commits by version from its lowest pending.
 
-    A stream whose chain in the batch has a hole, or whose earliest commit here
-    follows a commit still pending outside the batch, is cut there (the rest
-    waits for a later pass).
+    A stream whose earliest commit here follows commits still pending outside
+    the batch gets those commits (up to ``batch`` of them in all, lowest first)
+    in front of its own. A chain with a hole is cut there; a stream whose
+    lowest pending commit could not be read this time waits for a later pass.
     """
     by_stream: dict[str, list[Document]] = defaultdict(list)
     for doc in backlog:
         by_stream[doc["stream_id"]].append(doc)
-    chains = {stream: _chain(docs) for stream, docs in by_stream.items()}
-    blocked = await _blocked_streams(events, chains)
+    earlier, unknown = await _earlier_pending(events, by_stream, batch or len(backlog))
+    chains = {
+        stream: _chain(earlier.get(stream, []) + docs)
+        for stream, docs in by_stream.items()
+        if stream not in unknown
+    }
     slots: dict[str, int] = defaultdict(int)
     ordered: list[Document] = []
     for doc in backlog:
         stream = doc["stream_id"]
-        chain = chains[stream]
-        if stream in blocked or slots[stream] >= len(chain):
+        chain = chains.get(stream)
+        if chain is None or slots[stream] >= len(chain):
             continue
         ordered.append(chain[slots[stream]])
         slots[stream] += 1
@@ -61,21 +75,35 @@ def _chain(docs: list[Document]) -> list[Document]:
     return chain
 
 
-async def _blocked_streams(events: Collection, chains: dict[str, list[Document]]) -> set[str]:
-    """Streams with a pending commit below their earliest commit in the batch."""
-    firsts = {stream: int(chain[0]["version"]) for stream, chain in chains.items()}
-    later = [stream for stream, first in firsts.items() if first > 1]
+async def _earlier_pending(
+    events: Collection, by_stream: dict[str, list[Document]], limit: int
+) -> tuple[dict[str, list[Document]], set[str]]:
+    """Pending commits below each stream's earliest in the batch, and streams not known.
+
+    One query, sorted by stream and version and bounded by ``limit``: every
+    stream it reaches gets its lowest pending commits; streams beyond the last
+    one reached (when the limit cut the answer) are returned as unknown.
+    """
+    firsts = {stream: min(int(d["version"]) for d in docs) for stream, docs in by_stream.items()}
+    later = sorted(stream for stream, first in firsts.items() if first > 1)
     if not later:
-        return set()
-    # Only versions below some stream's first can block: without this bound every
-    # pass would read back each stream's whole pending tail (the backlog, not the batch).
+        return {}, set()
+    # Only versions below some stream's first can come before it: without this
+    # bound the query would read each stream's whole pending tail.
     below = max(firsts[stream] for stream in later)
-    cursor = events.find(
-        {"stream_id": {"$in": later}, PENDING: {"$gte": 0}, "version": {"$lt": below}},
-        projection={"stream_id": 1, "version": 1},
+    cursor = (
+        events.find({"stream_id": {"$in": later}, PENDING: {"$gte": 0}, "version": {"$lt": below}})
+        .sort([("stream_id", ASCENDING), ("version", ASCENDING)])
+        .limit(limit)
+        .batch_size(limit)
     )
-    return {
-        doc["stream_id"]
-        for doc in await to_list(cursor)
-        if int(doc["version"]) < firsts[doc["stream_id"]]
-    }
+    found = await to_list(cursor)
+    earlier: dict[str, list[Document]] = defaultdict(list)
+    for doc in found:
+        if int(doc["version"]) < firsts[doc["stream_id"]]:
+            earlier[doc["stream_id"]].append(doc)
+    unknown: set[str] = set()
+    if len(found) >= limit:
+        last = str(found[-1]["stream_id"])
+        unknown = {stream for stream in later if stream > last}
+    return dict(earlier), unknown

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -211,19 +212,36 @@ class InMemoryCommandLog:
 
 
 class InMemoryLeases:
-    """``Leases`` in a dict; ``clock_ms`` (epoch milliseconds) is injectable for tests."""
+    """``Leases`` in a dict; ``clock_ms`` (epoch milliseconds) is injectable for tests.
+
+    The in-memory "database" is this process, so its clock judges expiry.
+    """
 
     def __init__(self, *, clock_ms: MillisClock = epoch_ms) -> None:
         self._clock_ms = clock_ms
         self._holders: dict[str, LeaseHolder] = {}
+        self._epochs: dict[str, int] = {}  # kept across releases: epochs never go back
 
-    async def acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
+    async def acquire(self, name: str, owner: str, ttl_seconds: float) -> LeaseHolder | None:
         now = self._clock_ms()
         current = self._holders.get(name)
         if current is not None and current.owner != owner and current.expires_at_ms >= now:
-            return False
-        self._holders[name] = LeaseHolder(name, owner, now + int(ttl_seconds * 1000))
-        return True
+            return None
+        epoch = self._epochs.get(name, 0) + 1
+        self._epochs[name] = epoch
+        held = LeaseHolder(name, owner, now + int(ttl_seconds * 1000), epoch)
+        self._holders[name] = held
+        return held
+
+    async def renew(self, held: LeaseHolder, ttl_seconds: float) -> LeaseHolder | None:
+        current = self._holders.get(held.name)
+        if current is None or (current.owner, current.epoch) != (held.owner, held.epoch):
+            return None
+        renewed = LeaseHolder(
+            held.name, held.owner, self._clock_ms() + int(ttl_seconds * 1000), held.epoch
+        )
+        self._holders[held.name] = renewed
+        return renewed
 
     async def release(self, name: str, owner: str) -> None:
         current = self._holders.get(name)
@@ -231,4 +249,11 @@ class InMemoryLeases:
             del self._holders[name]
 
     async def holder(self, name: str) -> LeaseHolder | None:
-        return self._holders.get(name)
+        current = self._holders.get(name)
+        if current is None:
+            return None
+        live = current.expires_at_ms >= self._clock_ms()
+        return current if live else dataclasses.replace(current, live=False)
+
+    async def clock_ms(self) -> int:
+        return self._clock_ms()

@@ -228,27 +228,56 @@ class CommandLog(Protocol):
 
 @dataclass(frozen=True)
 class LeaseHolder:
-    """Who holds a named lease and until when (epoch milliseconds)."""
+    """Who holds a named lease, under which epoch, and until when.
+
+    ``epoch`` is the lease's fencing token: it grows by one with every
+    acquisition (never with a renewal) and never goes back, also across
+    releases. Every write made on behalf of the lease carries it, and the
+    resource written refuses epochs older than the newest it has seen.
+    ``expires_at_ms`` is on the lease store's clock (the database's), and
+    ``live`` says whether that clock had not yet passed it when this was read.
+    """
 
     name: str
     owner: str
     expires_at_ms: int
+    epoch: int = 0
+    live: bool = True
 
 
 class Leases(Protocol):
-    """Named leases with expiry: at most one live owner per name, cluster-wide."""
+    """Named leases with expiry: at most one live owner per name, cluster-wide.
 
-    async def acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
-        """Take the lease if free or expired, or renew it if ``owner`` holds it.
+    Expiry is judged by one clock, the lease store's (``clock_ms``), never by a
+    caller's wall clock: a process whose clock is off neither takes a live
+    lease early nor keeps a dead one.
+    """
 
-        Returns whether ``owner`` holds the lease afterwards.
+    async def acquire(self, name: str, owner: str, ttl_seconds: float) -> LeaseHolder | None:
+        """Take the lease as a newcomer: a new, higher epoch.
+
+        Succeeds when the lease is free, released, expired, or already
+        ``owner``'s; returns the acquisition, or None while another owner holds
+        it live.
+        """
+        ...
+
+    async def renew(self, held: LeaseHolder, ttl_seconds: float) -> LeaseHolder | None:
+        """Extend ``held`` if its owner still holds it under the same epoch.
+
+        None when the lease was taken since (by anyone, under a newer epoch):
+        the caller has lost it and must stop acting on its behalf.
         """
         ...
 
     async def release(self, name: str, owner: str) -> None:
-        """Give the lease up if ``owner`` holds it."""
+        """Give the lease up if ``owner`` holds it (its epoch is kept for the next taker)."""
         ...
 
     async def holder(self, name: str) -> LeaseHolder | None:
-        """The current holder, expired or not; None if never taken or released."""
+        """The current holder, live or not; None if never taken or released."""
+        ...
+
+    async def clock_ms(self) -> int:
+        """Now, in epoch milliseconds, on the clock lease expiry is judged by."""
         ...

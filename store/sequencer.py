@@ -20,7 +20,7 @@ from typing import Protocol
 
 from pymongo.errors import PyMongoError
 
-from store.protocol import Leases
+from store.protocol import LeaseHolder, Leases
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class Sequencer:
         self._wake = asyncio.Event()
         self._stopping = False
         self._renew_at = 0.0  # monotonic time after which the lease must be renewed
+        self._held: LeaseHolder | None = None  # the acquisition (epoch) this instance holds
         store.add_append_listener(self.notify)
 
     def notify(self) -> None:
@@ -106,10 +107,24 @@ class Sequencer:
         return total
 
     async def _hold_lease(self) -> bool:
-        if time.monotonic() < self._renew_at:
+        """Renew the acquisition held (same epoch) or take the lease as a newcomer.
+
+        A renewal refused means someone took the lease since (this instance was
+        paused or cut off past it): the drain stops before its next pass. Passes
+        need no epoch on their writes: claims are inserts that tile positions
+        through unique indexes and copies are idempotent (``store.stamping``), so
+        a stale sequencer still running a pass cannot corrupt the order.
+        """
+        if self._held is not None and time.monotonic() < self._renew_at:
             return True
         started = time.monotonic()
-        if await self.leases.acquire(self.lease_name, self.owner, self.lease_ttl):
+        if self._held is not None:
+            self._held = await self.leases.renew(self._held, self.lease_ttl)
+            if self._held is None:
+                log.warning("sequencer %s lost its lease; standing by", self.owner)
+        else:
+            self._held = await self.leases.acquire(self.lease_name, self.owner, self.lease_ttl)
+        if self._held is not None:
             # Renew well before expiry: a third of the TTL, measured from before the call.
             self._renew_at = started + self.lease_ttl / 3
             return True
@@ -123,6 +138,7 @@ class Sequencer:
             await asyncio.wait_for(self._wake.wait(), seconds)
 
     async def _release(self) -> None:
+        self._held = None
         try:
             await self.leases.release(self.lease_name, self.owner)
         except PyMongoError as error:

@@ -7,12 +7,14 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from projections.checkpoints import CheckpointStore, now_ms
+import pytest
+
+from projections.checkpoints import CheckpointStore, FencedOut, now_ms
 from projections.consumer import Consumer
 from projections.documents_memory import InMemoryDocumentStore
 from projections.status import StatusReporter
 from store.memory import InMemoryEventStore, InMemoryLeases
-from store.protocol import NewEvent, RecordedEvent
+from store.protocol import LeaseHolder, NewEvent, RecordedEvent
 from tests.projections.world import FAST, dump, memory_world, rebuilt, settle, wait_for
 
 
@@ -210,9 +212,9 @@ async def test_a_paused_consumer_stands_aside_until_the_pause_ends() -> None:
 class BoastingLeases(InMemoryLeases):
     """Reports success for every acquire, like a lease on a buggy server might."""
 
-    async def acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
+    async def acquire(self, name: str, owner: str, ttl_seconds: float) -> LeaseHolder | None:
         await super().acquire(name, owner, ttl_seconds)
-        return True
+        return LeaseHolder(name, owner, await self.clock_ms() + int(ttl_seconds * 1000), 99)
 
 
 async def test_a_false_lease_success_is_caught_by_reading_the_holder() -> None:
@@ -225,3 +227,75 @@ async def test_a_false_lease_success_is_caught_by_reading_the_holder() -> None:
         await asyncio.sleep(0.1)
         assert runner.state == "standby"
         assert not handler.deliveries
+
+
+class ManualClock:
+    """Epoch milliseconds that move only when told: the lease store's clock."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+class Stalling(Recorder):
+    """Stalls inside its first batch until ``resume`` is set, like a process under SIGSTOP."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = asyncio.Event()
+        self.resume = asyncio.Event()
+
+    async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
+        if not self.inside.is_set():
+            self.inside.set()
+            await self.resume.wait()
+        await super().handle_batch(events)
+
+
+async def test_a_holder_paused_past_its_lease_is_fenced_out_and_stops_handling() -> None:
+    clock = ManualClock()
+    rig = Rig(leases=InMemoryLeases(clock_ms=clock))
+    stalled, healthy = Stalling(), Recorder()
+    a, b = rig.consumer(stalled, "a"), rig.consumer(healthy, "b")
+    await append_events(rig.store, 3)
+    async with running(a):
+        await wait_for(lambda: stalled.inside.is_set())  # paused mid-batch, lease held
+        async with running(b):
+            await asyncio.sleep(0.05)
+            assert b.state == "standby"  # the lease is live by the lease clock
+            clock.now += int(FAST.lease_ttl * 1000) + 1  # ... until it is not
+            await wait_for(lambda: b.position == 3)
+            await append_events(rig.store, 3)
+            await wait_for(lambda: b.position == 6)
+            stalled.resume.set()  # the paused holder wakes up, finishes its batch
+            await wait_for(lambda: a.state == "standby")
+            checkpoint = await rig.checkpoints.load("recorder")
+            assert (checkpoint.owner, checkpoint.position) == ("b", 6)
+            holder = await rig.leases.holder("recorder")
+            assert holder is not None
+            assert (holder.owner, holder.epoch) == ("b", checkpoint.epoch)
+            await append_events(rig.store, 3)
+            await wait_for(lambda: b.position == 9)
+            await asyncio.sleep(0.05)
+            assert stalled.applied == {1, 2, 3}  # the stale batch only, nothing after it
+            assert a.state == "standby"
+
+
+async def test_a_checkpoint_write_under_an_old_epoch_is_refused() -> None:
+    checkpoints = CheckpointStore(InMemoryDocumentStore())
+    await checkpoints.fence("c", 1, "a")
+    assert await checkpoints.advance("c", 5, "a", 1)
+    assert not await checkpoints.advance("c", 4, "a", 1)  # behind: harmless, not fenced
+    await checkpoints.fence("c", 2, "b")
+    with pytest.raises(FencedOut):
+        await checkpoints.advance("c", 9, "a", 1)
+    with pytest.raises(FencedOut):
+        await checkpoints.report("c", "running", epoch=1)
+    with pytest.raises(FencedOut):
+        await checkpoints.switch("c", 9, "c__r1", 1)
+    with pytest.raises(FencedOut):
+        await checkpoints.fence("c", 1, "a")  # an old epoch cannot take it back
+    assert (await checkpoints.load("c")).position == 5
+    assert await checkpoints.advance("c", 9, "b", 2)

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from projections.documents import DocumentStore, GuardedWrite, Query, WriteBatch, sort_values
+import pytest
+
+from projections.documents import (
+    DocumentStore,
+    FencedOut,
+    GuardedWrite,
+    Query,
+    WriteBatch,
+    sort_values,
+)
 
 
 def write(doc_id: str, version: int, **fields: object) -> GuardedWrite:
@@ -117,3 +126,31 @@ async def test_cursor_pages_through_ties_and_same_second_times(documents: Docume
             after = sort_values(page[-1], sort)
         expected = sorted(docs, key=lambda d: (d["at"], d["_id"]), reverse=True)
         assert seen == [d["_id"] for d in expected]
+
+
+async def test_a_fenced_alias_switch_refuses_an_older_epoch(documents: DocumentStore) -> None:
+    await documents.swap("ledger", "ledger__r0")  # an alias written before epochs existed
+    assert await documents.swap("ledger", "ledger__r1", epoch=5) == "ledger__r0"
+    with pytest.raises(FencedOut):
+        await documents.swap("ledger", "ledger__r9", epoch=4)
+    assert await documents.resolve("ledger", fresh=True) == "ledger__r1"
+    assert await documents.swap("ledger", "ledger__r1", epoch=5) == "ledger__r1"  # a retry
+    assert await documents.swap("ledger", "ledger__r2", epoch=6) == "ledger__r1"
+    assert await documents.swap("fresh", "fresh__r1", epoch=1) == "fresh"
+
+
+async def test_update_if_is_one_conditional_write_on_an_existing_document(
+    documents: DocumentStore,
+) -> None:
+    await documents.set_fields("c", "x", {"position": 3, "epoch": 2})
+    fields = {"position": 5}
+    assert not await documents.update_if("c", "x", fields, equal={"epoch": 1})
+    assert not await documents.update_if(
+        "c", "x", fields, equal={"epoch": 2}, below={"position": 3}
+    )
+    assert await documents.update_if("c", "x", fields, equal={"epoch": 2}, below={"position": 5})
+    assert not await documents.update_if("c", "missing", fields)
+    assert await documents.get("c", "missing") is None
+    stored = await documents.get("c", "x")
+    assert stored is not None
+    assert (stored["position"], stored["epoch"]) == (5, 2)

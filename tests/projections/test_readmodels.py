@@ -167,7 +167,8 @@ async def test_waits_see_progress_made_elsewhere(documents: DocumentStore) -> No
 
     async def elsewhere() -> None:
         await asyncio.sleep(0.05)
-        await checkpoints.advance("ledger", 9, "other-process")
+        await checkpoints.fence("ledger", 1, "other-process")
+        await checkpoints.advance("ledger", 9, "other-process", 1)
 
     task = asyncio.create_task(elsewhere())
     assert await waits.until_processed("ledger", 9, timeout=5)

@@ -412,28 +412,51 @@ async def test_one_outcome_when_a_paused_copy_writes_after_its_twin_decided(
 
 async def test_lease_acquire_renew_expire_takeover_release(backend: Backend) -> None:
     leases, clock = backend.leases, backend.clock
+    assert await leases.clock_ms() == clock.millis()
     assert await leases.holder("seq") is None
-    assert await leases.acquire("seq", "p1", 10)
+    first = await leases.acquire("seq", "p1", 10)
+    assert first is not None
     holder = await leases.holder("seq")
-    assert holder is not None
-    assert (holder.owner, holder.expires_at_ms) == ("p1", clock.millis() + 10_000)
-    assert not await leases.acquire("seq", "p2", 10)
+    assert holder == first
+    assert (holder.owner, holder.expires_at_ms, holder.live) == ("p1", clock.millis() + 10_000, True)
+    assert await leases.acquire("seq", "p2", 10) is None
     clock.advance(5)
-    assert await leases.acquire("seq", "p1", 10)  # renew
+    renewed = await leases.renew(first, 10)
+    assert renewed is not None
+    assert (renewed.epoch, renewed.expires_at_ms) == (first.epoch, clock.millis() + 10_000)
     clock.advance(9)
-    assert not await leases.acquire("seq", "p2", 10)
+    assert await leases.acquire("seq", "p2", 10) is None
     clock.advance(2)  # expired now
-    assert await leases.acquire("seq", "p2", 10)  # takeover
-    holder = await leases.holder("seq")
-    assert holder is not None
-    assert holder.owner == "p2"
-    assert not await leases.acquire("seq", "p1", 10)
+    expired = await leases.holder("seq")
+    assert expired is not None
+    assert not expired.live
+    taken = await leases.acquire("seq", "p2", 10)  # takeover: a newer epoch
+    assert taken is not None
+    assert (taken.owner, taken.epoch) == ("p2", first.epoch + 1)
+    assert await leases.holder("seq") == taken
+    assert await leases.renew(renewed, 10) is None  # p1 lost it: no renewal
+    assert await leases.acquire("seq", "p1", 10) is None
     await leases.release("seq", "p1")  # not the holder: no effect
-    assert (await leases.holder("seq")) == holder
+    assert (await leases.holder("seq")) == taken
     await leases.release("seq", "p2")
     assert await leases.holder("seq") is None
-    assert await leases.acquire("seq", "p1", 10)
+    again = await leases.acquire("seq", "p1", 10)
+    assert again is not None
+    assert again.epoch == taken.epoch + 1  # a release keeps the epoch counting
     assert await leases.acquire("other", "p2", 10)
+
+
+async def test_taking_a_lease_again_gives_a_new_epoch_and_fences_the_old_one(
+    backend: Backend,
+) -> None:
+    leases = backend.leases
+    first = await leases.acquire("seq", "p1", 10)
+    assert first is not None
+    again = await leases.acquire("seq", "p1", 10)  # a newcomer, even for the same owner
+    assert again is not None
+    assert again.epoch == first.epoch + 1
+    assert await leases.renew(first, 10) is None
+    assert await leases.renew(again, 10) is not None
 
 
 async def test_a_refused_lease_leaves_other_leases_alone(backend: Backend) -> None:
@@ -454,4 +477,4 @@ async def test_a_refused_lease_leaves_other_leases_alone(backend: Backend) -> No
 async def test_lease_race_has_one_winner(backend: Backend) -> None:
     leases = backend.leases
     results = await asyncio.gather(*(leases.acquire("race", f"p{i}", 30) for i in range(6)))
-    assert sum(results) == 1
+    assert sum(result is not None for result in results) == 1

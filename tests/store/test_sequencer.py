@@ -16,6 +16,7 @@ from store.mongo_events import MongoEventStore
 from store.mongo_leases import MongoLeases
 from store.protocol import NewEvent
 from store.sequencer import Sequencer
+from store.records import set_clock_skew
 from store.stamping import stamp_pending
 from tests.store.ordering import assert_global_order, read_everything, write_load
 
@@ -154,14 +155,47 @@ async def test_a_stream_is_never_stamped_out_of_version_order(
     await a.collection.update_one({"_id": "x:1"}, {"$set": {"pending": 3_000}})
     await a.collection.update_one({"_id": "x:2"}, {"$set": {"pending": 1_000}})
     await a.collection.update_one({"_id": "y:1"}, {"$set": {"pending": 2_000}})
-    assert await stamp_pending(a.collection, a.positions, batch=1) == (
-        0,
-        0,
-    )  # x:2 must wait for x:1
-    assert await stamp_pending(a.collection, a.positions, batch=2) == (1, 1)  # y:1 only
-    assert await stamp_pending(a.collection, a.positions, batch=10) == (2, 4)
+    # The batch holds only x:2; x's lowest pending commit, x:1, is stamped in its place.
+    assert await stamp_pending(a.collection, a.positions, batch=1) == (1, 1)
+    assert await stamp_pending(a.collection, a.positions, batch=2) == (2, 4)
     events = await read_everything(a)
-    assert [(e.stream_id, e.version) for e in events] == [("y", 1), ("x", 1), ("x", 2), ("x", 3)]
+    assert [(e.stream_id, e.version) for e in events] == [("x", 1), ("x", 2), ("x", 3), ("y", 1)]
+
+
+async def test_a_writer_whose_clock_runs_ahead_cannot_stall_the_sequencer(
+    two_processes: tuple[MongoEventStore, MongoEventStore],
+) -> None:
+    """A writer 8 s ahead commits to 4 hot streams during a sequencer outage; others
+    keep writing to them. Every batch of oldest markers then holds only commits
+    that come after the skewed ones in their streams; positions must flow anyway."""
+    fast, normal = two_processes
+    streams = [f"hot-{i}" for i in range(4)]
+    versions = dict.fromkeys(streams, 0)
+
+    async def commit(store: MongoEventStore, stream: str) -> None:
+        await store.append(stream, "t", versions[stream], [NewEvent(uuid.uuid4().hex, "T", {})])
+        versions[stream] += 1
+
+    set_clock_skew(8)
+    try:
+        for stream in streams:
+            await commit(fast, stream)
+    finally:
+        set_clock_skew(0)
+    for _ in range(15):  # far more than a batch of commits behind the skewed ones
+        for stream in streams:
+            await commit(normal, stream)
+    passes = 0
+    while await fast.collection.find_one({"pending": {"$gte": 0}}) is not None:
+        made, _ = await stamp_pending(fast.collection, fast.positions, batch=10)
+        assert made > 0, "a pass over a non-empty backlog stamped nothing"
+        passes += 1
+        assert passes < 64
+    events = await read_everything(fast)
+    assert len(events) == 4 * 16
+    assert_global_order(events)
+    for stream in streams:
+        assert [e.version for e in events if e.stream_id == stream] == list(range(1, 17))
 
 
 async def test_sequencer_runs_on_the_in_memory_store() -> None:
