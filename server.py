@@ -52,7 +52,7 @@ from runtime.api_settings import auth_from, limits_from
 from runtime.asgi import LateApp, service_app
 from runtime.components import Components, Monitoring, Stores
 from runtime.database import DatabaseHandle, DatabaseUnreachable, check_reachable
-from runtime.health import Health, consumer_check, sequencer_check
+from runtime.health import Health, consumer_check, jwks_check, sequencer_check
 from runtime.instrument import InstrumentedEventStore, InstrumentedService, operation_metrics
 from runtime.lifecycle import (
     enter_background_task,
@@ -63,9 +63,15 @@ from runtime.lifecycle import (
 )
 from runtime.metrics import Metrics
 from runtime.operations import ProjectionRetrier
-from runtime.probes import consumer_refresher, head_refresher, sequencer_refresher
+from runtime.probes import (
+    consumer_refresher,
+    head_refresher,
+    jwks_refresher,
+    sequencer_refresher,
+)
 from runtime.settings import Settings, SettingsError, load_settings
 from schema.app import build_schema, make_graphql_app
+from schema.auth import AuthSettings
 from schema.context import Context
 from store.memory import (
     InMemoryCommandLog,
@@ -210,6 +216,13 @@ def graphql_app(parts: Components, metrics: Metrics) -> Any:
     return app
 
 
+def watch_key_set(auth: AuthSettings, monitoring: Monitoring) -> None:
+    """An OIDC provider's key set in ``/readyz`` (whose check fetches it first) and metrics."""
+    if auth.oidc is not None:
+        monitoring.health.add("jwks", jwks_check(auth.oidc.keys))
+        monitoring.refreshers.append(jwks_refresher(auth.oidc.keys))
+
+
 # -- the whole service ---------------------------------------------------------------
 
 
@@ -269,6 +282,7 @@ async def start_components(
     if api:
         await start_live(parts, stack)
         parts.graphql = graphql_app(parts, monitoring.metrics)
+        watch_key_set(parts.graphql.base.auth, monitoring)
     return parts
 
 

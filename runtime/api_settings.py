@@ -5,6 +5,7 @@ from __future__ import annotations
 from runtime.settings import Settings
 from schema.auth import AuthSettings
 from schema.limits import Limits
+from schema.oidc import OidcSettings, OidcVerifier
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -27,5 +28,31 @@ def limits_from(settings: Settings) -> Limits:
 
 
 def auth_from(settings: Settings) -> AuthSettings:
-    """How requests are authenticated (``AUTH_MODE``, ``JWT_SECRET``)."""
-    return AuthSettings(mode=settings.auth_mode, jwt_secret=settings.jwt_secret_value())
+    """How requests are authenticated (``AUTH_MODE``, ``JWT_SECRET`` or ``OIDC_*``)."""
+    oidc = None
+    if settings.auth_mode == "jwt" and settings.oidc_issuer is not None:
+        oidc = OidcVerifier(oidc_from(settings))
+    return AuthSettings(
+        mode=settings.auth_mode,
+        jwt_secret=None if oidc else settings.jwt_secret_value(),
+        leeway_seconds=settings.jwt_leeway_seconds,
+        oidc=oidc,
+    )
+
+
+def oidc_from(settings: Settings) -> OidcSettings:
+    """The OIDC provider's settings; ``OIDC_ISSUER`` and ``OIDC_AUDIENCE`` must be set."""
+    assert settings.oidc_issuer is not None
+    assert settings.oidc_audience is not None
+    return OidcSettings(
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        jwks_url=settings.jwks_url,
+        algorithms=settings.oidc_algorithm_list,
+        user_claim=settings.oidc_user_claim,
+        roles_claim=settings.oidc_roles_claim,
+        admin_role=settings.oidc_admin_role,
+        cache_seconds=settings.jwks_cache_seconds,
+        refetch_interval_seconds=settings.jwks_refetch_interval_seconds,
+        fetch_timeout_seconds=settings.jwks_fetch_timeout_seconds,
+    )

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from schema.oidc import JwksKeys
 from store.protocol import Leases
 
 
@@ -103,6 +104,34 @@ def consumer_check(consumer: Any, leases: Leases) -> Check:
         if holder is not None and holder.live:
             return CheckResult(True, f"{state}; leased by {holder.owner}")
         return CheckResult(False, f"{state}; no live lease")
+
+    return check
+
+
+def jwks_check(keys: JwksKeys) -> Check:
+    """The OIDC provider's key set: ready once signing keys are cached.
+
+    A provider that stops answering does not make the process unready while
+    cached keys remain (tokens keep verifying); the detail says so. Without any
+    key no token can be verified: the check asks for a fetch (at most one per
+    refetch interval, shared with requests) and fails until keys arrive.
+    """
+
+    async def check() -> CheckResult:
+        status = keys.status()
+        if status.keys == 0:
+            await keys.refresh()
+            status = keys.status()
+        age = status.age_seconds
+        if status.keys == 0 or age is None:
+            return CheckResult(False, f"no signing keys: {status.last_error or 'not fetched yet'}")
+        if status.last_error is not None:
+            return CheckResult(
+                True,
+                f"provider unreachable, {status.keys} cached keys from {age:.0f}s ago in use:"
+                f" {status.last_error}",
+            )
+        return CheckResult(True, f"{status.keys} signing keys, fetched {age:.0f}s ago")
 
     return check
 

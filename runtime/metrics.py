@@ -72,6 +72,7 @@ class Metrics:
         self._write_side()
         self._background_work()
         self._api()
+        self._auth()
 
     def _write_side(self) -> None:
         """Commands, appends and the retries they cause."""
@@ -141,6 +142,24 @@ class Metrics:
             "ledger_http_requests", "HTTP requests by path group and status class.",
             "path", "status",
         )  # fmt: skip
+
+    def _auth(self) -> None:
+        """The OIDC provider's key set (refreshed when ``/metrics`` renders)."""
+        self.jwks_keys = self._gauge("ledger_jwks_keys", "OIDC provider signing keys cached.")
+        self.jwks_provider_up = self._gauge(
+            "ledger_jwks_provider_up", "1 when the latest key-set fetch succeeded, else 0."
+        )
+        self.jwks_age_seconds = self._gauge(
+            "ledger_jwks_age_seconds", "Age of the cached key set (-1: none fetched yet)."
+        )
+        self.jwks_fetches = self._counter(
+            "ledger_jwks_fetches", "Key-set fetches from the OIDC provider by outcome (ok, error).",
+            "outcome",
+        )  # fmt: skip
+        self.jwks_unknown_kid_refused = self._counter(
+            "ledger_jwks_unknown_kid_refused",
+            "Tokens refused unverified: unknown key id while a refetch was not allowed yet.",
+        )
 
     def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
         return Counter(name, documentation, labels, registry=self.registry)

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from runtime.metrics import Metrics, Refresher
+from schema.oidc import JwksKeys
 from store.protocol import EventStore
 
 
@@ -50,5 +51,28 @@ def consumer_refresher(status: Any) -> Refresher:
             metrics.consumer_lag.labels(row.name).set(row.lag_events)
             running = 1 if row.state in ("running", "rebuilding") else 0
             metrics.consumer_running.labels(row.name).set(running)
+
+    return refresh
+
+
+def jwks_refresher(keys: JwksKeys) -> Refresher:
+    """The OIDC key set: keys cached, provider up, age, fetches and refused unknown ``kid``s.
+
+    The key set counts since start; the counters are advanced by the difference
+    since the previous scrape.
+    """
+    seen = {"ok": 0, "error": 0, "refused": 0}
+
+    async def refresh(metrics: Metrics) -> None:
+        status = keys.status()
+        metrics.jwks_keys.set(status.keys)
+        fetched = status.age_seconds is not None
+        metrics.jwks_provider_up.set(1 if fetched and status.last_error is None else 0)
+        metrics.jwks_age_seconds.set(-1.0 if status.age_seconds is None else status.age_seconds)
+        for outcome, total in (("ok", status.fetches_ok), ("error", status.fetches_failed)):
+            metrics.jwks_fetches.labels(outcome).inc(total - seen[outcome])
+            seen[outcome] = total
+        metrics.jwks_unknown_kid_refused.inc(status.unknown_kid_refused - seen["refused"])
+        seen["refused"] = status.unknown_kid_refused
 
     return refresh

@@ -90,10 +90,48 @@ class Settings(BaseSettings):
 
     # Auth and exposure.
     auth_mode: Literal["dev", "jwt"] = Field(
-        "dev", description="`dev`: everyone is admin user 'dev'; `jwt`: HS256 bearer tokens."
+        "dev",
+        description="`dev`: everyone is admin user 'dev'; `jwt`: bearer tokens (HS256 with "
+        "JWT_SECRET, or an OIDC provider's with OIDC_ISSUER).",
     )
     jwt_secret: SecretStr | None = Field(
         None, description=f"HS256 key for AUTH_MODE=jwt, at least {MIN_JWT_SECRET_LENGTH} chars."
+    )
+    jwt_leeway_seconds: float = Field(
+        10.0, ge=0, le=300, description="Clock skew allowed on a token's `exp` and `nbf`."
+    )
+    # An OIDC provider instead of JWT_SECRET (schema/oidc.py, docs/security.md).
+    oidc_issuer: str | None = Field(
+        None,
+        description="OIDC provider for AUTH_MODE=jwt: its issuer URL, compared with `iss` "
+        "exactly; keys found through its discovery document.",
+    )
+    oidc_audience: str | None = Field(
+        None, description="The `aud` access tokens must carry (the API's id at the provider)."
+    )
+    jwks_url: str | None = Field(
+        None, description="The provider's key set URL: skips discovery (OIDC_ISSUER still needed)."
+    )
+    oidc_algorithms: str = Field(
+        "RS256,ES256,EdDSA", description="Accepted token algorithms, comma-separated, asymmetric."
+    )
+    oidc_user_claim: str = Field("sub", description="Claim naming the user (the accounts' owner).")
+    oidc_roles_claim: str = Field(
+        "roles",
+        description="Claim holding the roles: a name (Auth0: a namespaced claim) or a dotted "
+        "path (Keycloak: `realm_access.roles`).",
+    )
+    oidc_admin_role: str = Field(
+        "admin", description="The provider's role that makes a user an admin here."
+    )
+    jwks_cache_seconds: float = Field(
+        300.0, gt=0, le=86_400, description="Key cache lifetime when the provider sends no max-age."
+    )
+    jwks_refetch_interval_seconds: float = Field(
+        60.0, gt=0, le=3_600, description="Least time between key fetches (unknown `kid`s too)."
+    )
+    jwks_fetch_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, description="Time limit of one discovery or key-set fetch."
     )
     graphiql: bool | None = Field(
         None, description="Serve GraphiQL at /graphql (default: on, off in production)."
@@ -277,6 +315,10 @@ class Settings(BaseSettings):
     def jwt_secret_value(self) -> str | None:
         return self.jwt_secret.get_secret_value() if self.jwt_secret else None
 
+    @property
+    def oidc_algorithm_list(self) -> tuple[str, ...]:
+        return tuple(a.strip() for a in self.oidc_algorithms.split(",") if a.strip())
+
     def describe(self) -> dict[str, object]:
         """The effective settings without secrets, for the start-up log line."""
         url = self.mongodb_url_value()
@@ -289,6 +331,7 @@ class Settings(BaseSettings):
             "mongodb_database": self.mongodb_database,
             "data_dir": str(self.data_dir),
             "auth_mode": self.auth_mode,
+            "oidc_issuer": self.oidc_issuer,
             "graphiql": self.graphiql_enabled,
             "introspection": self.introspection_enabled,
             "cors_origins": list(self.effective_cors_origins),

@@ -1,13 +1,16 @@
 """Which combinations of settings the service refuses to start with.
 
 Each field is validated on its own in ``runtime/settings.py``; the rules here
-look at several fields together: JWT auth needs a long enough secret, and
-``APP_ENV=production`` needs a real database, the Mongo store and JWT auth.
+look at several fields together: JWT auth needs a long enough secret or an
+OIDC provider (with an audience, over https), and ``APP_ENV=production``
+needs a real database, the Mongo store and JWT auth.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from schema.oidc import SUPPORTED_ALGORITHMS, is_acceptable_url
 
 if TYPE_CHECKING:
     from runtime.settings import Settings
@@ -22,10 +25,32 @@ def configuration_problems(settings: Settings) -> list[str]:
 
 def _auth_problems(settings: Settings) -> list[str]:
     problems: list[str] = []
-    if settings.auth_mode == "jwt" and not _secret_long_enough(settings):
+    oidc = settings.oidc_issuer is not None
+    if settings.auth_mode == "jwt" and oidc and settings.jwt_secret is not None:
+        problems.append("AUTH_MODE=jwt takes JWT_SECRET or OIDC_ISSUER, not both")
+    elif settings.auth_mode == "jwt" and not oidc and not _secret_long_enough(settings):
         problems.append(
             f"AUTH_MODE=jwt needs JWT_SECRET of at least {MIN_JWT_SECRET_LENGTH} characters"
+            " or OIDC_ISSUER"
         )
+    return [*problems, *_oidc_problems(settings)]
+
+
+def _oidc_problems(settings: Settings) -> list[str]:
+    if settings.oidc_issuer is None and settings.jwks_url is None:
+        return []
+    problems: list[str] = []
+    if settings.oidc_issuer is None:
+        problems.append("JWKS_URL needs OIDC_ISSUER (the `iss` tokens must carry)")
+    if not settings.oidc_audience:
+        problems.append("OIDC_ISSUER needs OIDC_AUDIENCE (the `aud` tokens must carry)")
+    for name, url in (("OIDC_ISSUER", settings.oidc_issuer), ("JWKS_URL", settings.jwks_url)):
+        if url is not None and not is_acceptable_url(url):
+            problems.append(f"{name} must be an https URL (http only on a loopback host)")
+    algorithms = settings.oidc_algorithm_list
+    if not algorithms or not set(algorithms) <= SUPPORTED_ALGORITHMS:
+        supported = ", ".join(sorted(SUPPORTED_ALGORITHMS))
+        problems.append(f"OIDC_ALGORITHMS must be some of {supported}")
     return problems
 
 
@@ -41,7 +66,7 @@ def _production_problems(settings: Settings) -> list[str]:
         problems.append("APP_ENV=production needs STORE=mongo")
     if settings.auth_mode != "jwt":
         # A short JWT_SECRET with AUTH_MODE=jwt is reported by _auth_problems.
-        problems.append("APP_ENV=production needs AUTH_MODE=jwt (and JWT_SECRET)")
+        problems.append("APP_ENV=production needs AUTH_MODE=jwt (and JWT_SECRET or OIDC_ISSUER)")
     if settings.cors_origins is not None and "*" in settings.cors_origins:
         problems.append("APP_ENV=production refuses CORS_ORIGINS=* (list the frontends' origins)")
     if settings.clock_skew_seconds:

@@ -48,6 +48,7 @@ from schema.masking import LeanMaskErrors, LedgerSchema
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.scalars import SCALAR_MAP
+from schema.sessions import ExpiringLegacyWSHandler, ExpiringTransportWSHandler
 from schema.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
@@ -99,14 +100,14 @@ def build_schema(
     )
 
 
-# -- WebSocket handlers: the edge rules (schema.edge) -----------------------------------
+# -- WebSocket handlers: the edge rules (schema.edge) and expiring sessions (schema.sessions)
 
 
-class TransportWSHandler(EdgeTransportWSHandler):
+class TransportWSHandler(EdgeTransportWSHandler, ExpiringTransportWSHandler):
     """``graphql-transport-ws``: message checks, errors answered, a vanished client is no error."""
 
 
-class LegacyWSHandler(EdgeLegacyWSHandler):
+class LegacyWSHandler(EdgeLegacyWSHandler, ExpiringLegacyWSHandler):
     """``graphql-ws``: the same rules as ``graphql-transport-ws`` (see ``schema.edge``)."""
 
 
@@ -153,13 +154,14 @@ class LedgerGraphQL(GraphiQLPageView, GraphQLResponseMedia, EdgeGraphQL):
         if isinstance(request, WebSocket):
             # Known after connection_init (on_ws_connect); dev mode needs no token.
             user = (
-                authenticate_params(self.base.auth, None)
+                await authenticate_params(self.base.auth, None)
                 if self.base.auth.mode == "dev"
                 else ANONYMOUS
             )
         else:
             try:
-                user = authenticate_header(self.base.auth, request.headers.get("authorization"))
+                header = request.headers.get("authorization")
+                user = await authenticate_header(self.base.auth, header)
             except AuthError as exc:
                 raise HTTPException(401, f"Unauthorized: {exc}") from exc
         return self.base.copy_for(user, request, response)
@@ -168,7 +170,8 @@ class LedgerGraphQL(GraphiQLPageView, GraphQLResponseMedia, EdgeGraphQL):
         request = context.request
         header = request.headers.get("authorization") if request is not None else None
         try:
-            context.user = authenticate_params(context.auth, context.connection_params, header)
+            params = context.connection_params
+            context.user = await authenticate_params(context.auth, params, header)
         except AuthError as exc:
             raise ConnectionRejectionError({"message": f"Unauthorized: {exc}"}) from exc
 

@@ -3,11 +3,19 @@
 Two modes (``AuthSettings.mode``):
 
 - ``dev``: every request is the admin user "dev" (the service warns at start).
-- ``jwt``: a bearer token signed with HS256 and ``JWT_SECRET``; claims ``sub``
-  (the user, which is the account owner name), ``roles`` (a list; "admin"
-  grants everything) and ``exp`` (required). A request without a token is
-  anonymous and may see nothing; an expired or forged token is refused (HTTP
-  401, WebSocket close 4403) rather than downgraded to anonymous.
+- ``jwt``: a bearer token, verified one of two ways:
+  - with ``jwt_secret``: HS256 tokens signed with that shared secret (for
+    development and tests); claims ``sub`` (the user, which is the account
+    owner name), ``roles`` (a list; "admin" grants everything) and ``exp``
+    (required);
+  - with ``oidc``: access tokens of an OpenID Connect provider, verified with
+    its published keys and mapped to a user by configurable claims
+    (``schema.oidc``).
+
+  A request without a token is anonymous and may see nothing; an expired or
+  forged token is refused (HTTP 401, WebSocket close 4403) rather than
+  downgraded to anonymous. A verified user carries the token's expiry, which
+  ends a WebSocket session (``schema.sessions``).
 
 Rules: users see and change only their own accounts and the transfers *from*
 them (a transfer *to* them is visible too); admins see everything; the audit
@@ -16,13 +24,17 @@ log, other people's history and projection status are admin-only.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 import jwt
 
+from schema.oidc import OidcVerifier, TokenError
+
 ADMIN_ROLE = "admin"
+MAX_TOKEN_CHARS = 16 * 1024  # longer bearer values are refused unparsed
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,10 @@ class User:
     name: str
     roles: frozenset[str] = field(default_factory=frozenset)
     authenticated: bool = True
+    # The token's ``exp`` (epoch seconds); None when the session never expires (dev
+    # mode, anonymous). Not part of equality: results shared between subscribers of
+    # one user (``schema.fanout``) do not depend on which token they came with.
+    expires_at: float | None = field(default=None, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -48,15 +64,20 @@ ANONYMOUS = User("", frozenset(), authenticated=False)
 
 @dataclass(frozen=True)
 class AuthSettings:
-    """``mode`` "dev" or "jwt"; ``jwt_secret`` is required in jwt mode."""
+    """``mode`` "dev" or "jwt"; jwt mode needs exactly one of ``jwt_secret`` and ``oidc``.
+
+    ``leeway_seconds`` is the clock skew allowed on ``exp`` and ``nbf``; a
+    WebSocket session ends that long after its token's ``exp``.
+    """
 
     mode: Literal["dev", "jwt"] = "dev"
     jwt_secret: str | None = None
     leeway_seconds: float = 0.0
+    oidc: OidcVerifier | None = None
 
     def __post_init__(self) -> None:
-        if self.mode == "jwt" and not self.jwt_secret:
-            raise ValueError("AUTH_MODE=jwt needs JWT_SECRET")
+        if self.mode == "jwt" and bool(self.jwt_secret) == (self.oidc is not None):
+            raise ValueError("AUTH_MODE=jwt needs JWT_SECRET or an OIDC issuer (one of them)")
 
 
 class AuthError(Exception):
@@ -80,7 +101,29 @@ def user_from_token(settings: AuthSettings, token: str) -> User:
     sub, roles = claims.get("sub"), claims.get("roles", [])
     if not isinstance(sub, str) or not sub or not isinstance(roles, list):
         raise AuthError("invalid token claims")
-    return User(sub, frozenset(str(role) for role in roles))
+    return User(sub, frozenset(str(role) for role in roles), expires_at=float(claims["exp"]))
+
+
+async def verify_token(settings: AuthSettings, token: str) -> User:
+    """The user ``token`` speaks for (HS256 or OIDC per ``settings``); ``AuthError`` if none."""
+    if len(token) > MAX_TOKEN_CHARS:
+        raise AuthError("invalid token")
+    if settings.oidc is None:
+        return user_from_token(settings, token)
+    try:
+        identity = await settings.oidc.verify(token, settings.leeway_seconds)
+    except TokenError as exc:
+        raise AuthError(str(exc)) from exc
+    # The provider's roles, except that only its admin role makes an admin here.
+    roles = identity.roles - {ADMIN_ROLE} | ({ADMIN_ROLE} if identity.admin else set())
+    return User(identity.name, frozenset(roles), expires_at=identity.expires_at)
+
+
+def session_expired(settings: AuthSettings, user: User, now: float | None = None) -> bool:
+    """Whether ``user``'s token has expired (past ``exp`` plus the leeway) at ``now``."""
+    if user.expires_at is None:
+        return False
+    return (time.time() if now is None else now) >= user.expires_at + settings.leeway_seconds
 
 
 def bearer_token(value: object) -> str | None:
@@ -95,15 +138,15 @@ def bearer_token(value: object) -> str | None:
     raise AuthError("unsupported authorization scheme")
 
 
-def authenticate_header(settings: AuthSettings, authorization: str | None) -> User:
+async def authenticate_header(settings: AuthSettings, authorization: str | None) -> User:
     """The user for an HTTP request's ``Authorization`` header."""
     if settings.mode == "dev":
         return DEV_USER
     token = bearer_token(authorization)
-    return ANONYMOUS if token is None else user_from_token(settings, token)
+    return ANONYMOUS if token is None else await verify_token(settings, token)
 
 
-def authenticate_params(
+async def authenticate_params(
     settings: AuthSettings, params: Mapping[str, object] | None, header: str | None = None
 ) -> User:
     """The user for a WebSocket: its connection params, else the upgrade request's header.
@@ -117,4 +160,4 @@ def authenticate_params(
     token = bearer_token(raw) or bearer_token(header)
     if token is None:
         raise AuthError("missing token")
-    return user_from_token(settings, token)
+    return await verify_token(settings, token)
