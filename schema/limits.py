@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
+import pymongo
 from graphql import (
     ASTValidationRule,
     DocumentNode,
@@ -40,10 +41,12 @@ from graphql import (
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from graphql.validation.rules import overlapping_fields_can_be_merged
+from pymongo.errors import ConnectionFailure, PyMongoError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from schema.cost import CEILING, Identity, Pages, fragments_in_order, query_cost
+from schema.errors import UNAVAILABLE
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -53,7 +56,6 @@ log = logging.getLogger(__name__)
 QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
 RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE"
 TIMEOUT = "TIMEOUT"
-UNAVAILABLE = "UNAVAILABLE"
 
 OVERLAP_BUDGET = 20_000
 """Work units of graphql-core's overlapping-fields rule per validation (its default:
@@ -195,7 +197,7 @@ class RequestLimits(SchemaExtension):
     """Tokens, depth, aliases and cost, before validation; the cost in ``extensions``.
 
     Parsing gets the token limit (strawberry's ``MaxTokensLimiter`` option).
-    ``on_validate`` runs before the validation cache (``schema.cache``): it
+    ``on_validate`` runs before the validation cache (``schema.caching``): it
     sets ``pre_execution_errors`` when a check fails, and the validation that
     would follow is skipped. The checks and the cost are cached per document
     object (and the cost per the values of the variables it depends on).
@@ -242,8 +244,6 @@ class RequestLimits(SchemaExtension):
 
 def _database_unavailable(error: BaseException | None) -> bool:
     """A database error that means "no answer" (timeout, lost connection), not a bug."""
-    from pymongo.errors import ConnectionFailure, PyMongoError
-
     return isinstance(error, ConnectionFailure) or (
         isinstance(error, PyMongoError) and error.timeout
     )
@@ -261,7 +261,9 @@ class RequestDeadline(SchemaExtension):
     A mutation cut off this way may or may not have been applied: a retry with
     the same ``commandId`` gets its outcome exactly once.
 
-    Subscriptions are long-lived by design: only their set-up is bounded.
+    Subscriptions are long-lived by design and not bounded here (their set-up
+    only builds a generator): a deadline set while they start would be
+    inherited by every task they spawn.
     """
 
     GRACE_SECONDS = 0.5
@@ -270,9 +272,10 @@ class RequestDeadline(SchemaExtension):
         self.seconds = seconds
 
     async def on_execute(self) -> AsyncIterator[None]:
-        import pymongo
-
         context = self.execution_context
+        if context.operation_type is OperationType.SUBSCRIPTION:
+            yield
+            return
         with pymongo.timeout(self.seconds):
             try:
                 async with asyncio.timeout(self.seconds + self.GRACE_SECONDS):
@@ -288,9 +291,8 @@ class RequestDeadline(SchemaExtension):
                     f"The request did not finish within {self.seconds:g} s.",
                     extensions={"code": TIMEOUT},
                 ) from None
-        result = context.result
-        errors = getattr(result, "errors", None)
-        if errors and context.operation_type is not OperationType.SUBSCRIPTION:
+        errors = getattr(context.result, "errors", None)
+        if errors:
             errors[:] = [self._unavailable(error) for error in errors]
 
     def _unavailable(self, error: GraphQLError) -> GraphQLError:
