@@ -67,6 +67,7 @@ from runtime.probes import (
     consumer_refresher,
     head_refresher,
     jwks_refresher,
+    parked_transfers_refresher,
     sequencer_refresher,
 )
 from runtime.settings import Settings, SettingsError, load_settings
@@ -171,6 +172,7 @@ async def start_consumers(parts: Components, stack: AsyncExitStack, monitoring: 
         check = consumer_check(group[name], parts.stores.leases)
         monitoring.health.add(f"consumer:{name}", check)
     monitoring.refreshers.append(consumer_refresher(parts.status))
+    monitoring.refreshers.append(parked_transfers_refresher(TransfersView(parts.stores.documents)))
 
 
 async def start_live(parts: Components, stack: AsyncExitStack) -> None:

@@ -77,6 +77,12 @@ class TransfersView:
         doc = await self._docs.get(await self._docs.resolve(transfers.NAME), transfer_id)
         return TransferRecord.from_doc(doc) if doc is not None else None
 
+    async def count_parked(self, cap: int) -> int:
+        """How many transfers are ``NEEDS_ATTENTION``, counted up to ``cap`` (a bounded read)."""
+        collection = await self._docs.resolve(transfers.NAME)
+        query = Query({"status": transfers.NEEDS_ATTENTION}, limit=cap)
+        return len(await self._docs.find(collection, query))
+
     async def list(
         self,
         *,

@@ -119,6 +119,11 @@ class Metrics:
             "1 when the consumer runs (here or, by lease, elsewhere), 0 when stopped.",
             "consumer",
         )
+        self.transfers_parked = self._gauge(
+            "ledger_transfers_parked",
+            "Transfers waiting for an operator (NEEDS_ATTENTION: a step failed permanently), "
+            "counted up to 10,000.",
+        )
 
     def _api(self) -> None:
         """WebSockets, GraphQL operations and HTTP requests."""

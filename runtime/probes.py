@@ -42,6 +42,15 @@ def sequencer_refresher(events: Any, marker: str = "pending", cap: int = 10_000)
     return refresh
 
 
+def parked_transfers_refresher(transfers: Any, cap: int = 10_000) -> Refresher:
+    """Transfers parked by the transfer manager, from a ``TransfersView`` (up to ``cap``)."""
+
+    async def refresh(metrics: Metrics) -> None:
+        metrics.transfers_parked.set(await transfers.count_parked(cap))
+
+    return refresh
+
+
 def consumer_refresher(status: Any) -> Refresher:
     """Per-consumer checkpoint, lag and running state from a ``StatusReporter``."""
 

@@ -19,7 +19,9 @@ from domain.transfer import TRANSFER, FailTransfer
 from projections.catalog import CONSUMERS, PROJECTORS
 from projections.readmodels import TransfersView
 from projections.transfer_manager import TransferManager, derived_command_id, retry_parked
+from runtime.metrics import Metrics
 from runtime.operations import ProjectionRetrier
+from runtime.probes import parked_transfers_refresher
 from store.protocol import CommandRejection
 from tests.projections.money import EVERYTHING, check_money, check_read_models, head
 from tests.projections.world import World, memory_world, settle
@@ -205,6 +207,9 @@ async def test_a_step_refused_for_good_is_parked_the_manager_goes_on_and_a_retry
         parked = (await view.list(status="NEEDS_ATTENTION")).nodes
         assert [(t.id, t.parked_step, t.parked_attempt) for t in parked] == [(stuck, "refund", 1)]
         assert "invalid_input" in str(parked[0].reason)
+        metrics = Metrics()
+        await parked_transfers_refresher(view)(metrics)
+        assert metrics.registry.get_sample_value("ledger_transfers_parked") == 1
         # The operator retries (as ``retryProjection`` does, wired as in server.py):
         # the refund is decided again under a new command id.
         retrier = ProjectionRetrier(
@@ -219,6 +224,8 @@ async def test_a_step_refused_for_good_is_parked_the_manager_goes_on_and_a_retry
         assert await check_money(world) == {stuck: "FAILED", later: "COMPLETED"}
         await check_read_models(world, group)
         assert (await view.list(status="NEEDS_ATTENTION")).nodes == []
+        await parked_transfers_refresher(view)(metrics)
+        assert metrics.registry.get_sample_value("ledger_transfers_parked") == 0
         record = await view.get(stuck)
         assert record is not None
         assert (record.status, record.reason, record.parked_step) == (
