@@ -48,7 +48,7 @@ from projections.status import StatusReporter
 from projections.transfer_manager import retry_parked
 from projections.waiting import ReadYourWrites
 from runtime import graphiql, serving
-from runtime.api_settings import auth_from, limits_from
+from runtime.api_settings import auth_from, limits_from, persisted_from
 from runtime.asgi import LateApp, service_app
 from runtime.components import Components, Monitoring, Stores
 from runtime.database import DatabaseHandle, DatabaseUnreachable, check_reachable
@@ -215,6 +215,7 @@ def graphql_app(parts: Components, metrics: Metrics) -> Any:
     app = make_graphql_app(context, schema, allowed_origins=settings.effective_cors_origins)
     if settings.graphiql_enabled:
         app.graphiql_html = graphiql.page_for(settings.graphiql_assets_dir)
+    app.persisted_queries = persisted_from(settings)
     return app
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from runtime.settings import Settings
 from schema.auth import AuthSettings
 from schema.limits import Limits
+from schema.persisted import PersistedQueries
 from schema.oidc import OidcSettings, OidcVerifier
 
 
@@ -25,6 +26,16 @@ def limits_from(settings: Settings) -> Limits:
         introspection=settings.introspection_enabled,
         graphiql=settings.graphiql_enabled,
     )
+
+
+def persisted_from(settings: Settings) -> PersistedQueries:
+    """How persisted queries are treated (``PERSISTED_QUERIES``); loads the trusted manifest."""
+    if settings.persisted_queries == "trusted":
+        assert settings.trusted_documents_file is not None  # the settings rules require it
+        return PersistedQueries.trusted_only(settings.trusted_documents_file)
+    if settings.persisted_queries == "off":
+        return PersistedQueries("off")
+    return PersistedQueries.automatic(settings.apq_max_entries, settings.apq_max_document_bytes)
 
 
 def auth_from(settings: Settings) -> AuthSettings:

@@ -139,6 +139,20 @@ class Settings(BaseSettings):
     introspection: bool | None = Field(
         None, description="Allow schema introspection (default: on, off in production)."
     )
+    persisted_queries: Literal["apq", "trusted", "off"] = Field(
+        "apq",
+        description="`apq`: automatic persisted queries (bounded store); `trusted`: only the "
+        "documents of TRUSTED_DOCUMENTS_FILE run; `off`: refused (schema/persisted.py).",
+    )
+    trusted_documents_file: Path | None = Field(
+        None, description="Manifest of trusted documents (JSON; see the README's Frontends)."
+    )
+    apq_max_entries: int = Field(
+        1_000, ge=1, le=1_000_000, description="Documents the APQ store keeps (LRU)."
+    )
+    apq_max_document_bytes: int = Field(
+        20_000, ge=100, le=10_000_000, description="Largest document the APQ store keeps."
+    )
     graphiql_assets_dir: Path = Field(
         Path(__file__).resolve().parents[1] / ".cache" / "graphiql",
         description="GraphiQL's files fetched at build time (`make graphiql-assets`); "

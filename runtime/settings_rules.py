@@ -20,7 +20,11 @@ MIN_JWT_SECRET_LENGTH = 32
 
 def configuration_problems(settings: Settings) -> list[str]:
     """One readable line per broken rule; empty when the settings may start the service."""
-    return [*_auth_problems(settings), *_production_problems(settings)]
+    return [
+        *_auth_problems(settings),
+        *_persisted_problems(settings),
+        *_production_problems(settings),
+    ]
 
 
 def _auth_problems(settings: Settings) -> list[str]:
@@ -52,6 +56,12 @@ def _oidc_problems(settings: Settings) -> list[str]:
         supported = ", ".join(sorted(SUPPORTED_ALGORITHMS))
         problems.append(f"OIDC_ALGORITHMS must be some of {supported}")
     return problems
+
+
+def _persisted_problems(settings: Settings) -> list[str]:
+    if settings.persisted_queries == "trusted" and settings.trusted_documents_file is None:
+        return ["PERSISTED_QUERIES=trusted needs TRUSTED_DOCUMENTS_FILE (the manifest)"]
+    return []
 
 
 def _production_problems(settings: Settings) -> list[str]:

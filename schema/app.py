@@ -46,6 +46,7 @@ from schema.ide import GraphiQLPageView
 from schema.limits import Limits, bounded_response, limit_extensions
 from schema.masking import LeanMaskErrors, LedgerSchema
 from schema.mutations import Mutation
+from schema.persisted import PersistedQueryView
 from schema.queries import Query
 from schema.scalars import SCALAR_MAP
 from schema.sessions import ExpiringLegacyWSHandler, ExpiringTransportWSHandler
@@ -111,7 +112,7 @@ class LegacyWSHandler(EdgeLegacyWSHandler, ExpiringLegacyWSHandler):
     """``graphql-ws``: the same rules as ``graphql-transport-ws`` (see ``schema.edge``)."""
 
 
-class LedgerGraphQL(GraphiQLPageView, GraphQLResponseMedia, EdgeGraphQL):
+class LedgerGraphQL(GraphiQLPageView, PersistedQueryView, GraphQLResponseMedia, EdgeGraphQL):
     """Strawberry's ASGI app with per-request contexts and authentication.
 
     HTTP: the ``Authorization`` header is checked before anything runs; an
