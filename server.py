@@ -211,7 +211,8 @@ def graphql_app(parts: Components, metrics: Metrics) -> Any:
         limits=limits_from(settings),
     )
     # The metrics extension runs outermost: it times and classifies every operation.
-    schema = build_schema(context.limits, extensions=[operation_metrics(metrics)])
+    names = [n.strip() for n in settings.metrics_operation_names.split(",") if n.strip()]
+    schema = build_schema(context.limits, extensions=[operation_metrics(metrics, names)])
     app = make_graphql_app(context, schema, allowed_origins=settings.effective_cors_origins)
     if settings.graphiql_enabled:
         app.graphiql_html = graphiql.page_for(settings.graphiql_assets_dir)

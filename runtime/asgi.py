@@ -61,15 +61,16 @@ def service_app(
 ) -> Starlette:
     """The Starlette app: probes and metrics beside ``graphql``, behind the runtime middleware."""
     metrics, health = monitoring.metrics, monitoring.health
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     # The router tries routes in order: the GraphQL endpoint, which takes nearly
     # every request, goes first.
     routes: list[BaseRoute] = [
         Route("/graphql", graphql),
         WebSocketRoute("/graphql", graphql),
-        *health_routes(health),
+        *health_routes(health, token),
         # GraphiQL's own files, when fetched at build time (runtime/graphiql.py).
         *(graphiql.asset_routes(settings.graphiql_assets_dir) if settings.graphiql_enabled else ()),
-        metrics_route(metrics, monitoring.refreshers),
+        metrics_route(metrics, monitoring.refreshers, token),
     ]
     # Outermost first: request ids, counts and the body limit see every request,
     # preflights included; CORS answers preflights and marks cross-origin responses.

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from runtime.metrics import bearer_matches
 from schema.oidc import JwksKeys
 from store.protocol import Leases
 
@@ -136,12 +137,23 @@ def jwks_check(keys: JwksKeys) -> Check:
     return check
 
 
-def health_routes(health: Health) -> list[Route]:
+def health_routes(health: Health, detail_token: str | None = None) -> list[Route]:
+    """``/healthz`` and ``/readyz``.
+
+    ``/readyz`` tells anyone whether each check passed; the details (lease
+    owners, positions, errors) only to a caller with ``Authorization: Bearer
+    <detail_token>`` (``METRICS_TOKEN``): without a token, to nobody (the CLI's
+    ``ledger projections status`` shows them).
+    """
+
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "phase": health.phase})
 
     async def readyz(request: Request) -> JSONResponse:
         ready, report = await health.readiness()
+        if detail_token is None or not bearer_matches(request, detail_token):
+            checks: Any = report["checks"]
+            report["checks"] = {name: {"ok": check["ok"]} for name, check in checks.items()}
         return JSONResponse(report, status_code=200 if ready else 503)
 
     return [

@@ -5,7 +5,8 @@
 - ``InstrumentedService``: an Application Service proxy counting commands by
   type and outcome and binding command / correlation ids into the log context.
 - ``OperationMetrics``: a strawberry schema extension counting GraphQL
-  operations by type, name and outcome, with latency.
+  operations by type, name and outcome, with latency; the name label takes
+  values from a bounded set only (``runtime.metrics.operation_label``).
 
 The ASGI middleware (request ids, body limit, WebSocket counts) is in
 ``runtime/middleware.py``.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from strawberry.extensions import SchemaExtension
@@ -24,7 +25,7 @@ from strawberry.extensions import SchemaExtension
 from domain.aggregate import DomainError
 from runtime.forwarding import NO_METADATA, ForwardingEventStore
 from runtime.logging import bind
-from runtime.metrics import Children, Metrics
+from runtime.metrics import Children, Metrics, operation_label
 from store.protocol import (
     AppendResult,
     CommitMetadata,
@@ -123,9 +124,13 @@ class InstrumentedService:
         return getattr(self.inner, name)
 
 
-def operation_metrics(metrics: Metrics) -> type[SchemaExtension]:
-    """A strawberry extension class bound to ``metrics`` (pass it in ``extensions``)."""
+def operation_metrics(metrics: Metrics, names: Iterable[str] = ()) -> type[SchemaExtension]:
+    """A strawberry extension class bound to ``metrics`` (pass it in ``extensions``).
+
+    ``names``: the operation names labelled as such (``operation_label``).
+    """
     operations, seconds = Children(metrics.graphql_operations), Children(metrics.graphql_seconds)
+    known = frozenset(names)
 
     class OperationMetrics(SchemaExtension):
         def on_operation(self) -> Iterator[None]:
@@ -133,7 +138,7 @@ def operation_metrics(metrics: Metrics) -> type[SchemaExtension]:
             yield
             context = self.execution_context
             kind = _operation_type(context)
-            name = (context.operation_name or "anonymous")[:64]
+            name = operation_label(context, known)
             result = getattr(context, "result", None)
             failed = result is None or bool(getattr(result, "errors", None))
             outcome = "error" if failed else "ok"

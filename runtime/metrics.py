@@ -12,11 +12,13 @@ positions) are refreshed by ``/metrics`` itself just before rendering.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from graphql import FieldNode, get_operation_ast
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -135,7 +137,8 @@ class Metrics:
         )
         self.graphql_operations = self._counter(
             "ledger_graphql_operations",
-            "GraphQL operations by operation type, name and outcome (ok, error).",
+            "GraphQL operations by operation type, name (a known operation name, the root "
+            "field, or other) and outcome (ok, error).",
             "type", "name", "outcome",
         )  # fmt: skip
         self.graphql_seconds = self._histogram(
@@ -182,17 +185,62 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
+OTHER_OPERATION = "other"
+
+
+def operation_label(context: Any, known: frozenset[str]) -> str:
+    """The ``name`` label of a GraphQL operation, from a set the schema and settings bound.
+
+    The operation name a client sends is free text: labelling by it lets any
+    caller create series without end. The label is the operation's name only
+    when it is in ``known`` (``METRICS_OPERATION_NAMES``); else the name of the
+    operation's first root field when the schema has such a field (``deposit``,
+    ``accounts``...); else ``other``.
+    """
+    name = context.operation_name
+    if name in known:
+        return str(name)
+    document = context.graphql_document
+    if document is None:
+        return OTHER_OPERATION
+    try:
+        operation = get_operation_ast(document, context.provided_operation_name)
+        if operation is None or not operation.selection_set.selections:
+            return OTHER_OPERATION
+        first = operation.selection_set.selections[0]
+        root = context.schema._schema.get_root_type(operation.operation)
+    except Exception:  # a document that never validated can be anything
+        return OTHER_OPERATION
+    if isinstance(first, FieldNode) and root is not None and first.name.value in root.fields:
+        return first.name.value
+    return OTHER_OPERATION
+
+
+def bearer_matches(request: Request, token: str) -> bool:
+    """The request carries ``Authorization: Bearer <token>`` (compared in constant time)."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
 Refresher = Callable[[Metrics], Awaitable[None]]
 
 
-def metrics_route(metrics: Metrics, refreshers: list[Refresher]) -> Route:
+def metrics_route(metrics: Metrics, refreshers: list[Refresher], token: str | None = None) -> Route:
     """``GET /metrics``: refresh the background-work gauges, then render everything.
 
     A refresher that fails is logged and skipped: a scrape never fails because
-    one source (say, the database) is briefly away.
+    one source (say, the database) is briefly away. With a ``token``
+    (``METRICS_TOKEN``) a scrape without ``Authorization: Bearer <token>``
+    gets 401 and costs nothing.
     """
 
     async def endpoint(request: Request) -> Response:
+        if token is not None and not bearer_matches(request, token):
+            return Response(
+                "metrics need a bearer token", 401, headers={"www-authenticate": "Bearer"}
+            )
         for refresh in refreshers:
             try:
                 await asyncio.wait_for(refresh(metrics), 2.0)

@@ -7,7 +7,8 @@ buffers a streamed response.
   ``X-Request-ID`` when it is a short plain token, else a fresh one. It is
   bound into the log context and echoed in the ``X-Request-ID`` response header.
 - HTTP bodies larger than ``max_body_bytes`` get 413 before the app reads them
-  (by ``Content-Length``, or while streaming when it is absent).
+  (by ``Content-Length``, or while streaming when it is absent). A client that
+  leaves before its body is complete is logged at INFO and counted as 4xx.
 - WebSocket connections are counted, and so are subscriptions, by watching the
   GraphQL-over-WebSocket messages of both protocols (``subscribe``/``start``
   opens one, ``complete``/``stop``/``error`` or the socket's end closes it).
@@ -16,9 +17,11 @@ buffers a streamed response.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from application.ids import random_hex
@@ -29,6 +32,9 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _OPEN = {"subscribe", "start"}
 _CLOSE = {"complete", "stop", "error"}
 _PATH_GROUPS = ("/graphql", "/healthz", "/readyz", "/metrics")
+CLIENT_CLOSED_REQUEST = 499
+"""Counted for a request whose client left before its body was complete (nginx's code)."""
+log = logging.getLogger(__name__)
 
 
 class BodyTooLarge(Exception):
@@ -113,6 +119,11 @@ class RuntimeMiddleware:
             if response.status:
                 raise
             await _too_large(response.send)
+        except ClientDisconnect:
+            # The client left (or was cut off by runtime/http_edge.py's deadline)
+            # before its body was complete: nobody to answer, not a server error.
+            log.info("the client disconnected before sending its whole request")
+            response.status = response.status or CLIENT_CLOSED_REQUEST
         finally:
             request_id_var.reset(token)
             group = _path_group(scope.get("path", ""))

@@ -3,7 +3,8 @@
 uvicorn is configured from the settings: HOST/PORT, proxy headers trusted from
 FORWARDED_ALLOW_IPS, a graceful shutdown of SHUTDOWN_TIMEOUT_SECONDS, our own
 (redacting) log handler instead of uvicorn's, the WebSocket frame limit equal
-to the HTTP body limit, no permessage-deflate. SIGTERM and Ctrl-C end in a
+to the HTTP body limit, no permessage-deflate, request heads bounded in size
+and time and bodies in time (``runtime/http_edge.py``). SIGTERM and Ctrl-C end in a
 clean exit (status 0) after the app's lifespan has shut down; ``on_exit``
 then runs in any case.
 """
@@ -21,6 +22,7 @@ from collections.abc import Callable
 import uvicorn
 from starlette.types import ASGIApp
 
+from runtime.http_edge import bounded_protocol
 from runtime.logging import configure_logging
 from runtime.settings import Settings
 
@@ -38,6 +40,12 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
         lifespan="on",
         ws_max_size=settings.max_body_bytes,
+        # httptools with bounded request heads and deadlines for slow clients.
+        http=bounded_protocol(
+            settings.max_header_bytes,
+            settings.header_timeout_seconds,
+            settings.body_timeout_seconds,
+        ),
         # Subscription messages are small and go to many sockets: compressing each
         # per connection costs more CPU (both ends) and memory than it saves.
         ws_per_message_deflate=False,

@@ -218,6 +218,25 @@ class Settings(BaseSettings):
         "CONSISTENCY_TIMEOUT_SECONDS); then UNAVAILABLE or TIMEOUT.",
     )
 
+    # The HTTP edge (runtime/http_edge.py) and what anonymous callers see (docs/security.md).
+    max_header_bytes: int = Field(
+        16_384, ge=1_024, le=1_048_576, description="Largest request line plus headers (431)."
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Time a client has to send a request's headers (408)."
+    )
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="Time a client has to send a request's body (408)."
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token that /metrics and /readyz details need; unset: open."
+    )
+    metrics_operation_names: str = Field(
+        "",
+        description="GraphQL operation names /metrics labels by name, comma-separated; "
+        "other operations are labelled by their root field.",
+    )
+
     # Background work: leases and polling.
     lease_ttl_seconds: float = Field(
         10.0, gt=0, le=600, description="Lease of the sequencer and each consumer (takeover time)."

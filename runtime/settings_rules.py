@@ -8,6 +8,7 @@ needs a real database, the Mongo store and JWT auth.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from schema.oidc import SUPPORTED_ALGORITHMS, is_acceptable_url
@@ -74,6 +75,12 @@ def _production_problems(settings: Settings) -> list[str]:
         )
     if settings.store != "mongo":
         problems.append("APP_ENV=production needs STORE=mongo")
+    secret = settings.jwt_secret_value()
+    if secret is not None and not secret_looks_random(secret):
+        problems.append(
+            "APP_ENV=production refuses a guessable JWT_SECRET (repeated or too few distinct "
+            "characters), generate one with e.g. `openssl rand -base64 48`"
+        )
     if settings.auth_mode != "jwt":
         # A short JWT_SECRET with AUTH_MODE=jwt is reported by _auth_problems.
         problems.append("APP_ENV=production needs AUTH_MODE=jwt (and JWT_SECRET or OIDC_ISSUER)")
@@ -87,3 +94,22 @@ def _production_problems(settings: Settings) -> list[str]:
 def _secret_long_enough(settings: Settings) -> bool:
     secret = settings.jwt_secret_value() or ""
     return len(secret) >= MIN_JWT_SECRET_LENGTH
+
+
+def secret_looks_random(secret: str) -> bool:
+    """False for a secret with too little entropy to be a key, however long.
+
+    A heuristic against the obvious (``aaaa...``, ``changemechangeme...``,
+    ``0123456789abcdef0123...``), not a proof of randomness: at least 80 bits
+    by the Shannon entropy of its characters, and at least three quarters of
+    its 3-character windows distinct (a repeated unit fails that).
+    """
+    if len(secret) < 3:
+        return False
+    counts: dict[str, int] = {}
+    for char in secret:
+        counts[char] = counts.get(char, 0) + 1
+    size = len(secret)
+    bits = -sum(n / size * math.log2(n / size) for n in counts.values()) * size
+    windows = {secret[i : i + 3] for i in range(size - 2)}
+    return bits >= 80 and len(windows) >= 0.75 * (size - 2)

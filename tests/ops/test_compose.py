@@ -17,7 +17,7 @@ import yaml
 from runtime.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET = "s" * 40
+SECRET = "Vb6qN2xP8rT4kL0zW7mC3hY9dF5gJ1sQeR"  # random-looking: production refuses "s" * 40
 
 
 def _compose() -> dict[str, Any]:

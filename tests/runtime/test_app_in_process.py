@@ -26,7 +26,9 @@ OPEN = 'mutation { openAccount(input: {owner: "ana", currency: "EUR"}) { ... on 
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    settings = load_settings(None, store="memory", max_body_bytes=2048, port=free_port())
+    settings = load_settings(
+        None, store="memory", max_body_bytes=2048, port=free_port(), metrics_operation_names="Named"
+    )
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port,
                             log_config=None, lifespan="on")  # fmt: skip
     server = uvicorn.Server(config)
@@ -102,8 +104,16 @@ async def test_commands_and_operations_are_counted(client: httpx.AsyncClient) ->
     await _graphql(client, "query Named { __typename }")
     assert await _metric(client, 'ledger_graphql_operations_total{name="Named",outcome="ok"') == 1
     await client.post("/graphql", json={"query": "{ nope }"})
-    errors = 'ledger_graphql_operations_total{name="anonymous",outcome="error"'
+    errors = 'ledger_graphql_operations_total{name="other",outcome="error"'
     assert await _metric(client, errors) >= 1
+    # Names not configured are labelled by the root field, or "other": a bounded set.
+    for fresh in range(20):
+        await _graphql(client, f"query Fresh{fresh} {{ __typename }}")
+        await _graphql(client, f"query Sneaky{fresh} {{ ledger {{ currency }} }}")
+    text = (await client.get("/metrics")).text
+    assert "Fresh" not in text
+    assert "Sneaky" not in text
+    assert await _metric(client, 'ledger_graphql_operations_total{name="ledger",outcome="ok"') == 20
 
 
 async def test_websocket_connections_and_subscriptions_are_counted(

@@ -26,6 +26,9 @@ async def database(tmp_path: Path) -> AsyncIterator[EmbeddedMongo]:
         await asyncio.to_thread(server.stop)
 
 
+TOKEN = "operator-token-for-readyz-details"
+
+
 async def _ready(client: httpx.AsyncClient, want: bool, tries: int = 200) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for _ in range(tries):  # 0.1 s apart
@@ -40,13 +43,15 @@ async def _ready(client: httpx.AsyncClient, want: bool, tries: int = 200) -> dic
 async def test_readiness_follows_the_database(database: EmbeddedMongo, tmp_path: Path) -> None:
     port = free_port()
     settings = load_settings(None, mongodb_url=database.url, mongodb_database="readyz",
-                             port=port, data_dir=str(tmp_path / "unused"))  # fmt: skip
+                             port=port, data_dir=str(tmp_path / "unused"),
+                             metrics_token=TOKEN)  # fmt: skip
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), port=port, log_config=None, lifespan="on")
     )
     task = asyncio.create_task(server.serve())
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        base_url, operator = f"http://127.0.0.1:{port}", {"authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(base_url=base_url, headers=operator) as client:
             for _ in range(200):
                 if server.started:
                     break
@@ -54,6 +59,9 @@ async def test_readiness_follows_the_database(database: EmbeddedMongo, tmp_path:
             checks = (await _ready(client, True))["checks"]
             assert isinstance(checks, dict)
             assert checks["database"] == {"ok": True, "detail": "reachable"}
+            # Anonymous callers learn whether each check passed, not lease owners or errors.
+            anonymous = await client.get("/readyz", headers={"authorization": ""})
+            assert all(set(check) == {"ok"} for check in anonymous.json()["checks"].values())
 
             await asyncio.to_thread(database.kill)
             down = await _ready(client, False)

@@ -15,7 +15,7 @@ from runtime.settings import (
     settings_table,
 )
 
-GOOD_SECRET = "x" * MIN_JWT_SECRET_LENGTH
+GOOD_SECRET = "kQ3v9Zr7Lp2Xw8Tn5Bm1Hc6Yd4Fj0GsA"  # random-looking, MIN_JWT_SECRET_LENGTH long
 PRODUCTION = {
     "app_env": "production",
     "mongodb_url": "mongodb://db:27017/?replicaSet=rs0",
@@ -82,6 +82,14 @@ def test_production_refuses_without_database_and_jwt() -> None:
     message = str(caught.value)
     assert "APP_ENV=production needs MONGODB_URL" in message
     assert "APP_ENV=production needs AUTH_MODE=jwt" in message
+
+
+@pytest.mark.parametrize("secret", ["a" * 32, "changeme" * 4, "0123456789abcdef" * 4, "ab" * 40])
+def test_production_refuses_a_guessable_jwt_secret(secret: str) -> None:
+    with pytest.raises(SettingsError, match="guessable JWT_SECRET"):
+        load_settings(None, **{**PRODUCTION, "jwt_secret": secret})
+    # Development starts with it (only production insists on a real key).
+    assert load_settings(None, auth_mode="jwt", jwt_secret=secret).auth_mode == "jwt"
 
 
 @pytest.mark.parametrize("secret", [None, "", "short", "y" * (MIN_JWT_SECRET_LENGTH - 1)])
