@@ -82,7 +82,7 @@ async def test_jwt_without_token_is_anonymous(
 def forged_tokens() -> list[str]:
     expired = token("alice", ["admin"], ttl=-10)
     other_key = token("alice", ["admin"], secret="x" * 40)
-    unsigned = jwt.encode({"sub": "alice", "roles": ["admin"], "exp": 2**40}, None, "none")
+    unsigned = jwt.encode({"sub": "alice", "roles": ["admin"], "exp": 2**40}, "", "none")
     good = token("alice")
     head, payload, signature = good.split(".")
     tampered = ".".join([head, payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB"), signature])
