@@ -13,8 +13,8 @@ and then by validation:
    its work budget is lowered to ``OVERLAP_BUDGET`` so that it stays bounded.
 
 Steps 1 and 2 are linear in the document's size whatever its fragments do,
-so a document is refused before any super-linear work. After execution, the
-response is bounded in time (``RequestDeadline``) and in size
+so a document is refused before any super-linear work. Execution is bounded
+in time (``RequestLimits.on_execute``) and the response in size
 (``bounded_response``). Every response carries ``extensions.cost``.
 """
 
@@ -25,8 +25,8 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache, partial
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import Any
 
 import pymongo
 from graphql import (
@@ -35,6 +35,7 @@ from graphql import (
     FieldNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -45,11 +46,8 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from schema.cost import CEILING, Identity, Pages, fragments_in_order, query_cost
+from schema.cost import CEILING, CostPlan, Pages, fragments_in_order
 from schema.errors import UNAVAILABLE
-
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
 
 log = logging.getLogger(__name__)
 
@@ -171,11 +169,6 @@ def document_problems(document: DocumentNode, limits: Limits) -> list[GraphQLErr
     return problems
 
 
-@lru_cache(maxsize=1024)
-def _document_problems(document: Identity[DocumentNode], limits: Limits) -> list[GraphQLError]:
-    return document_problems(document.value, limits)
-
-
 def cost_error(cost: int, limit: int) -> GraphQLError:
     return GraphQLError(
         f"Query cost {cost} exceeds the limit of {limit}: ask for smaller pages, "
@@ -193,22 +186,129 @@ def validation_rules(limits: Limits) -> tuple[type[ASTValidationRule], ...]:
     return () if limits.introspection else (NoSchemaIntrospectionCustomRule,)
 
 
-class RequestLimits(SchemaExtension):
-    """Tokens, depth, aliases and cost, before validation; the cost in ``extensions``.
+class DocumentChecks:
+    """Per schema: each document's depth/alias problems and cost plan, by document object.
 
-    Parsing gets the token limit (strawberry's ``MaxTokensLimiter`` option).
-    ``on_validate`` runs before the validation cache (``schema.caching``): it
-    sets ``pre_execution_errors`` when a check fails, and the validation that
-    would follow is skipped. The checks and the cost are cached per document
-    object (and the cost per the values of the variables it depends on).
+    The parser cache hands out one document object per query text, so on the
+    hot path this is one dict lookup. Bounded: the oldest entry goes first.
+    An entry keeps its document alive, so an id is never reused while cached.
     """
 
+    def __init__(self, limits: Limits, maxsize: int = 1024) -> None:
+        self.limits = limits
+        self.pages = pages_of(limits)
+        self.maxsize = maxsize
+        self.entries: dict[int, tuple[DocumentNode, list[GraphQLError], CostPlan]] = {}
+
+    def of(
+        self, document: DocumentNode, schema: GraphQLSchema
+    ) -> tuple[list[GraphQLError], CostPlan]:
+        entry = self.entries.get(id(document))
+        if entry is None or entry[0] is not document:
+            problems = document_problems(document, self.limits)
+            entry = (document, problems, CostPlan(document, schema, self.pages))
+            if len(self.entries) >= self.maxsize:
+                del self.entries[next(iter(self.entries))]
+            self.entries[id(document)] = entry
+        return entry[1], entry[2]
+
+
+class Watchdog:
+    """Cancels the tasks of requests still running past their deadline.
+
+    One timer per process while requests are watched, not one per request:
+    watching is a dict entry. Deadlines are met within ``resolution`` seconds.
+    A task is only ever cancelled while watched, i.e. inside the block that
+    watches it (the timer runs while every task is suspended).
+    """
+
+    def __init__(self, resolution: float = 0.1) -> None:
+        self.resolution = resolution
+        self.deadlines: dict[asyncio.Task[Any], float] = {}
+        self.expired: set[asyncio.Task[Any]] = set()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def watch(self, task: asyncio.Task[Any], seconds: float) -> None:
+        loop = task.get_loop()
+        self.deadlines[task] = loop.time() + seconds
+        if self.timer is None or self.timer.cancelled():
+            self.timer = loop.call_later(self.resolution, self._check, loop)
+
+    def unwatch(self, task: asyncio.Task[Any]) -> bool:
+        """Stop watching ``task``; True when it was cancelled for its deadline."""
+        self.deadlines.pop(task, None)
+        if task in self.expired:
+            self.expired.discard(task)
+            return True
+        return False
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.timer = None
+        now = loop.time()
+        for task, deadline in list(self.deadlines.items()):
+            if deadline <= now and not task.done():
+                del self.deadlines[task]
+                self.expired.add(task)
+                task.cancel("request deadline")
+        if self.deadlines:
+            self.timer = loop.call_later(self.resolution, self._check, loop)
+
+
+WATCHDOG = Watchdog()
+
+
+def _database_unavailable(error: BaseException | None) -> bool:
+    """A database error that means "no answer" (timeout, lost connection), not a bug."""
+    return isinstance(error, ConnectionFailure) or (
+        isinstance(error, PyMongoError) and error.timeout
+    )
+
+
+def _unavailable(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if not _database_unavailable(original):
+        return error
+    log.warning("database unavailable at %s: %r", error.path or "operation", original)
+    return GraphQLError(
+        "The database did not answer in time; try again later.",
+        error.nodes,
+        path=error.path,
+        extensions={"code": UNAVAILABLE},
+    )
+
+
+class RequestLimits(SchemaExtension):
+    """Every limit of one operation, in one extension (one hook per stage).
+
+    - Parsing gets the token limit (strawberry's ``MaxTokensLimiter`` option).
+    - ``on_validate`` runs before the validation cache (``schema.caching``):
+      depth, aliases, then cost; a failed check sets ``pre_execution_errors``
+      and the validation that would follow is skipped.
+    - ``on_execute`` bounds a query or mutation in time (see below).
+    - ``get_results`` puts ``{"cost": {"requested", "limit"}}`` in the
+      response's ``extensions`` (0 requested when the document did not parse).
+
+    Time: every database operation of the request runs under ``pymongo.timeout``
+    (a client-side deadline PyMongo applies to server selection, connection
+    checkout and each reply), so a stuck or vanished database raises in time;
+    such errors answer ``UNAVAILABLE`` (logged once here, not masked as
+    unexpected). Anything else still running at the deadline, plus a grace for
+    the database error to arrive first, is cancelled (``Watchdog``) and
+    answers ``TIMEOUT``. A mutation cut off this way may or may not have been
+    applied: a retry with the same ``commandId`` gets its outcome exactly once.
+    Subscriptions are long-lived by design and not bounded here (their set-up
+    only builds a generator): a deadline set while they start would be
+    inherited by every task they spawn.
+    """
+
+    GRACE_SECONDS = 0.5
+
     def __init__(
-        self, limits: Limits, rules: tuple[type[ASTValidationRule], ...], pages: Pages
+        self, limits: Limits, rules: tuple[type[ASTValidationRule], ...], checks: DocumentChecks
     ) -> None:
         self.limits = limits
         self.rules = rules
-        self.pages = pages
+        self.checks = checks
         self.cost = 0
 
     def on_operation(self) -> Iterator[None]:
@@ -222,90 +322,50 @@ class RequestLimits(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if document is not None:
-            limits = self.limits
-            problems = _document_problems(Identity(document), limits)
+            problems, plan = self.checks.of(document, context.schema._schema)
             if not problems:
-                schema = context.schema._schema
-                self.cost = query_cost(
-                    schema, self.pages, document, context.operation_name, context.variables
-                )
-                if self.cost > limits.max_query_cost:
-                    problems = [cost_error(self.cost, limits.max_query_cost)]
+                self.cost = plan.cost(context.operation_name, context.variables)
+                if self.cost > self.limits.max_query_cost:
+                    problems = [cost_error(self.cost, self.limits.max_query_cost)]
             if problems:
                 context.pre_execution_errors = list(problems)
         yield
 
-    def get_results(self) -> dict[str, Any]:
-        return {"cost": {"requested": self.cost, "limit": self.limits.max_query_cost}}
-
-
-# -- time ----------------------------------------------------------------------------
-
-
-def _database_unavailable(error: BaseException | None) -> bool:
-    """A database error that means "no answer" (timeout, lost connection), not a bug."""
-    return isinstance(error, ConnectionFailure) or (
-        isinstance(error, PyMongoError) and error.timeout
-    )
-
-
-class RequestDeadline(SchemaExtension):
-    """Queries and mutations end within ``request_timeout_seconds``.
-
-    Every database operation of the request runs under ``pymongo.timeout``
-    (a client-side deadline PyMongo applies to server selection, connection
-    checkout and each reply), so a stuck or vanished database raises in time;
-    such errors answer ``UNAVAILABLE`` (logged once here, not masked as
-    unexpected). Anything else still running at the deadline, plus a grace for
-    the database error to arrive first, is cancelled and answers ``TIMEOUT``.
-    A mutation cut off this way may or may not have been applied: a retry with
-    the same ``commandId`` gets its outcome exactly once.
-
-    Subscriptions are long-lived by design and not bounded here (their set-up
-    only builds a generator): a deadline set while they start would be
-    inherited by every task they spawn.
-    """
-
-    GRACE_SECONDS = 0.5
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    async def on_execute(self) -> AsyncIterator[None]:
+    def on_execute(self) -> Iterator[None]:
         context = self.execution_context
         if context.operation_type is OperationType.SUBSCRIPTION:
             yield
             return
-        with pymongo.timeout(self.seconds):
-            try:
-                async with asyncio.timeout(self.seconds + self.GRACE_SECONDS):
-                    yield
-            except TimeoutError:
-                log.warning(
-                    "%s %s cut off after %.1f s",
-                    context.operation_type.value,
-                    context.operation_name or "anonymous",
-                    self.seconds,
-                )
-                raise GraphQLError(
-                    f"The request did not finish within {self.seconds:g} s.",
-                    extensions={"code": TIMEOUT},
-                ) from None
+        seconds = self.limits.request_timeout_seconds
+        task = asyncio.current_task()
+        if task is not None:
+            WATCHDOG.watch(task, seconds + self.GRACE_SECONDS)
+        try:
+            with pymongo.timeout(seconds):
+                yield
+        except asyncio.CancelledError:
+            if task is None or not WATCHDOG.unwatch(task):
+                raise
+            task.uncancel()
+            log.warning(
+                "%s %s cut off after %.1f s",
+                context.operation_type.value,
+                context.operation_name or "anonymous",
+                seconds,
+            )
+            raise GraphQLError(
+                f"The request did not finish within {seconds:g} s.",
+                extensions={"code": TIMEOUT},
+            ) from None
+        finally:
+            if task is not None:
+                WATCHDOG.unwatch(task)
         errors = getattr(context.result, "errors", None)
         if errors:
-            errors[:] = [self._unavailable(error) for error in errors]
+            errors[:] = [_unavailable(error) for error in errors]
 
-    def _unavailable(self, error: GraphQLError) -> GraphQLError:
-        original = error.original_error
-        if not _database_unavailable(original):
-            return error
-        log.warning("database unavailable at %s: %r", error.path or "operation", original)
-        return GraphQLError(
-            "The database did not answer in time; try again later.",
-            error.nodes,
-            path=error.path,
-            extensions={"code": UNAVAILABLE},
-        )
+    def get_results(self) -> dict[str, Any]:
+        return {"cost": {"requested": self.cost, "limit": self.limits.max_query_cost}}
 
 
 # -- size ----------------------------------------------------------------------------
@@ -341,7 +401,4 @@ def _too_large(response: dict[str, Any], error: dict[str, Any]) -> dict[str, Any
 def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
     """Factories of the strawberry extensions enforcing ``limits`` on every operation."""
     overlapping_fields_can_be_merged.MAX_COMPLEXITY_BUDGET = OVERLAP_BUDGET
-    return [
-        partial(RequestDeadline, limits.request_timeout_seconds),
-        partial(RequestLimits, limits, validation_rules(limits), pages_of(limits)),
-    ]
+    return [partial(RequestLimits, limits, validation_rules(limits), DocumentChecks(limits))]

@@ -25,7 +25,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from runtime.embedded import EmbeddedMongo
-from schema.limits import Limits
+from schema.limits import WATCHDOG, Limits
 from tests.e2e.server import Server, running_server
 from tests.schema.wiring import make_wiring
 
@@ -309,3 +309,18 @@ async def test_work_other_than_the_database_is_cut_off_with_timeout() -> None:
     assert result.errors[0].extensions == {"code": "TIMEOUT"}
     assert result.extensions is not None
     assert result.extensions["cost"]["requested"] == 2
+    assert not WATCHDOG.deadlines
+    assert not WATCHDOG.expired
+
+
+async def test_a_request_cancelled_for_another_reason_stays_cancelled() -> None:
+    # A client that goes away cancels its request: that is not turned into TIMEOUT.
+    wiring = await make_wiring(Limits(request_timeout_seconds=30, consistency_timeout_seconds=30))
+    query = '{ account(id: "a", consistency: {position: 1000000}) { id } }'
+    task = asyncio.ensure_future(wiring.run(query))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not WATCHDOG.deadlines
+    assert not WATCHDOG.expired
