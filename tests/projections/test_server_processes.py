@@ -38,7 +38,8 @@ class Servers:
         self.mongo_url, self.database, self.workdir = mongo_url, database, workdir
         self.started: list[ServerProcess] = []
 
-    def start(self) -> ServerProcess:
+    def start(self, *, clock_skew: float = 0) -> ServerProcess:
+        """One more server; ``clock_skew`` seconds shift its wall clock (CLOCK_SKEW_SECONDS)."""
         data = self.workdir / f"data-{len(self.started)}"
         env = clean_env(
             MONGODB_URL=self.mongo_url,
@@ -48,6 +49,7 @@ class Servers:
             POLL_INTERVAL_SECONDS="0.05",
             AUTH_MODE="dev",
             LOG_LEVEL="WARNING",
+            CLOCK_SKEW_SECONDS=str(clock_skew),
         )
         server = start_server(self.workdir, env)
         self.started.append(server)
