@@ -93,7 +93,7 @@ class EventRegistry:
         if type_name in self._by_name and self._by_name[type_name] is not cls:
             raise ValueError(f"event type {type_name!r} registered twice")
         wide_fields = frozenset(wide)
-        unknown = wide_fields - set(self._field_names(cls))
+        unknown = wide_fields - set(self._field_names(cls)) if wide_fields else set()
         if unknown:
             raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
         self._by_name[type_name] = cls

@@ -9,11 +9,23 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.account import AccountOpened, MoneyDebitedForTransfer, MoneyDeposited
+from domain.account import (
+    AccountOpened,
+    MoneyDebitedForTransfer,
+    MoneyDeposited,
+    MoneyRefundedForTransfer,
+)
 from domain.account_messages import ACCOUNT_COMMANDS, ACCOUNT_EVENTS
 from domain.bank import DECIDERS, EVENTS
 from domain.codec import INT64_MAX, INT64_MIN, EventRegistry, storable_int, stored_int
-from domain.transfer import TRANSFER, TransferFailed, TransferRequested
+from domain.transfer import (
+    TRANSFER,
+    TransferDebitedAfterFailure,
+    TransferFailed,
+    TransferParked,
+    TransferRequested,
+    TransferStepRetried,
+)
 from domain.transfer_messages import TRANSFER_COMMANDS, TRANSFER_EVENTS
 
 SAMPLES: list[Any] = [
@@ -22,6 +34,10 @@ SAMPLES: list[Any] = [
     MoneyDebitedForTransfer("acc-1", "trf-1", 5, "USD", 495),
     TransferRequested("trf-1", "acc-1", "acc-2", 5),
     TransferFailed("trf-1", "insufficient_funds"),
+    TransferDebitedAfterFailure("trf-1", "USD"),
+    TransferParked("trf-1", "refund", "refund refused: invalid_input: limit", 2),
+    TransferStepRetried("trf-1", "refund", 2, "DEBITED", None),
+    MoneyRefundedForTransfer("acc-1", "trf-1", 5, 2**64),
 ]
 
 
