@@ -2,33 +2,41 @@
 # The ledger service image. Build: `docker build -t ledger-es .`
 # Run it with docker-compose.yml (MongoDB replica set + this service).
 
-# --- build: install the service and its runtime dependencies into a venv ------------
-FROM python:3.11-slim AS build
+# --- build: the locked runtime dependencies, then the service, into a venv --------
+# Python: the newest version the project supports and tests (pyproject.toml classifiers).
+FROM python:3.13-slim AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
+    PYTHONDONTWRITEBYTECODE=1 \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_LINK_MODE=copy \
+    UV_NO_CACHE=1
+# uv at the version the Makefile pins, from PyPI.
+RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /src
-# Metadata first, then the code: a code change does not re-resolve dependencies.
-COPY pyproject.toml README.md ./
-COPY server.py ./
+# The dependencies in a layer of their own, from uv.lock: a code change does not reinstall
+# them. No extras: no test, dev or bench tools.
+COPY pyproject.toml uv.lock ./
+RUN uv sync --locked --no-install-project --no-editable --python /usr/local/bin/python
+# GraphiQL's browser files, fetched from the npm registry at the versions and hashes of
+# graphiql-assets/package-lock.json, so the page works without internet access.
+COPY graphiql-assets/ graphiql-assets/
+RUN python graphiql-assets/fetch.py /opt/venv/share/graphiql
+# Then the code.
+COPY README.md server.py ./
 COPY domain/ domain/
 COPY store/ store/
 COPY application/ application/
 COPY projections/ projections/
 COPY schema/ schema/
 COPY runtime/ runtime/
-# A regular (non-editable) install without extras: no test or dev tools.
-RUN pip install --no-cache-dir . \
+# The service itself: a regular (non-editable) install into the same venv.
+RUN uv sync --locked --no-editable --python /usr/local/bin/python \
     && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
-# GraphiQL's browser files, fetched from the npm registry at the versions and hashes of
-# graphiql-assets/package-lock.json, so the page works without internet access.
-COPY graphiql-assets/ graphiql-assets/
-RUN python graphiql-assets/fetch.py /opt/venv/share/graphiql
 
 # --- runtime: only the venv, a non-root user, no build tools ----------------------
-FROM python:3.11-slim AS runtime
+FROM python:3.13-slim AS runtime
 LABEL org.opencontainers.image.title="ledger-es" \
       org.opencontainers.image.description="Event-sourced GraphQL bank ledger on MongoDB"
 ENV PATH=/opt/venv/bin:$PATH \

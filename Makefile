@@ -1,18 +1,52 @@
-# Two entry points do all set-up: `make run` and `make test`. Both create and fill .venv.
+# Two entry points do all set-up: `make run` and `make test`. Both fill a venv from uv.lock,
+# so an install today and one in six months get the same versions of every package.
+#
+# uv (pinned below) comes from PyPI into .tools on first use; it installs with the interpreter
+# it is given and never downloads one of its own (UV_PYTHON_DOWNLOADS=never).
+#   make lock           after changing dependencies in pyproject.toml: update uv.lock to match
+#   make lock-upgrade   move every locked package to the newest version pyproject.toml allows
+#   make test PYTHON=python3.13   the checks on another interpreter, in its own venv (.venv-3.13)
+#   make test-all-pythons         `make test` on each supported Python found here
 PYTHON ?= python3
-VENV := .venv
+BOOTSTRAP_PYTHON ?= python3
+# .venv for the default interpreter, .venv-3.N for another one.
+VENV ?= $(if $(filter python3,$(PYTHON)),.venv,.venv-$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])'))
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PYTHONS := 3.11 3.12 3.13
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+UV_STAMP := $(TOOLS)/.uv-$(UV_VERSION)
+# The run set (runtime dependencies only) and the dev set (plus test, lint and bench tools).
+RUN_STAMP := $(VENV)/.synced-run
+DEV_STAMP := $(VENV)/.synced-dev
 
-.PHONY: run test test-slow lint types unit bench clean graphiql-assets
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	touch $(STAMP)
+.PHONY: run test test-slow test-all-pythons lint types unit bench lock lock-upgrade lock-check clean
+.PHONY: graphiql-assets
 
-run: $(STAMP) graphiql-assets
+$(UV_STAMP):
+	rm -rf $(TOOLS)
+	$(BOOTSTRAP_PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	touch $@
+
+# --locked: stop if uv.lock does not match pyproject.toml instead of re-resolving.
+# The run set syncs --inexact so that it keeps the dev tools of a venv `make test` filled.
+# A new venv gets pip too (--seed), which syncs leave alone.
+$(RUN_STAMP): pyproject.toml uv.lock $(UV_STAMP)
+	test -x $(BIN)/python || $(UV) venv --seed --python $(PYTHON) $(VENV)
+	$(UV) sync --locked --inexact --python $(PYTHON)
+	touch $@
+
+$(DEV_STAMP): pyproject.toml uv.lock $(UV_STAMP)
+	test -x $(BIN)/python || $(UV) venv --seed --python $(PYTHON) $(VENV)
+	$(UV) sync --locked --extra dev --extra bench --python $(PYTHON)
+	touch $(RUN_STAMP) $@
+
+run: $(RUN_STAMP) graphiql-assets
 	$(BIN)/python server.py
 
 # GraphiQL's browser files from the npm registry (versions and hashes: graphiql-assets/),
@@ -23,23 +57,46 @@ $(GRAPHIQL_ASSETS): graphiql-assets/package-lock.json graphiql-assets/package.js
 	$(PYTHON) graphiql-assets/fetch.py .cache/graphiql \
 		|| echo 'GraphiQL assets not fetched: the page will load them from the CDN'
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-types: $(STAMP)
+types: $(DEV_STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
-	$(BIN)/pytest -q
+# pytest's exit 5 (no test ran) fails the target with a line saying so.
+unit: $(DEV_STAMP)
+	@$(BIN)/python -c 'import platform; print("pytest on Python", platform.python_version())'
+	$(BIN)/pytest -q $(PYTEST_ARGS) || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest ran no tests"; exit $$rc; }
 
 test: lint types unit
 
-test-slow: $(STAMP)
-	$(BIN)/pytest -q -m slow
+test-slow: $(DEV_STAMP)
+	$(BIN)/pytest -q -m slow $(PYTEST_ARGS) || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest ran no tests"; exit $$rc; }
 
-bench: $(STAMP)
+# One after the other (never at once), each in its own venv. A version not found is named and
+# skipped; a failure on one version does not stop the others, and fails the target at the end.
+test-all-pythons:
+	@failed=""; \
+	for version in $(PYTHONS); do \
+	    python=$$(.ci/find-python $$version) || { echo "SKIPPED: Python $$version not found"; continue; }; \
+	    echo "== make test on Python $$version ($$python)"; \
+	    $(MAKE) --no-print-directory test PYTHON=$$python || failed="$$failed $$version"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make test FAILED on Python$$failed"; exit 1; fi
+
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.run_all
 
+lock: $(UV_STAMP)
+	$(UV) lock
+
+lock-upgrade: $(UV_STAMP)
+	$(UV) lock --upgrade
+
+# Fails when pyproject.toml and uv.lock disagree.
+lock-check: $(UV_STAMP)
+	$(UV) lock --check
+
 clean:
-	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* $(TOOLS) .data .pytest_cache .mypy_cache .ruff_cache

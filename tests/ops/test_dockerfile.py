@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ops.project_files import supported_pythons
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 
@@ -49,10 +51,10 @@ def test_hadolint_finds_nothing() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_multi_stage_slim_python_311() -> None:
+def test_multi_stage_slim_python_the_newest_supported_version() -> None:
     froms = [args for name, args in _instructions() if name == "FROM"]
     assert len(froms) >= 2
-    assert all(args.startswith("python:3.11-slim") for args in froms)
+    assert all(args.startswith(f"python:{supported_pythons()[-1]}-slim") for args in froms)
     assert froms[-1].endswith("AS runtime")
 
 
@@ -83,7 +85,25 @@ def test_healthcheck_shutdown_and_proxy_settings() -> None:
     assert '"server"' in cmd
 
 
-def test_build_stage_installs_without_dev_extras() -> None:
-    runs = " ".join(args for name, args in _instructions() if name == "RUN")
-    assert "pip install --no-cache-dir ." in runs
-    assert "[dev" not in runs
+def test_build_stage_installs_the_locked_runtime_set_before_copying_the_code() -> None:
+    instructions = _instructions()
+    syncs = [i for i, (name, args) in enumerate(instructions) if "uv sync" in args]
+    assert len(syncs) == 2, "one sync of the dependencies, one of the service"
+    deps, service = (instructions[i][1] for i in syncs)
+    for args in (deps, service):
+        assert "--locked" in args  # exactly uv.lock's versions, or the build stops
+        assert "--no-editable" in args
+        assert "--extra" not in args  # no test, dev or bench tools
+        assert "--all-extras" not in args
+    assert "--no-install-project" in deps
+    copies_before = [args for name, args in instructions[: syncs[0]] if name == "COPY"]
+    assert copies_before == ["pyproject.toml uv.lock ./"]  # only a lock change reinstalls them
+    code = next(i for i, (name, args) in enumerate(instructions) if args == "domain/ domain/")
+    assert syncs[0] < code < syncs[1]
+
+
+def test_uv_is_the_version_the_makefile_pins() -> None:
+    pinned = re.search(r"^UV_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert pinned is not None
+    installs = re.findall(r"\buv==(\S+)", " ".join(a for n, a in _instructions() if n == "RUN"))
+    assert installs == [pinned.group(1)]
