@@ -14,6 +14,7 @@ from projections.consumer import EventHandler
 from projections.readmodels import AccountsView
 from projections.rebuild import Rebuilder, RebuildError
 from projections.status import StatusReporter, rebuild_lease_name
+from store.memory import InMemoryLeases
 from store.protocol import RecordedEvent
 from tests.projections.mongo_world import mongo_world
 from tests.projections.world import FAST, World, dump, memory_world, rebuilt, settle
@@ -196,3 +197,72 @@ async def test_rebuild_on_the_embedded_database(mongo_db: AsyncDatabase[dict[str
             assert not set(PROJECTORS) & set(names)  # the old collections were dropped
         finally:
             await group.stop()
+
+
+class ManualClock:
+    """Epoch milliseconds that move only when told: the lease store's clock."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+async def test_a_rebuild_paused_past_the_consumer_lease_switches_nothing() -> None:
+    """The rebuild holds the consumer's lease, stalls (as under SIGSTOP) past it, and a
+    newer holder takes over meanwhile: the rebuild's switch is refused, the alias and
+    the checkpoint stay as the newer holder has them."""
+    world = memory_world()
+    clock = ManualClock()
+    world.leases = InMemoryLeases(clock_ms=clock)
+    accounts = await workload(world)
+    live = await world.leases.acquire("accounts", "live-consumer", 10)
+    assert live is not None
+    await world.checkpoints.fence("accounts", live.epoch, "live-consumer")
+    inside, resume = asyncio.Event(), asyncio.Event()
+
+    def stalling(physical: str) -> EventHandler:
+        inner = projector_factories(world.documents, world.store)["accounts"](physical)
+
+        async def on_batch() -> None:
+            holder = await world.leases.holder("accounts")
+            if holder is not None and holder.owner == "rebuild":
+                inside.set()
+                await resume.wait()
+
+        return Watched(inner, on_batch)
+
+    factories = {**projector_factories(world.documents, world.store), "accounts": stalling}
+    runner = Rebuilder(
+        world.store,
+        world.documents,
+        world.checkpoints,
+        world.leases,
+        factories,
+        batch_size=10,
+        lease_ttl=10,
+        drop_grace=0.0,
+        owner="rebuild",
+    )
+    task = asyncio.create_task(runner.rebuild("accounts"))
+    try:
+        for _ in range(500):  # until it asks the live consumer to stand aside
+            if (await world.checkpoints.load("accounts")).pause_until_ms is not None:
+                break
+            await asyncio.sleep(0.01)
+        await world.deposit(accounts[0], 1)  # something for its catch-up under the lease
+        clock.now += 11_000  # the live consumer's lease expires: the rebuild takes it
+        await asyncio.wait_for(inside.wait(), 5)
+        clock.now += 11_000  # the rebuild stalls past its lease; a newcomer takes over
+        newer = await world.leases.acquire("accounts", "newcomer", 10)
+        assert newer is not None
+        await world.checkpoints.fence("accounts", newer.epoch, "newcomer")
+        before = await world.checkpoints.load("accounts")
+    finally:
+        resume.set()
+    with pytest.raises(RebuildError, match="lost"):
+        await asyncio.wait_for(task, 10)
+    assert await world.documents.resolve("accounts", fresh=True) == "accounts"
+    after = await world.checkpoints.load("accounts")
+    assert (after.position, after.target, after.epoch) == (before.position, None, newer.epoch)
