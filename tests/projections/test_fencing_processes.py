@@ -119,3 +119,30 @@ async def test_servers_with_clocks_30s_ahead_and_behind_share_leases_by_the_data
             assert time.monotonic() - killed < TAKEOVER_WITHIN
             await settled(world)
             await check_bank(world, ledger)
+
+
+async def test_a_server_paused_past_its_leases_while_another_takes_over_moves_money_once(
+    mongo_db: Database, mongo_url: str, tmp_path: Path
+) -> None:
+    """Two copies of every consumer, the transfer process manager included, once the
+    paused one resumes: its stale batch may send commands again (same derived ids, one
+    outcome each), but its checkpoint writes are refused and it stops at once."""
+    async with mongo_world(mongo_db, sequencer=False) as world:
+        with servers(mongo_url, mongo_db.name, tmp_path) as group:
+            first = group.start()
+            await until(lambda: held_by(world, first), 30, "the server never became active")
+            second = group.start()
+            ledger = Ledger()
+            currencies = await open_accounts(world, 6, ledger)
+            await run_clients(world, currencies, ledger, transfers=4, cash=4, seed=9)
+            first.process.send_signal(signal.SIGSTOP)  # transfers still in flight
+            try:
+                await run_clients(world, currencies, ledger, transfers=6, cash=4, seed=10)
+                await until(lambda: held_by(world, second), 10 * LEASE_TTL, "no takeover")
+                await run_clients(world, currencies, ledger, transfers=4, cash=4, seed=11)
+            finally:
+                first.process.send_signal(signal.SIGCONT)
+            await run_clients(world, currencies, ledger, transfers=4, cash=4, seed=12)
+            await settled(world)
+            await check_bank(world, ledger)
+            assert await held_by(world, second)
