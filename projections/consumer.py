@@ -1,4 +1,4 @@
-"""The consumer runtime shared by projectors and process managers (DESIGN.md section 3).
+"""The consumer runtime shared by projectors and process managers.
 
 A ``Consumer`` reads ``store.read_all(after=checkpoint)`` in batches, hands each
 batch to its handler in position order, then moves its durable checkpoint.
