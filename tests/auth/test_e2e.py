@@ -26,6 +26,7 @@ from tests.e2e.server import Server, running_server
 pytestmark = pytest.mark.e2e
 
 PROTOCOLS = ["graphql-transport-ws", "graphql-ws"]
+METRICS_TOKEN = "operator-token-for-readyz-details-0123456789"
 OPEN = """mutation($owner: String!) { openAccount(input: {owner: $owner, currency: "EUR"}) {
   __typename ... on AccountPayload { accountId } } }"""
 VISIBLE = "query($id: ID!) { account(id: $id, consistency: {streamId: $id, version: 1}) { id } }"
@@ -54,6 +55,7 @@ def oidc_server(
         "JWKS_CACHE_SECONDS": "1",
         "JWKS_REFETCH_INTERVAL_SECONDS": "1",
         "JWKS_FETCH_TIMEOUT_SECONDS": "2",
+        "METRICS_TOKEN": METRICS_TOKEN,
     }
     with running_server(tmp_path_factory.mktemp("oidc"), embedded_mongo.url, env) as running:
         yield running
@@ -130,7 +132,8 @@ async def test_expiry_closes_the_socket(oidc_server: Server, provider: IdP, prot
 async def test_readiness_metrics_and_a_provider_that_goes_away(
     oidc_server: Server, provider: IdP
 ) -> None:
-    async with httpx.AsyncClient(timeout=10) as client:
+    # /readyz details and /metrics are for the operator's token.
+    async with httpx.AsyncClient(timeout=10, headers=bearer(METRICS_TOKEN)) as client:
         ready = (await client.get(oidc_server.url + "/readyz")).json()
         assert ready["checks"]["jwks"]["ok"] is True
         provider.down = True
