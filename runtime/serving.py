@@ -1,7 +1,7 @@
 """Running an ASGI app under uvicorn in the foreground: ``python server.py``, ``ledger serve``.
 
 uvicorn is configured from the settings: HOST/PORT, proxy headers trusted from
-FORWARDED_ALLOW_IPS, a graceful shutdown of SHUTDOWN_TIMEOUT_SECONDS, our own
+FORWARDED_ALLOW_IPS, a stop bounded by SHUTDOWN_TIMEOUT_SECONDS (``BoundedStop``), our own
 (redacting) log handler instead of uvicorn's, the WebSocket frame limit equal
 to the HTTP body limit, no permessage-deflate, request heads bounded in size
 and time and bodies in time (``runtime/http_edge.py``). SIGTERM and Ctrl-C end in a
@@ -15,9 +15,12 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import signal
 import socket
+import threading
 from collections.abc import Callable
+from types import FrameType
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -37,7 +40,8 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         log_config=None,  # our handler, already installed, formats and redacts
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
+        # Requests in flight get half of the stop's time; the lifespan's shutdown the rest.
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds / 2)),
         lifespan="on",
         ws_max_size=settings.max_body_bytes,
         # httptools with bounded request heads and deadlines for slow clients.
@@ -73,7 +77,11 @@ def run(
     if settings.auth_mode == "dev":
         log.warning("AUTH_MODE=dev: every request acts as the admin user 'dev'")
     app = make_app(settings)
-    server = uvicorn.Server(uvicorn_config(app, settings))
+    server = BoundedStop(
+        uvicorn_config(app, settings),
+        settings.shutdown_timeout_seconds,
+        lambda: on_exit(app) if on_exit is not None else None,
+    )
     # uvicorn re-raises the signal that stopped it once it has shut down cleanly;
     # turn that into a normal exit instead of a death by signal or a traceback.
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -85,6 +93,37 @@ def run(
             on_exit(app)
     if not server.started:
         raise SystemExit(3)
+
+
+class BoundedStop(uvicorn.Server):
+    """uvicorn's server whose stop, once a signal asked for it, ends within ``limit`` seconds.
+
+    Whatever hangs (a database that stopped answering, a task that ignores
+    cancellation), a watchdog thread started by the first SIGTERM/SIGINT logs
+    what happened, runs ``last_words`` (stopping the embedded database, a child
+    process that must not be orphaned) and ends the process with status 1.
+    """
+
+    def __init__(self, config: uvicorn.Config, limit: float, last_words: Callable[[], None]):
+        super().__init__(config)
+        self._limit = limit
+        self._last_words = last_words
+        self._watchdog: threading.Timer | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._watchdog is None:
+            self._watchdog = threading.Timer(self._limit, self._overrun)
+            self._watchdog.daemon = True
+            self._watchdog.start()
+        super().handle_exit(sig, frame)
+
+    def _overrun(self) -> None:
+        log.error("stopping took longer than %ss; exiting without finishing it", self._limit)
+        try:
+            self._last_words()
+        finally:
+            logging.shutdown()
+            os._exit(1)
 
 
 def port_in_use(host: str, port: int) -> bool:

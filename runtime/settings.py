@@ -63,7 +63,10 @@ class Settings(BaseSettings):
         "127.0.0.1", description="Proxies whose X-Forwarded-* headers are trusted (`*`: any)."
     )
     shutdown_timeout_seconds: float = Field(
-        10.0, gt=0, le=300, description="Grace period for requests in flight on SIGTERM."
+        10.0,
+        gt=0,
+        le=300,
+        description="Longest stop after SIGTERM (requests in flight get half); then exit 1.",
     )
 
     # Storage.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -120,6 +121,27 @@ async def test_serves_stops_gracefully_and_keeps_data(tmp_path: Path) -> None:
         query = f'{{ account(id: "{account}") {{ owner version }} }}'
         found = await asyncio.to_thread(_graphql, server, query)
     assert found["data"] == {"account": {"owner": "olga", "version": 1}}
+
+
+def test_sigterm_ends_within_the_shutdown_bound_when_the_database_hangs(tmp_path: Path) -> None:
+    """The embedded database frozen (SIGSTOP): the stop still ends, bounded, with status 1."""
+    limit = 3.0
+    with running_server(tmp_path, {"SHUTDOWN_TIMEOUT_SECONDS": str(limit)}) as server:
+        nx_pid = int((tmp_path / "data" / "nx-27017.pid").read_text())
+        try:
+            os.kill(nx_pid, signal.SIGSTOP)
+            started = time.monotonic()
+            code = server.stop(timeout=limit + 30)
+            took = time.monotonic() - started
+        finally:
+            if _alive(nx_pid):
+                os.kill(nx_pid, signal.SIGCONT)
+                os.kill(nx_pid, signal.SIGKILL)
+    assert code == 1, server.log()
+    # the bound, plus the embedded database's own stop (SIGTERM, wait, SIGKILL) and slack
+    assert took < limit + 15, took
+    assert "stopping took longer than 3.0s" in server.log()
+    assert not _alive(nx_pid)
 
 
 def test_production_without_database_refuses_to_start(tmp_path: Path) -> None:
