@@ -286,7 +286,8 @@ class RequestLimits(SchemaExtension):
       and the validation that would follow is skipped.
     - ``on_execute`` bounds a query or mutation in time (see below).
     - ``get_results`` puts ``{"cost": {"requested", "limit"}}`` in the
-      response's ``extensions`` (0 requested when the document did not parse).
+      response's ``extensions`` (0 requested when the document did not parse;
+      a document refused for its depth or aliases is still priced).
 
     Time: every database operation of the request runs under ``pymongo.timeout``
     (a client-side deadline PyMongo applies to server selection, connection
@@ -323,10 +324,9 @@ class RequestLimits(SchemaExtension):
         document = context.graphql_document
         if document is not None:
             problems, plan = self.checks.of(document, context.schema._schema)
-            if not problems:
-                self.cost = plan.cost(context.operation_name, context.variables)
-                if self.cost > self.limits.max_query_cost:
-                    problems = [cost_error(self.cost, self.limits.max_query_cost)]
+            self.cost = plan.cost(context.operation_name, context.variables)
+            if not problems and self.cost > self.limits.max_query_cost:
+                problems = [cost_error(self.cost, self.limits.max_query_cost)]
             if problems:
                 context.pre_execution_errors = list(problems)
         yield
@@ -358,8 +358,8 @@ class RequestLimits(SchemaExtension):
                 extensions={"code": TIMEOUT},
             ) from None
         finally:
-            if task is not None:
-                WATCHDOG.unwatch(task)
+            if task is not None and WATCHDOG.unwatch(task):
+                task.uncancel()  # the deadline's cancellation was swallowed inside the block
         errors = getattr(context.result, "errors", None)
         if errors:
             errors[:] = [_unavailable(error) for error in errors]
