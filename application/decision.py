@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from application.context import CommandContext
-from application.dedupe import CommandDeduplicator
 from application.errors import ConcurrencyConflict
 from application.loading import AnyDecider
 from application.outcomes import CommandOutcome, Loaded
@@ -32,7 +31,6 @@ class DecisionLoop:
         store: EventStore,
         repository: Repository,
         writer: CommitWriter,
-        dedupe: CommandDeduplicator,
         *,
         max_attempts: int,
         backoff: Backoff,
@@ -42,7 +40,6 @@ class DecisionLoop:
         self._store = store
         self._repository = repository
         self._writer = writer
-        self._dedupe = dedupe
         self._max_attempts = max_attempts
         self._backoff = backoff
 
@@ -56,8 +53,8 @@ class DecisionLoop:
     ) -> CommandOutcome:
         """Decide and append with the command's ``fingerprint`` in the commit metadata.
 
-        When another copy of the command id recorded its outcome first (our
-        append is refused as a duplicate), that outcome is the answer.
+        Raises ``DuplicateCommandError`` when another copy of the command id
+        recorded its outcome first (the caller answers with that outcome).
         """
         loaded = self._repository.cached(decider, stream_id)
         fresh = loaded is None
@@ -71,8 +68,8 @@ class DecisionLoop:
                 result = await self._writer.append(
                     decider, stream_id, loaded.version, events, context, fingerprint
                 )
-            except DuplicateCommandError as twin:
-                return await self._dedupe.twin_outcome(twin.command_id, fingerprint or "")
+            except DuplicateCommandError:
+                raise
             except ConcurrencyError as conflict:
                 await self._after_conflict(stream_id, conflict, context, attempt)
                 loaded, fresh = await self._repository.current(decider, stream_id, loaded), True

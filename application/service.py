@@ -32,7 +32,7 @@ from typing import Any
 from application.context import CommandContext
 from application.decision import DecisionLoop
 from application.dedupe import CommandDeduplicator
-from application.errors import ConcurrencyConflict, IdempotencyKeyReused
+from application.errors import ConcurrencyConflict
 from application.fingerprint import fingerprint
 from application.ids import new_event_id
 from application.loading import AnyDecider
@@ -44,7 +44,7 @@ from application.writing import CommitWriter
 from domain.aggregate import DomainError
 from domain.codec import EventRegistry
 from domain.errors import ERROR_TYPES
-from store.protocol import CommandLog, EventStore, SnapshotStore
+from store.protocol import CommandLog, DuplicateCommandError, EventStore, SnapshotStore
 
 __all__ = ["ApplicationService", "CommandOutcome", "HistoryEntry", "Loaded"]
 
@@ -86,7 +86,7 @@ class ApplicationService:
             snapshot_every=snapshot_every, cache_size=cache_size,
         )  # fmt: skip
         self._loop = DecisionLoop(
-            store, self._repository, CommitWriter(store, registry, event_ids), self._dedupe,
+            store, self._repository, CommitWriter(store, registry, event_ids),
             max_attempts=max_attempts, backoff=backoff or Backoff(),
         )  # fmt: skip
         self.snapshots = self._repository.writer
@@ -110,12 +110,13 @@ class ApplicationService:
             return previous
         try:
             return await self._loop.run(decider, stream_id, command, context, print_)
-        except (ConcurrencyConflict, IdempotencyKeyReused):
+        except DuplicateCommandError:
+            pass  # a copy of the command recorded its outcome first: that is the answer
+        except ConcurrencyConflict:
             raise
         except DomainError as error:
-            # Also a rejection a racing copy recorded first (raised by the loop
-            # on its duplicate append): recording it again answers with it.
             return await self._dedupe.settle_rejection(command_id, stream_id, print_, error)
+        return await self._dedupe.twin_outcome(command_id, print_)
 
     def decider_for(self, command: Any) -> AnyDecider:
         """The decider handling ``command``'s class (``LookupError`` if none)."""
