@@ -71,9 +71,10 @@ from runtime.probes import (
     sequencer_refresher,
 )
 from runtime.settings import Settings, SettingsError, load_settings
-from schema.app import build_schema, make_graphql_app
+from schema.app import ExtensionFactory, build_schema, make_graphql_app
 from schema.auth import AuthSettings
 from schema.context import Context
+from schema.persisted import persisted_extensions
 from store.memory import (
     InMemoryCommandLog,
     InMemoryEventStore,
@@ -212,11 +213,16 @@ def graphql_app(parts: Components, metrics: Metrics) -> Any:
     )
     # The metrics extension runs outermost: it times and classifies every operation.
     names = [n.strip() for n in settings.metrics_operation_names.split(",") if n.strip()]
-    schema = build_schema(context.limits, extensions=[operation_metrics(metrics, names)])
+    persisted = persisted_from(settings)
+    extensions: list[ExtensionFactory] = [
+        operation_metrics(metrics, names),
+        *persisted_extensions(persisted),
+    ]
+    schema = build_schema(context.limits, extensions=extensions)
     app = make_graphql_app(context, schema, allowed_origins=settings.effective_cors_origins)
     if settings.graphiql_enabled:
         app.graphiql_html = graphiql.page_for(settings.graphiql_assets_dir)
-    app.persisted_queries = persisted_from(settings)
+    app.persisted_queries = persisted
     return app
 
 

@@ -25,6 +25,10 @@ documents; the cost to them is one ``PersistedQueryNotFound`` and a retry
 with the document, never a wrong answer. Trusted documents live apart from
 the LRU and are never evicted.
 
+In trusted mode a schema extension (``TrustedDocumentsOnly``) also refuses,
+before validation, any operation over any transport (WebSocket subscriptions
+included) whose document text is not in the manifest.
+
 Persisted documents run exactly as sent ones do: the resolved text becomes the
 request's ``query`` before execution, so the parser, token, depth, alias and
 cost limits and validation all apply.
@@ -45,6 +49,7 @@ import hashlib
 import json
 import re
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -54,6 +59,7 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.asgi import GraphQL
+from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.types import ExecutionResult
@@ -195,6 +201,34 @@ def resolve(
     if sha256_hex(query) != digest:
         raise Refused("provided sha256Hash does not match the query", BAD_HASH)
     return query, digest
+
+
+class TrustedDocumentsOnly(SchemaExtension):
+    """Refuses, before validation, any operation whose document is not a trusted one.
+
+    The view already resolves HTTP requests to trusted texts; this check covers
+    every transport the schema runs for, WebSocket subscriptions included.
+    """
+
+    def __init__(self, trusted: frozenset[str]) -> None:
+        self.trusted = trusted
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.query is None or sha256_hex(context.query) not in self.trusted:
+            refusal = GraphQLError(
+                "only trusted documents are accepted here", extensions={"code": NOT_TRUSTED}
+            )
+            context.pre_execution_errors = [refusal]
+        yield
+
+
+def persisted_extensions(policy: PersistedQueries) -> list[Callable[[], SchemaExtension]]:
+    """The schema extensions ``policy`` needs: the trusted-documents check in trusted mode."""
+    if policy.mode != "trusted":
+        return []
+    trusted = frozenset(policy.trusted or ())
+    return [lambda: TrustedDocumentsOnly(trusted)]
 
 
 class PersistedQueryView(GraphQL[Context, None]):

@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
+from websockets.typing import Subprotocol
 
 from runtime.settings import SettingsError, load_settings
 from schema.persisted import DocumentLRU, ManifestError, load_manifest, sha256_hex
@@ -199,3 +201,26 @@ async def test_apollo_client_persisted_queries_link() -> None:
     # First client: the hash alone by GET (not found), then the document and hash by POST;
     # second client: the hash alone by GET, answered.
     assert report["requests"] == [["GET", False], ["POST", True], ["GET", False]]
+
+
+async def _over_websocket(url: str, document: str) -> dict[str, Any]:
+    """The first reply (``next`` or ``error``) to ``document`` over graphql-transport-ws."""
+    ws_url = url.replace("http", "ws") + "/graphql"
+    async with websockets.connect(ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+        await ws.send(json.dumps({"type": "subscribe", "id": "1", "payload": {"query": document}}))
+        reply: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        return reply
+
+
+async def test_trusted_documents_over_websocket_too(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, [QUERY])
+    settings = {"persisted_queries": "trusted", "trusted_documents_file": manifest}
+    async with served(**settings) as url:
+        trusted = await _over_websocket(url, QUERY)
+        assert trusted["type"] == "next"
+        assert trusted["payload"]["data"] == {"__typename": "Query"}
+        refused = await _over_websocket(url, OTHER)
+        assert refused["type"] == "error"
+        assert refused["payload"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_TRUSTED"
