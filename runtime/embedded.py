@@ -2,7 +2,8 @@
 
 Used when ``MONGODB_URL`` is unset, and by the test fixtures. The server speaks
 the MongoDB wire protocol over loopback, so the service's real MongoDB code
-runs against it with the real driver. See DESIGN.md section 8 for its limits.
+runs against it with the real driver. Where it differs from MongoDB is listed in
+docs/architecture.md ("What the embedded database taught us").
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -49,6 +51,9 @@ class EmbeddedMongo:
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        # start and stop exclude each other: a restart still running in a thread
+        # when the service stops must not leave a database nobody stops.
+        self._lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -62,7 +67,17 @@ class EmbeddedMongo:
     def log_file(self) -> Path:
         return self.data_dir / "nx-27017.log"
 
+    def exit_code(self) -> int | None:
+        """The exit status of a database this object started that has died; else None."""
+        process = self.process
+        return None if process is None else process.poll()
+
     def start(self, timeout: float = 20.0) -> None:
+        """Start nx-27017 on ``port`` (again, after it died: the URL stays the same)."""
+        with self._lock:
+            self._start(timeout)
+
+    def _start(self, timeout: float) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._clear_stale_pid_file()
         command = [
@@ -92,6 +107,10 @@ class EmbeddedMongo:
         )
 
     def stop(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            self._stop(timeout)
+
+    def _stop(self, timeout: float) -> None:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
@@ -146,7 +165,7 @@ class EmbeddedMongo:
             if answers_ping(self.url):
                 return
             time.sleep(0.05)
-        self.stop()
+        self._stop(10.0)
         raise EmbeddedDatabaseError(f"nx-27017 did not answer within {timeout}s")
 
 

@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from runtime.asgi import LateApp
 from runtime.components import Components, Monitoring
 from runtime.database import DatabaseHandle, open_database, unreachable
+from runtime.embedded import EmbeddedDatabaseError
 from runtime.gc_tuning import tune_after_startup, undo
 from runtime.health import Health, ping_check
 from runtime.settings import Settings
@@ -29,11 +30,53 @@ log = logging.getLogger("server")
 
 
 async def enter_database(settings: Settings, stack: AsyncExitStack) -> DatabaseHandle:
-    """``open_database`` in a thread; its close is pushed first so it runs last."""
+    """``open_database`` in a thread; its close is pushed first so it runs last.
+
+    An embedded database this process started is supervised: if it dies, it is
+    started again on the same port (``supervise_embedded``).
+    """
     handle = await asyncio.to_thread(open_database, settings)
     # The first callback on the stack runs last: the embedded database stops last.
     stack.push_async_callback(asyncio.to_thread, handle.close)
+    if handle.embedded is not None:
+        task = asyncio.get_running_loop().create_task(
+            supervise_embedded(handle), name="embedded database supervisor"
+        )
+
+        async def stop_supervising() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        stack.push_async_callback(stop_supervising)
     return handle
+
+
+async def supervise_embedded(handle: DatabaseHandle, interval: float = 0.5) -> None:
+    """Restart the embedded development database whenever it dies; log the gap.
+
+    Development only: with ``MONGODB_URL`` the database is the operator's, and
+    requests answer ``UNAVAILABLE`` while it is away. A restart that fails is
+    tried again after ``interval``.
+    """
+    died_at: float | None = None
+    while (embedded := handle.embedded) is not None:
+        await asyncio.sleep(interval)
+        code = embedded.exit_code()
+        if code is None:
+            continue
+        if died_at is None:
+            died_at = time.monotonic()
+            log.error("the embedded database exited (status %s); starting it again", code)
+        try:
+            await asyncio.to_thread(embedded.start)
+        except EmbeddedDatabaseError as error:
+            log.error("the embedded database did not start again: %s", error)
+            continue
+        log.warning(
+            "the embedded database is back after %.1fs without it", time.monotonic() - died_at
+        )
+        died_at = None
 
 
 async def enter_mongo_client(

@@ -144,6 +144,24 @@ def test_sigterm_ends_within_the_shutdown_bound_when_the_database_hangs(tmp_path
     assert not _alive(nx_pid)
 
 
+async def test_the_embedded_database_is_started_again_when_it_dies(tmp_path: Path) -> None:
+    """Development: a killed embedded database is started again on its URL; the gap is logged."""
+    with running_server(tmp_path) as server:
+        pid_file = tmp_path / "data" / "nx-27017.pid"
+        first = int(pid_file.read_text())
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while "the embedded database is back" not in server.log():
+            assert time.monotonic() < deadline, server.log()
+            await asyncio.sleep(0.1)
+        assert int(pid_file.read_text()) != first
+        opened = await asyncio.to_thread(_graphql, server, OPEN)
+    assert opened["data"]["openAccount"]["__typename"] == "AccountPayload"
+    log = server.log()
+    assert "the embedded database exited" in log
+    assert log.index("the embedded database exited") < log.index("is back after")
+
+
 def test_production_without_database_refuses_to_start(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="APP_ENV=production needs MONGODB_URL"):  # noqa: SIM117
         with running_server(tmp_path, {"APP_ENV": "production"}):
