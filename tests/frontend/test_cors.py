@@ -20,7 +20,7 @@ PRODUCTION = {
     "app_env": "production",
     "mongodb_url": "mongodb://db.invalid:27017",
     "auth_mode": "jwt",
-    "jwt_secret": "x" * 40,
+    "jwt_secret": "Zt4mQ8vL2nX6pR0wK9cH3yB7fD5gJ1sA",  # production refuses "x" * 40
 }
 
 
