@@ -13,8 +13,10 @@ counted in full:
   out of range) counts as the maximum page size: an upper bound.
 - ``replay`` counts the events a field folds to rebuild states:
   ``accountHistory(fromVersion, first)`` replays ``fromVersion + first - 1``
-  events; ``account(atVersion | asOf)`` replays from the latest snapshot, up
-  to ``TIME_TRAVEL_REPLAY`` events.
+  events; ``account(atVersion | asOf)`` counts ``TIME_TRAVEL_REPLAY`` (its
+  replay starts at the latest snapshot at or below the target, written every
+  ``SNAPSHOT_EVERY`` events; a longer replay is still bounded in time by the
+  request's deadline).
 - Inline fragments on a union or interface are all summed (only one applies
   at run time: an upper bound again). Unknown fields and types count 1 per
   field: the document will fail validation anyway.
@@ -29,9 +31,9 @@ spread, so a document whose fragments each spread the previous one twice
 costs microseconds to price and its (exponential) price is simply refused.
 A fragment spread inside a cycle counts 0; validation refuses such documents.
 
-``query_cost`` caches per document object (the parser cache hands out one
-per query text) and, within it, per operation and per value of the few
-variables the cost depends on; both caches are bounded.
+A ``CostPlan`` caches one document's costs per operation and per value of
+the few variables the cost depends on (bounded); ``schema.limits`` keeps one
+plan per document object, ``query_cost`` does the same for other callers.
 """
 
 from __future__ import annotations
