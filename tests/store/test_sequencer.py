@@ -15,8 +15,8 @@ from store.memory import InMemoryEventStore, InMemoryLeases
 from store.mongo_events import MongoEventStore
 from store.mongo_leases import MongoLeases
 from store.protocol import NewEvent
-from store.sequencer import Sequencer
 from store.records import set_clock_skew
+from store.sequencer import Sequencer
 from store.stamping import stamp_pending
 from tests.store.ordering import assert_global_order, read_everything, write_load
 
@@ -162,14 +162,11 @@ async def test_a_stream_is_never_stamped_out_of_version_order(
     assert [(e.stream_id, e.version) for e in events] == [("x", 1), ("x", 2), ("x", 3), ("y", 1)]
 
 
-async def test_a_writer_whose_clock_runs_ahead_cannot_stall_the_sequencer(
-    two_processes: tuple[MongoEventStore, MongoEventStore],
+async def skewed_backlog(
+    fast: MongoEventStore, normal: MongoEventStore, streams: list[str], behind: int
 ) -> None:
-    """A writer 8 s ahead commits to 4 hot streams during a sequencer outage; others
-    keep writing to them. Every batch of oldest markers then holds only commits
-    that come after the skewed ones in their streams; positions must flow anyway."""
-    fast, normal = two_processes
-    streams = [f"hot-{i}" for i in range(4)]
+    """During a sequencer outage, a writer 8 s ahead commits to each hot stream, then
+    ``behind`` commits per stream follow from a writer with a true clock."""
     versions = dict.fromkeys(streams, 0)
 
     async def commit(store: MongoEventStore, stream: str) -> None:
@@ -182,9 +179,19 @@ async def test_a_writer_whose_clock_runs_ahead_cannot_stall_the_sequencer(
             await commit(fast, stream)
     finally:
         set_clock_skew(0)
-    for _ in range(15):  # far more than a batch of commits behind the skewed ones
+    for _ in range(behind):
         for stream in streams:
             await commit(normal, stream)
+
+
+async def test_a_writer_whose_clock_runs_ahead_cannot_stall_the_sequencer(
+    two_processes: tuple[MongoEventStore, MongoEventStore],
+) -> None:
+    """Every batch of oldest markers holds only commits that come after the skewed
+    ones in their streams; positions must flow anyway (reduced: batches of 10)."""
+    fast, normal = two_processes
+    streams = [f"hot-{i}" for i in range(4)]
+    await skewed_backlog(fast, normal, streams, behind=15)  # many batches deep
     passes = 0
     while await fast.collection.find_one({"pending": {"$gte": 0}}) is not None:
         made, _ = await stamp_pending(fast.collection, fast.positions, batch=10)
@@ -223,3 +230,22 @@ async def test_a_pass_that_died_after_claiming_is_finished_by_the_next(
     assert await b.sequence() == 1  # copies x:1 first, then claims y:1 at 3
     events = await read_everything(a)
     assert [(e.event_id, e.position) for e in events] == [("x1", 1), ("x2", 2), ("y1", 3)]
+
+
+@pytest.mark.slow
+async def test_the_reported_stall_a_writer_8s_ahead_and_3600_commits_behind_it(
+    two_processes: tuple[MongoEventStore, MongoEventStore],
+) -> None:
+    """As reported: 4 hot streams, a writer 8 s ahead, thousands of commits pending
+    after a sequencer outage; the sequencer loop (batches of 500) drains them all."""
+    fast, normal = two_processes
+    streams = [f"hot-{i}" for i in range(4)]
+    await skewed_backlog(fast, normal, streams, behind=900)
+    sequencer = Sequencer(normal, MongoLeases(normal.collection.database), poll_interval=0.02)
+    task = asyncio.create_task(sequencer.run())
+    try:
+        await _wait_for_head(normal, 4 * 901, seconds=120)
+    finally:
+        sequencer.stop()
+        await asyncio.wait_for(task, 30)
+    assert_global_order(await read_everything(normal))
