@@ -5,8 +5,8 @@ from __future__ import annotations
 from runtime.settings import Settings
 from schema.auth import AuthSettings
 from schema.limits import Limits
-from schema.persisted import PersistedQueries
 from schema.oidc import OidcSettings, OidcVerifier
+from schema.persisted import PersistedQueries
 
 
 def limits_from(settings: Settings) -> Limits:
