@@ -418,7 +418,8 @@ async def test_lease_acquire_renew_expire_takeover_release(backend: Backend) -> 
     assert first is not None
     holder = await leases.holder("seq")
     assert holder == first
-    assert (holder.owner, holder.expires_at_ms, holder.live) == ("p1", clock.millis() + 10_000, True)
+    assert (holder.owner, holder.live) == ("p1", True)
+    assert holder.expires_at_ms == clock.millis() + 10_000
     assert await leases.acquire("seq", "p2", 10) is None
     clock.advance(5)
     renewed = await leases.renew(first, 10)
