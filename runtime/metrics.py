@@ -80,7 +80,7 @@ class Metrics:
         """Commands, appends and the retries they cause."""
         self.commands = self._counter(
             "ledger_commands", "Commands handled, by command type and outcome "
-            "(ok, duplicate, rejected:<code>, conflict, error).", "type", "outcome",
+            "(ok, duplicate, rejected, conflict, error).", "type", "outcome",
         )  # fmt: skip
         self.append_conflicts = self._counter(
             "ledger_append_conflicts",
