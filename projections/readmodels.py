@@ -16,7 +16,11 @@ TRANSFER_STATUSES = transfers.STATUSES
 
 
 class AccountsView:
-    """Accounts by id, and pages of accounts (optionally one owner's) in id order."""
+    """Accounts by id, and pages of accounts (optionally one owner's) in id order.
+
+    Pages in either direction (``projections.pagination``); the ``owner`` index
+    serves one owner's accounts on both servers (nx-27017 refuses indexes with ``_id``).
+    """
 
     def __init__(self, documents: DocumentStore, *, max_page_size: int = MAX_PAGE_SIZE) -> None:
         self._docs = documents
@@ -27,7 +31,13 @@ class AccountsView:
         return AccountRecord.from_doc(doc) if doc is not None else None
 
     async def list(
-        self, *, first: int | None = None, after: str | None = None, owner: str | None = None
+        self,
+        *,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        owner: str | None = None,
     ) -> Page[AccountRecord]:
         where = {"owner": owner} if owner is not None else {}
         collection = await self._docs.resolve(accounts.NAME)
@@ -38,6 +48,8 @@ class AccountsView:
             AccountRecord.from_doc,
             first=first,
             after=after,
+            last=last,
+            before=before,
             where=where,
         )
 
@@ -50,7 +62,13 @@ class StatementView:
         self._spec = PageSpec("statement", [("version", 1)], max_size=max_page_size)
 
     async def list(
-        self, account_id: str, *, first: int | None = None, after: str | None = None
+        self,
+        account_id: str,
+        *,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> Page[StatementLine]:
         collection = await self._docs.resolve(statement.NAME)
         return await fetch_page(
@@ -60,6 +78,8 @@ class StatementView:
             StatementLine.from_doc,
             first=first,
             after=after,
+            last=last,
+            before=before,
             where={"account_id": account_id},
         )
 
@@ -88,6 +108,8 @@ class TransfersView:
         *,
         first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
         status: str | None = None,
         account_id: str | None = None,
     ) -> Page[TransferRecord]:
@@ -106,6 +128,8 @@ class TransfersView:
             TransferRecord.from_doc,
             first=first,
             after=after,
+            last=last,
+            before=before,
             where=where,
             any_of=any_of,
         )
