@@ -335,12 +335,12 @@ class EdgeLegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
                 context_value=self.context,
                 root_value=self.root_value,
             )
-            self.subscriptions[operation_id] = result_source  # type: ignore[assignment]
+            self.subscriptions[operation_id] = result_source
             first = True
             async for result in result_source:
                 if first and isinstance(result, PreExecutionError) and result.errors:
                     error = result.errors[0].formatted
-                    await self.send_message({"type": "error", "id": operation_id, "payload": error})  # type: ignore[typeddict-item]
+                    await self.send_message({"type": "error", "id": operation_id, "payload": error})
                     return
                 if isinstance(result, ExecutionResult):
                     await self.send_data_message(result, operation_id)
@@ -386,7 +386,8 @@ class EdgeGraphQL(GraphQL[Context, None]):
         """Every error carries ``extensions.code``; one that escaped the masking extension
         (raised around it) is a server fault."""
         response = await super().process_result(request, result)
-        for error in response.get("errors") or ():
+        errors: list[dict[str, Any]] = response.get("errors") or []  # type: ignore[assignment]
+        for error in errors:
             extensions = error.setdefault("extensions", {})
             extensions.setdefault("code", INTERNAL_SERVER_ERROR)
         return response

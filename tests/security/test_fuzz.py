@@ -62,8 +62,8 @@ SCALARS = {
     "JSON": st.text(max_size=10).map(nodes.String),
 }
 DOCUMENTS = st.one_of(
-    from_schema(SDL, custom_scalars=SCALARS),  # type: ignore[arg-type]
-    from_schema(SDL, custom_scalars=SCALARS, mode=Mode.NEGATIVE),  # type: ignore[arg-type]
+    from_schema(SDL, custom_scalars=SCALARS),
+    from_schema(SDL, custom_scalars=SCALARS, mode=Mode.NEGATIVE),
 )
 FUZZ_SETTINGS: dict[str, Any] = {
     "deadline": None,
@@ -113,7 +113,7 @@ def _check_socket(server: Server, protocol: str, message: object) -> None:
 def _errors_of(reply: dict[str, Any]) -> list[dict[str, Any]]:
     payload = reply.get("payload")
     if reply.get("type") == "error":
-        return payload if isinstance(payload, list) else [payload]
+        return payload if isinstance(payload, list) else [payload or {}]
     if isinstance(payload, dict):
         return list(payload.get("errors") or [])
     return []

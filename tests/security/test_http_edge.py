@@ -9,6 +9,7 @@ within 100 ms, and slow clients are disconnected after the configured time.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from runtime.embedded import EmbeddedMongo
 from tests.e2e.server import Server, running_server
@@ -172,3 +175,14 @@ async def test_fifty_slow_clients_are_disconnected_after_the_timeout(
         assert status_of(response) == 408, response[:80]
     assert_healthy(latencies)
     assert server_faults(server, since) == []
+
+
+async def test_a_websocket_outlives_the_request_deadlines(server: Server) -> None:
+    """The head and body deadlines end with the upgrade: a WebSocket stays open past them."""
+    protocol = Subprotocol("graphql-transport-ws")
+    async with connect(server.ws, subprotocols=[protocol]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await asyncio.sleep(TIMEOUT * 2.5)
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "pong"
