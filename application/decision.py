@@ -1,15 +1,21 @@
 """The optimistic decide -> append loop behind ``ApplicationService.handle``.
 
 Decides on the cached or current state, appends at the loaded version and, on
-``ConcurrencyError``, catches up and decides again (bounded attempts, jittered
-exponential backoff). A client's ``expected_version`` is never retried: a
-mismatch raises ``ConcurrencyConflict`` with the actual version.
+``ConcurrencyError``, catches up and decides again (jittered exponential
+backoff) for at most ``retry_seconds`` after the first conflict and at most
+``max_attempts`` attempts, whichever ends first; then ``ConcurrencyConflict``.
+The service runs one command per stream at a time in this process
+(``application.streamlocks``), so a conflict here means another process wrote
+the stream. The time is this process's monotonic clock, never a wall clock. A
+client's ``expected_version`` is never retried: a mismatch raises
+``ConcurrencyConflict`` with the actual version.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from application.context import CommandContext
@@ -34,14 +40,20 @@ class DecisionLoop:
         *,
         max_attempts: int,
         backoff: Backoff,
+        retry_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
+        if retry_seconds < 0:
+            raise ValueError("retry_seconds must be >= 0")
         self._store = store
         self._repository = repository
         self._writer = writer
         self._max_attempts = max_attempts
         self._backoff = backoff
+        self._retry_seconds = retry_seconds
+        self._clock = clock
 
     async def run(
         self,
@@ -56,6 +68,7 @@ class DecisionLoop:
         Raises ``DuplicateCommandError`` when another copy of the command id
         recorded its outcome first (the caller answers with that outcome).
         """
+        deadline: float | None = None
         loaded = self._repository.cached(decider, stream_id)
         fresh = loaded is None
         if loaded is None:
@@ -71,7 +84,9 @@ class DecisionLoop:
             except DuplicateCommandError:
                 raise
             except ConcurrencyError as conflict:
-                await self._after_conflict(stream_id, conflict, context, attempt)
+                if deadline is None:  # the clock is read only once a conflict happened
+                    deadline = self._clock() + self._retry_seconds
+                await self._after_conflict(stream_id, conflict, context, attempt, deadline)
                 loaded, fresh = await self._repository.current(decider, stream_id, loaded), True
                 continue
             self._repository.committed(decider, stream_id, loaded, events, result.version)
@@ -133,10 +148,12 @@ class DecisionLoop:
         conflict: ConcurrencyError,
         context: CommandContext,
         attempt: int,
+        deadline: float,
     ) -> None:
         """Raise if the conflict is final, else back off before the caller catches up."""
-        if context.expected_version is None and attempt < self._max_attempts:
-            await asyncio.sleep(self._backoff.delay(attempt))
+        left = deadline - self._clock()
+        if context.expected_version is None and attempt < self._max_attempts and left > 0:
+            await asyncio.sleep(min(self._backoff.delay(attempt), left))
             return
         actual = conflict.actual_version
         if actual is None:

@@ -10,9 +10,16 @@
 3. decide: the aggregate's pure ``decide``;
 4. append at the loaded version with the commit metadata, every event with a
    fresh event id;
-5. on ``ConcurrencyError``: catch up and decide again (bounded attempts,
-   jittered exponential backoff); a client's ``expected_version`` is never
+5. on ``ConcurrencyError``: catch up and decide again (jittered exponential
+   backoff, for at most ``retry_seconds`` after the first conflict and
+   ``max_attempts`` attempts); a client's ``expected_version`` is never
    retried: a mismatch raises ``ConcurrencyConflict`` with the actual version.
+
+Steps 2 to 5 run for one command per stream at a time in this process
+(``application.streamlocks``): commands to a hot stream queue up instead of
+racing each other, so a conflict means another process wrote the stream, and
+a command without ``expected_version`` is refused only when other processes
+keep winning for ``retry_seconds``.
 
 Rejections of commands with an id are recorded in the ``CommandLog``, under
 the same unique key as commits: whichever of a commit and a rejection of one
@@ -40,6 +47,7 @@ from application.outcomes import CommandOutcome, HistoryEntry, Loaded
 from application.rejections import RejectionCodes
 from application.repository import Repository
 from application.retry import Backoff
+from application.streamlocks import StreamLocks
 from application.writing import CommitWriter
 from domain.aggregate import DomainError
 from domain.codec import EventRegistry
@@ -57,7 +65,11 @@ class ApplicationService:
     ``deciders`` maps each command class to its decider. ``rejection_types``
     lists the ``DomainError`` subclasses whose stored rejections are rebuilt by
     code (default: the bank's ``domain.errors.ERROR_TYPES``). ``snapshot_every``
-    0 disables snapshots; ``cache_size`` 0 disables the aggregate cache. Call
+    0 disables snapshots; ``cache_size`` 0 disables the aggregate cache.
+    ``retry_seconds`` bounds how long a command without ``expected_version``
+    keeps retrying after its first conflict with another process (keep it
+    below the API's request time bound, so that clients get the typed
+    ``ConcurrencyConflict``); ``max_attempts`` bounds its attempts. Call
     ``close()`` (or ``drain()``) before shutdown so background snapshot writes
     finish.
     """
@@ -72,7 +84,8 @@ class ApplicationService:
         *,
         snapshot_every: int = 100,
         cache_size: int = 1024,
-        max_attempts: int = 10,
+        max_attempts: int = 1_000,
+        retry_seconds: float = 5.0,
         backoff: Backoff | None = None,
         rejection_types: Iterable[type[DomainError]] | None = None,
         event_ids: Callable[[], str] = new_event_id,
@@ -87,8 +100,9 @@ class ApplicationService:
         )  # fmt: skip
         self._loop = DecisionLoop(
             store, self._repository, CommitWriter(store, registry, event_ids),
-            max_attempts=max_attempts, backoff=backoff or Backoff(),
+            max_attempts=max_attempts, backoff=backoff or Backoff(), retry_seconds=retry_seconds,
         )  # fmt: skip
+        self._streams = StreamLocks()
         self.snapshots = self._repository.writer
 
     # -- commands -----------------------------------------------------------------
@@ -103,13 +117,13 @@ class ApplicationService:
         stream_id = decider.stream_id(command)
         command_id = context.command_id
         if command_id is None:
-            return await self._loop.run(decider, stream_id, command, context)
+            return await self._run(decider, stream_id, command, context, None)
         print_ = fingerprint(command, stream_id)
         previous = await self._dedupe.previous_outcome(command_id, print_)
         if previous is not None:
             return previous
         try:
-            return await self._loop.run(decider, stream_id, command, context, print_)
+            return await self._run(decider, stream_id, command, context, print_)
         except DuplicateCommandError:
             pass  # a copy of the command recorded its outcome first: that is the answer
         except ConcurrencyConflict:
@@ -117,6 +131,21 @@ class ApplicationService:
         except DomainError as error:
             return await self._dedupe.settle_rejection(command_id, stream_id, print_, error)
         return await self._dedupe.twin_outcome(command_id, print_)
+
+    async def _run(
+        self,
+        decider: AnyDecider,
+        stream_id: str,
+        command: Any,
+        context: CommandContext,
+        print_: str | None,
+    ) -> CommandOutcome:
+        """The decision loop, one command per stream at a time in this process."""
+        turn = await self._streams.acquire(stream_id)
+        try:
+            return await self._loop.run(decider, stream_id, command, context, print_)
+        finally:
+            self._streams.release(stream_id, turn)
 
     def decider_for(self, command: Any) -> AnyDecider:
         """The decider handling ``command``'s class (``LookupError`` if none)."""

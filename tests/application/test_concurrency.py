@@ -15,7 +15,7 @@ from tests.application.conftest import Backend, open_account
 FAST = Backoff(base=0.001, cap=0.02)
 
 
-async def test_twenty_concurrent_deposits_are_each_applied_once(backend: Backend) -> None:
+async def test_twenty_concurrent_deposits_queue_up_instead_of_racing(backend: Backend) -> None:
     counting, store = backend.counted()
     service = counting.service()
     account_id = await open_account(service)
@@ -33,7 +33,8 @@ async def test_twenty_concurrent_deposits_are_each_applied_once(backend: Backend
     loaded = await service.load("account", account_id)
     assert loaded.state.balance == sum(100 + i for i in range(20))
     assert loaded.version == 21
-    assert store.conflicts > 0, "the writers really raced"
+    assert store.conflicts == 0, "one process serializes its commands per stream"
+    assert store.appends == 21
 
 
 async def test_concurrent_deposits_through_two_services_on_one_store(backend: Backend) -> None:
@@ -83,13 +84,61 @@ async def test_a_stale_cached_expected_version_is_not_retried(backend: Backend) 
 
 
 async def test_exhausted_retries_raise_a_conflict(memory: Backend) -> None:
-    service = memory.service(max_attempts=1, cache_size=0, backoff=FAST)
-    account_id = await open_account(service)
+    """Five processes (services) with one attempt each race for one stream."""
+    services = [memory.service(max_attempts=1, cache_size=0, backoff=FAST) for _ in range(5)]
+    account_id = await open_account(services[0])
 
     results = await asyncio.gather(
-        *(service.handle(Deposit(account_id, 1)) for _ in range(5)), return_exceptions=True
+        *(service.handle(Deposit(account_id, 1)) for service in services), return_exceptions=True
     )
 
     conflicts = [r for r in results if isinstance(r, ConcurrencyConflict)]
     assert conflicts, "five racing single-attempt writers cannot all win"
     assert await memory.store.stream_version(account_id) == 1 + len(results) - len(conflicts)
+
+
+async def test_a_rival_process_winning_past_the_retry_time_gets_a_conflict(
+    memory: Backend,
+) -> None:
+    """Another process commits before each of our appends, for longer than we retry."""
+    counting, store = memory.counted()
+    loser = counting.service(cache_size=0, backoff=FAST, retry_seconds=0.2)
+    rival = memory.service()
+    account_id = await open_account(rival)
+    overtaken = 0
+
+    async def rival_wins() -> None:
+        nonlocal overtaken
+        overtaken += 1
+        await rival.handle(Deposit(account_id, 1))
+        store.before_append = rival_wins  # and again before the next attempt
+
+    store.before_append = rival_wins
+    with pytest.raises(ConcurrencyConflict) as caught:
+        await asyncio.wait_for(loser.handle(Deposit(account_id, 5)), timeout=30)
+
+    store.before_append = None
+    assert store.conflicts == overtaken > 1  # every attempt lost, retried until time ran out
+    assert caught.value.actual_version == 1 + overtaken
+    balance = (await rival.load("account", account_id)).state.balance
+    assert balance == overtaken  # the loser's 5 never landed
+
+
+async def test_a_rival_that_stops_winning_in_time_is_waited_out(memory: Backend) -> None:
+    counting, store = memory.counted()
+    loser = counting.service(cache_size=0, backoff=FAST, retry_seconds=30)
+    rival = memory.service()
+    account_id = await open_account(rival)
+    left = [1] * 20
+
+    async def rival_wins_twenty_times() -> None:
+        if left:
+            left.pop()
+            await rival.handle(Deposit(account_id, 1))
+            store.before_append = rival_wins_twenty_times
+
+    store.before_append = rival_wins_twenty_times
+    outcome = await asyncio.wait_for(loser.handle(Deposit(account_id, 5)), timeout=30)
+
+    assert (outcome.version, store.conflicts) == (22, 20)
+    assert (await rival.load("account", account_id)).state.balance == 25
