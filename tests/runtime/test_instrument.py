@@ -32,17 +32,24 @@ def _value(metrics: Metrics, name: str, **labels: str) -> float:
 
 
 def _services() -> tuple[Metrics, InstrumentedService]:
+    metrics, (service, _) = _two_processes()
+    return metrics, service
+
+
+def _two_processes() -> tuple[Metrics, tuple[InstrumentedService, InstrumentedService]]:
+    """Two instrumented services on one store, as two processes on one database."""
     metrics = Metrics()
     inner = InMemoryEventStore()
     store = InstrumentedEventStore(inner, metrics)
-    service = ApplicationService(
-        store, InMemorySnapshotStore(), InMemoryCommandLog(inner), EVENTS, DECIDERS, cache_size=0
+    log, snapshots = InMemoryCommandLog(inner), InMemorySnapshotStore()
+    first, second = (
+        ApplicationService(store, snapshots, log, EVENTS, DECIDERS, cache_size=0) for _ in range(2)
     )
-    return metrics, InstrumentedService(service, metrics)
+    return metrics, (InstrumentedService(first, metrics), InstrumentedService(second, metrics))
 
 
 async def test_outcomes_conflicts_and_retries_are_counted() -> None:
-    metrics, service = _services()
+    metrics, (service, other) = _two_processes()
     await service.handle(OpenAccount(ACCOUNT, "ana", "EUR"), CommandContext(command_id="c-1"))
     repeated = await service.handle(
         OpenAccount(ACCOUNT, "ana", "EUR"), CommandContext(command_id="c-1")
@@ -50,8 +57,10 @@ async def test_outcomes_conflicts_and_retries_are_counted() -> None:
     assert repeated.duplicate
     with pytest.raises(AccountNotFound):
         await service.handle(Deposit("acc-" + "b" * 32, 100), CommandContext())
-    # Concurrent deposits on one stream collide; the service decides again.
-    await asyncio.gather(*(service.handle(Deposit(ACCOUNT, 100)) for _ in range(10)))
+    # Concurrent deposits on one stream from two processes collide; the loser decides again.
+    await asyncio.gather(
+        *((service, other)[i % 2].handle(Deposit(ACCOUNT, 100)) for i in range(10))
+    )
 
     assert _value(metrics, "ledger_commands_total", type="OpenAccount", outcome="ok") == 1
     assert _value(metrics, "ledger_commands_total", type="OpenAccount", outcome="duplicate") == 1
