@@ -7,10 +7,12 @@ counted in full:
 
 - ``n`` is the page size of a field with a ``first`` argument (``accounts``,
   ``transfers``, ``events``, ``accountHistory``, ``Account.statement``) and 1
-  for any other field. A literal counts at its value, a variable at its
-  supplied value or else its default; no value at all means the default page
-  size. A value that is not a page size the resolver accepts (not an integer,
-  out of range) counts as the maximum page size: an upper bound.
+  for any other field; ``last`` (backward pages) counts the same way, and a
+  field given both counts the larger (the resolver refuses it anyway). A
+  literal counts at its value, a variable at its supplied value or else its
+  default; no value at all means the default page size. A value that is not
+  a page size the resolver accepts (not an integer, out of range) counts as
+  the maximum page size: an upper bound.
 - ``replay`` counts the events a field folds to rebuild states:
   ``accountHistory(fromVersion, first)`` replays ``fromVersion + first - 1``
   events; ``account(atVersion | asOf)`` counts ``TIME_TRAVEL_REPLAY`` (its
@@ -197,7 +199,7 @@ class _Pricing:
         size, replay = 1, 0
         if definition is not None:
             if "first" in definition.args:
-                size = self.page_size(self.argument(node, definition, "first"))
+                size = self.window(node, definition)
             if parent is self.schema.query_type:
                 replay = self.replay(node, definition, size)
         inner = 0
@@ -235,6 +237,13 @@ class _Pricing:
                 return _normalized(self.variables[name])
             return self.defaults.get(name, _ABSENT)
         return _literal(node)
+
+    def window(self, node: FieldNode, definition: GraphQLField) -> int:
+        """The page size of ``first``, or of ``last`` if only it is given; both: the larger."""
+        first = self.argument(node, definition, "first")
+        last = self.argument(node, definition, "last") if "last" in definition.args else None
+        given = [value for value in (first, last) if value is not None and value is not _ABSENT]
+        return max(self.page_size(value) for value in given) if given else self.page_size(None)
 
     def page_size(self, value: Any) -> int:
         default, maximum = self.pages

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+from strawberry import relay
 
 from schema.context import Context
 from schema.errors import UNAVAILABLE, ClientError
@@ -27,10 +28,12 @@ from schema.types import Account, Ledger, ProjectionStatus, Transfer, TransferSt
 from schema.views import (
     AccountConnection,
     TransferConnection,
+    Window,
     accounts_page,
     ensure_consistency,
     ledger_totals,
     read_account,
+    read_node,
     read_transfer,
     transfers_page,
 )
@@ -66,9 +69,12 @@ async def accounts(
     after: str | None = None,
     owner: str | None = None,
     consistency: Consistency | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> AccountConnection:
+    window = Window.of(info.context, first, after, last, before)
     await ensure_consistency(info.context, consistency)
-    return await accounts_page(info.context, first, after, owner)
+    return await accounts_page(info.context, window, owner)
 
 
 async def transfer(
@@ -85,10 +91,20 @@ async def transfers(
     status: TransferStatus | None = None,
     account_id: strawberry.ID | None = None,
     consistency: Consistency | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> TransferConnection:
+    window = Window.of(info.context, first, after, last, before)
     await ensure_consistency(info.context, consistency)
     account_filter = str(account_id) if account_id is not None else None
-    return await transfers_page(info.context, first, after, status, account_filter)
+    return await transfers_page(info.context, window, status, account_filter)
+
+
+async def node(
+    info: strawberry.Info[Context], id: strawberry.ID, consistency: Consistency | None = None
+) -> relay.Node | None:
+    await ensure_consistency(info.context, consistency)
+    return await read_node(info.context, str(id))
 
 
 async def ledger(
@@ -136,14 +152,22 @@ class Query:
     )
     accounts: AccountConnection = strawberry.field(
         resolver=accounts,
-        description="Accounts by id (cursor connection). Users see only their own.",
+        description="Accounts by id (cursor connection: `first`/`after` forwards, "
+        "`last`/`before` backwards, one direction per request). Users see only their own.",
     )
     transfer: Transfer | None = strawberry.field(
         resolver=transfer, description="One transfer; null when unknown or not yours."
     )
     transfers: TransferConnection = strawberry.field(
         resolver=transfers,
-        description="Transfers (cursor connection), by status and/or an account on either side.",
+        description="Transfers, newest first (cursor connection: `first`/`after` forwards, "
+        "`last`/`before` backwards, one direction per request), by status and/or an account "
+        "on either side.",
+    )
+    node: relay.Node | None = strawberry.field(
+        resolver=node,
+        description="An account or a transfer by its id, as `account(id:)` and `transfer(id:)` "
+        "read it: null when unknown, malformed or not yours.",
     )
     ledger: list[Ledger] = strawberry.field(
         resolver=ledger, description="Totals per currency over all accounts."

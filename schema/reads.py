@@ -31,6 +31,15 @@ def first_of(ctx: Context, first: int | None) -> int:
         raise ClientError(str(exc)) from exc
 
 
+def last_of(ctx: Context, last: int | None) -> int:
+    """The page size for ``last``: the same bounds as ``first``."""
+    try:
+        return page_size(ctx.limits, last)
+    except PageSizeError as exc:
+        maximum = ctx.limits.max_page_size
+        raise ClientError(f"last must be between 1 and {maximum}, got {last}") from exc
+
+
 MAX_ID_LENGTH = 100
 """Longer ids cannot exist (``domain.validation``); such lookups answer "none" at once."""
 
@@ -120,7 +129,10 @@ class EventEdge:
     node: Event
 
 
-@strawberry.type(description="The audit log: events in global position order.")
+@strawberry.type(
+    description="The audit log: events in global position order. It pages forwards only "
+    "(the store reads the global order upwards), so `hasPreviousPage` is false."
+)
 class EventConnection:
     edges: list[EventEdge]
     page_info: PageInfo
@@ -145,7 +157,10 @@ async def event_log(
     )
     page = events[:size]
     edges = [EventEdge(cursor=str(ev.position), node=Event.from_recorded(ev)) for ev in page]
-    end = edges[-1].cursor if edges else None
-    return EventConnection(
-        edges=edges, page_info=PageInfo(has_next_page=len(events) > size, end_cursor=end)
+    info = PageInfo(
+        has_next_page=len(events) > size,
+        has_previous_page=False,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None,
     )
+    return EventConnection(edges=edges, page_info=info)

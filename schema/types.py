@@ -4,6 +4,12 @@ Read-model records (``projections.records``, returned by the views in
 ``projections.readmodels``) hold money as int minor units; the ``from_record``
 constructors turn it into ``Decimal`` strings. Fields that need more data
 (``Account.statement``) are resolved in ``schema.views``.
+
+Relay: accounts and transfers implement strawberry's ``relay.Node`` and
+connections of them use its ``PageInfo``, ``Edge`` and ``Connection``. A node's ``id``
+is its own id (``acc-<32 hex>``, ``trf-<32 hex>``), not strawberry's base64
+``GlobalID``: the prefixes already make ids unique across types, and clients
+keep the ids they stored and pass to every argument that takes one.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from enum import Enum
 from typing import Any
 
 import strawberry
+from strawberry import relay
 
 from domain.money import format_amount
 from projections.records import AccountRecord, LedgerTotals, StatementLine, TransferRecord
@@ -96,9 +103,12 @@ class Ledger:
         )
 
 
+NODE_ID = "Globally unique: the same id every argument takes; `node(id:)` finds it."
+
+
 @strawberry.type(description="A transfer between two accounts, run by a process manager.")
-class Transfer:
-    id: strawberry.ID
+class Transfer(relay.Node):
+    id: strawberry.ID = strawberry.field(description=NODE_ID)
     from_account_id: strawberry.ID
     to_account_id: strawberry.ID
     amount: DecimalString
@@ -131,13 +141,16 @@ class Transfer:
             updated_at=record.updated_at,
         )
 
-
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
+    @classmethod
+    def resolve_id(cls, root: Transfer, *, info: strawberry.Info) -> str:
+        return str(root.id)
 
 
+PageInfo = relay.PageInfo
+
+
+# Statement lines are no Relay nodes (``node(id:)`` cannot fetch one), and strawberry's
+# generic ``Edge``/``Connection`` take nodes only: these two are written out.
 @strawberry.type
 class StatementEdge:
     cursor: str
@@ -151,16 +164,22 @@ class StatementConnection:
 
 
 async def _statement(
-    root: Account, info: strawberry.Info, first: int | None = None, after: str | None = None
+    root: Account,
+    info: strawberry.Info,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> StatementConnection:
-    from schema.views import statement_page  # views import these types: resolve late
+    from schema.views import Window, statement_page  # views import these types: resolve late
 
-    return await statement_page(info.context, str(root.id), first, after)
+    window = Window.of(info.context, first, after, last, before)
+    return await statement_page(info.context, str(root.id), window)
 
 
 @strawberry.type(description="A bank account: the read model, or its state rebuilt from events.")
-class Account:
-    id: strawberry.ID
+class Account(relay.Node):
+    id: strawberry.ID = strawberry.field(description=NODE_ID)
     owner: str
     currency: str
     balance: DecimalString
@@ -174,9 +193,14 @@ class Account:
 
     statement: StatementConnection = strawberry.field(
         resolver=_statement,
-        description="Balance changes, oldest first (cursor connection). Always the current "
-        "statement, also on a state rebuilt as of an earlier version.",
+        description="Balance changes, oldest first (cursor connection: `first`/`after` "
+        "forwards, `last`/`before` backwards). Always the current statement, also on a state "
+        "rebuilt as of an earlier version.",
     )
+
+    @classmethod
+    def resolve_id(cls, root: Account, *, info: strawberry.Info) -> str:
+        return str(root.id)
 
     @classmethod
     def from_record(cls, record: AccountRecord) -> Account:

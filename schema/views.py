@@ -1,25 +1,31 @@
 """Read-model queries: connections over ``projections.readmodels`` views, with auth.
 
 Users see only their own accounts and the transfers from or to them; admins
-see everything. The views page with opaque keyset cursors and refuse bad
-cursors or page sizes with ``InvalidInput``; here that becomes a
-``BAD_USER_INPUT`` GraphQL error naming the argument. ``ensure_consistency``
-implements the ``consistency`` argument (read-your-writes).
+see everything. ``read_node`` answers ``node(id:)`` through the same reads as
+``account(id:)`` and ``transfer(id:)``, so it applies the same rules. The
+views page with opaque keyset cursors, forwards (``first``/``after``) or
+backwards (``last``/``before``), and refuse bad cursors, page sizes or mixed
+directions with ``InvalidInput``; here that becomes a ``BAD_USER_INPUT``
+GraphQL error naming the argument. ``ensure_consistency`` implements the
+``consistency`` argument (read-your-writes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import strawberry
+from strawberry import relay
 
 from domain.errors import InvalidInput
+from projections.pagination import Page, check_directions
 from projections.readmodels import TransfersView
 from projections.records import TransferRecord
 from schema.context import Context
 from schema.errors import CONSISTENCY_TIMEOUT, UNAVAILABLE, ClientError, forbidden_query
-from schema.reads import first_of, plausible_id
+from schema.reads import first_of, last_of, plausible_id
 from schema.types import (
     Account,
     Ledger,
@@ -43,28 +49,39 @@ class Consistency(Protocol):
     version: int | None
 
 
-@strawberry.type
-class AccountEdge:
-    cursor: str
-    node: Account
+# strawberry names these generic types AccountConnection, AccountEdge and so on.
+AccountEdge = relay.Edge[Account]
+AccountConnection = relay.Connection[Account]
+TransferEdge = relay.Edge[Transfer]
+TransferConnection = relay.Connection[Transfer]
 
 
-@strawberry.type
-class AccountConnection:
-    edges: list[AccountEdge]
-    page_info: PageInfo
+@dataclass(frozen=True)
+class Window:
+    """One direction of a connection's arguments, page size checked against the limits."""
 
+    first: int | None = None
+    after: str | None = None
+    last: int | None = None
+    before: str | None = None
 
-@strawberry.type
-class TransferEdge:
-    cursor: str
-    node: Transfer
-
-
-@strawberry.type
-class TransferConnection:
-    edges: list[TransferEdge]
-    page_info: PageInfo
+    @classmethod
+    def of(
+        cls,
+        ctx: Context,
+        first: int | None,
+        after: str | None,
+        last: int | None,
+        before: str | None,
+    ) -> Window:
+        """``first``/``after`` (the default) or ``last``/``before``; a ``ClientError`` if mixed."""
+        try:
+            check_directions(first, after, last, before)
+        except InvalidInput as error:
+            raise ClientError(f"{error.field}: {error.message}") from error
+        if last is not None or before is not None:
+            return cls(last=last_of(ctx, last), before=before)
+        return cls(first=first_of(ctx, first), after=after)
 
 
 async def _paged(call: Awaitable[T]) -> T:
@@ -75,8 +92,13 @@ async def _paged(call: Awaitable[T]) -> T:
         raise ClientError(f"{error.field}: {error.message}") from error
 
 
-def _page_info(has_next: bool, end_cursor: str | None) -> PageInfo:
-    return PageInfo(has_next_page=has_next, end_cursor=end_cursor)
+def _page_info(page: Page[Any]) -> PageInfo:
+    return PageInfo(
+        has_next_page=page.has_next_page,
+        has_previous_page=page.has_previous_page,
+        start_cursor=page.start_cursor,
+        end_cursor=page.end_cursor,
+    )
 
 
 async def read_account(ctx: Context, account_id: str) -> Account | None:
@@ -88,31 +110,51 @@ async def read_account(ctx: Context, account_id: str) -> Account | None:
     return Account.from_record(record)
 
 
-async def accounts_page(
-    ctx: Context, first: int | None, after: str | None, owner: str | None
-) -> AccountConnection:
-    size = first_of(ctx, first)
+async def read_node(ctx: Context, node_id: str) -> Account | Transfer | None:
+    """The account or transfer ``node_id`` names, as ``account(id:)``/``transfer(id:)`` read it.
+
+    None for an id of neither kind, malformed, unknown or not the caller's.
+    """
+    if node_id.startswith("acc-"):
+        return await read_account(ctx, node_id)
+    if node_id.startswith("trf-"):
+        return await read_transfer(ctx, node_id)
+    return None
+
+
+async def accounts_page(ctx: Context, window: Window, owner: str | None) -> AccountConnection:
     if not ctx.user.is_admin:
         if owner is not None and not ctx.user.owns(owner):
             raise forbidden_query("users may list only their own accounts")
         owner = ctx.user.name
-    page = await _paged(ctx.accounts.list(first=size, after=after, owner=owner))
+    page = await _paged(
+        ctx.accounts.list(
+            first=window.first,
+            after=window.after,
+            last=window.last,
+            before=window.before,
+            owner=owner,
+        )
+    )
     edges = [AccountEdge(cursor=e.cursor, node=Account.from_record(e.node)) for e in page.edges]
-    return AccountConnection(edges=edges, page_info=_page_info(page.has_next_page, page.end_cursor))
+    return AccountConnection(edges=edges, page_info=_page_info(page))
 
 
-async def statement_page(
-    ctx: Context, account_id: str, first: int | None, after: str | None
-) -> StatementConnection:
+async def statement_page(ctx: Context, account_id: str, window: Window) -> StatementConnection:
     """The statement of an account the caller was allowed to see."""
-    size = first_of(ctx, first)
-    page = await _paged(ctx.statements.list(account_id, first=size, after=after))
+    page = await _paged(
+        ctx.statements.list(
+            account_id,
+            first=window.first,
+            after=window.after,
+            last=window.last,
+            before=window.before,
+        )
+    )
     edges = [
         StatementEdge(cursor=e.cursor, node=StatementEntry.from_record(e.node)) for e in page.edges
     ]
-    return StatementConnection(
-        edges=edges, page_info=_page_info(page.has_next_page, page.end_cursor)
-    )
+    return StatementConnection(edges=edges, page_info=_page_info(page))
 
 
 async def _may_see_transfer(ctx: Context, record: TransferRecord) -> bool:
@@ -135,12 +177,10 @@ async def read_transfer(ctx: Context, transfer_id: str) -> Transfer | None:
 
 async def transfers_page(
     ctx: Context,
-    first: int | None,
-    after: str | None,
+    window: Window,
     status: TransferStatus | None,
     account_id: str | None,
 ) -> TransferConnection:
-    size = first_of(ctx, first)
     if not ctx.user.is_admin:
         if account_id is None:
             raise forbidden_query("users must give accountId (one of their accounts)")
@@ -149,16 +189,16 @@ async def transfers_page(
     view: TransfersView = ctx.transfers
     page = await _paged(
         view.list(
-            first=size,
-            after=after,
+            first=window.first,
+            after=window.after,
+            last=window.last,
+            before=window.before,
             status=status.value if status is not None else None,
             account_id=account_id,
         )
     )
     edges = [TransferEdge(cursor=e.cursor, node=Transfer.from_record(e.node)) for e in page.edges]
-    return TransferConnection(
-        edges=edges, page_info=_page_info(page.has_next_page, page.end_cursor)
-    )
+    return TransferConnection(edges=edges, page_info=_page_info(page))
 
 
 async def ledger_totals(ctx: Context) -> list[Ledger]:

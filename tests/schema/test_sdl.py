@@ -41,7 +41,8 @@ FIELDS = {
     "StatementEdge": "cursor:String node:StatementEntry",
     "EventConnection": "edges:EventEdge pageInfo:PageInfo",
     "EventEdge": "cursor:String node:Event",
-    "PageInfo": "hasNextPage:Boolean endCursor:String",
+    "PageInfo": "hasNextPage:Boolean endCursor:String hasPreviousPage:Boolean startCursor:String",
+    "Node": "id:ID",
     "AccountPayload": "account:Account version:Int position:Int",
     "TransferPayload": "transfer:Transfer version:Int position:Int",
     "Error": "message:String",
@@ -66,14 +67,15 @@ OPERATIONS = {
     "Mutation.closeAccount": "input -> AccountResult",
     "Mutation.requestTransfer": "input -> TransferResult",
     "Query.account": "id atVersion asOf consistency -> Account",
-    "Query.accounts": "first after owner consistency -> AccountConnection",
+    "Query.accounts": "first after last before owner consistency -> AccountConnection",
     "Query.transfer": "id consistency -> Transfer",
-    "Query.transfers": "first after status accountId consistency -> TransferConnection",
+    "Query.transfers": "first after last before status accountId consistency -> TransferConnection",
+    "Query.node": "id -> Node",
     "Query.ledger": "consistency -> Ledger",
     "Query.events": "after first streamId types -> EventConnection",
     "Query.accountHistory": "id -> AccountHistoryEntry",
     "Query.projections": " -> ProjectionStatus",
-    "Account.statement": "first after -> StatementConnection",
+    "Account.statement": "first after last before -> StatementConnection",
     "Subscription.events": "after streamId types -> Event",
     "Subscription.accountChanged": "id -> Account",
     "Subscription.transferChanged": "id -> Transfer",
@@ -155,6 +157,14 @@ def test_errors_share_the_interface_and_unions_hold_them() -> None:
         kind = _type(schema, union)
         assert isinstance(kind, GraphQLUnionType)
         assert set(members.split()) <= {member.name for member in kind.types}, union
+
+
+def test_accounts_and_transfers_are_relay_nodes() -> None:
+    schema = _graphql_schema()
+    for name in ("Account", "Transfer"):
+        kind = _type(schema, name)
+        assert isinstance(kind, GraphQLObjectType)
+        assert "Node" in {interface.name for interface in kind.interfaces}, name
 
 
 def test_enums_and_scalars() -> None:
