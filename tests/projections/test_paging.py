@@ -6,7 +6,8 @@ pages forwards with ``first``/``after`` or backwards with ``last``/``before``
 across page boundaries, then both walks see every row exactly once in the
 same order, and ``hasPreviousPage``/``hasNextPage`` say whether rows lie
 beyond each end. On MongoDB the backward query is the forward one with the
-sort reversed and the same bounded limit (served by the index read in reverse).
+sort reversed and the same bounded limit, and the server's plan for it reads
+the index (in reverse), not the collection.
 """
 
 from __future__ import annotations
@@ -176,7 +177,8 @@ async def test_a_backward_page_on_mongodb_is_one_bounded_query_in_reversed_sort(
         mongo_url, event_listeners=[recorder]
     )
     try:
-        documents = MongoDocumentStore(client[f"t_{uuid.uuid4().hex[:12]}"], alias_ttl=0.0)
+        database = client[f"t_{uuid.uuid4().hex[:12]}"]
+        documents = MongoDocumentStore(database, alias_ttl=0.0)
         # Ten rows a second: nx-27017 cannot order them within it, a tie margin covers them.
         many = [
             {
@@ -201,5 +203,15 @@ async def test_a_backward_page_on_mongodb_is_one_bounded_query_in_reversed_sort(
         assert beyond_query["sort"] == {"at": -1, "_id": -1}
         assert beyond_query["limit"] == 1 + TIE_MARGIN
         assert recorder.returned <= 2 * (4 + TIE_MARGIN) + 4
+        for sent in (page_query, beyond_query):
+            explained = await database.command(
+                "explain",
+                {k: sent[k] for k in ("find", "filter", "sort", "limit")},
+                verbosity="queryPlanner",
+            )
+            plan = str(explained["queryPlanner"]["winningPlan"])
+            # nx-27017 shows SQLite's plan ("SEARCH c USING INDEX ..."), MongoDB its stages.
+            assert "USING INDEX" in plan or "IXSCAN" in plan, plan
+            assert "COLLSCAN" not in plan, plan
     finally:
         await client.close()
