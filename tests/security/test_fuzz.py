@@ -8,7 +8,7 @@ response carries ``extensions.code`` and none is ``INTERNAL_SERVER_ERROR``,
 and the server's log reports no fault.
 
 ``make test`` runs a reduced form (``EXAMPLES``); ``make test-slow`` a longer
-one (``SLOW_EXAMPLES``).
+one (``SLOW_EXAMPLES``, each fuzzer bounded by ``SLOW_TIMEOUT``).
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from tests.security.edge_support import server_faults
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES = 25
+EXAMPLES = 20
 SLOW_EXAMPLES = 400
+SLOW_TIMEOUT = 1_800  # seconds per fuzzer in make test-slow (the default per test is 180)
 SDL = (Path(__file__).resolve().parents[2] / "schema" / "schema.graphql").read_text()
 PROTOCOL_CLOSE_CODES = {1000, 4400, 4401, 4403, 4408, 4409, 4429}
 START = {"graphql-transport-ws": "subscribe", "graphql-ws": "start"}
@@ -100,7 +101,7 @@ def _check_socket(server: Server, protocol: str, message: object) -> None:
         ws.send(text)
         try:
             while True:
-                reply = json.loads(ws.recv(timeout=0.5))
+                reply = json.loads(ws.recv(timeout=0.3))
                 for error in _errors_of(reply):
                     assert error.get("extensions", {}).get("code") != "INTERNAL_SERVER_ERROR"
         except TimeoutError:
@@ -166,6 +167,7 @@ def test_fuzz(server: Server, fuzz: Any) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SLOW_TIMEOUT)
 @pytest.mark.parametrize("fuzz", FUZZERS, ids=lambda f: f.__name__)
 def test_fuzz_long(server: Server, fuzz: Any) -> None:
     since = len(server.log())
