@@ -76,6 +76,8 @@ def run(
     log.info("starting with %s", settings.describe())
     if settings.auth_mode == "dev":
         log.warning("AUTH_MODE=dev: every request acts as the admin user 'dev'")
+    if settings.is_production and settings.metrics_token is None:
+        log.warning("METRICS_TOKEN is unset: keep /metrics off the internet (docs/security.md)")
     app = make_app(settings)
     server = BoundedStop(
         uvicorn_config(app, settings),
