@@ -77,13 +77,16 @@ test-slow: $(DEV_STAMP)
 # One after the other (never at once), each in its own venv. A version not found is named and
 # skipped; a failure on one version does not stop the others, and fails the target at the end.
 test-all-pythons:
-	@failed=""; \
+	@failed=""; tested=""; \
 	for version in $(PYTHONS); do \
 	    python=$$(.ci/find-python $$version) || { echo "SKIPPED: Python $$version not found"; continue; }; \
 	    echo "== make test on Python $$version ($$python)"; \
+	    tested="$$tested $$version"; \
 	    $(MAKE) --no-print-directory test PYTHON=$$python || failed="$$failed $$version"; \
 	done; \
-	if [ -n "$$failed" ]; then echo "make test FAILED on Python$$failed"; exit 1; fi
+	if [ -z "$$tested" ]; then echo "FAILED: none of $(PYTHONS) found"; exit 1; fi; \
+	if [ -n "$$failed" ]; then echo "make test FAILED on Python$$failed"; exit 1; fi; \
+	echo "make test passed on Python$$tested"
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.run_all
