@@ -40,6 +40,14 @@ ProjectorFactory = Callable[[str], EventHandler]
 """Makes a projector that writes to the given physical collection."""
 
 
+Progress = Callable[[int], None]
+"""Told the global position a rebuild has projected up to, after each batch."""
+
+
+def _quiet(position: int) -> None:
+    """The default ``Progress``: nothing to report to."""
+
+
 class RebuildError(RuntimeError):
     """The rebuild could not run or lost its lease; the old collection is untouched."""
 
@@ -92,7 +100,8 @@ class Rebuilder:
     def names(self) -> list[str]:
         return list(self._factories)
 
-    async def rebuild(self, name: str) -> RebuildResult:
+    async def rebuild(self, name: str, progress: Progress | None = None) -> RebuildResult:
+        """Rebuild ``name``; ``progress(position)`` is called after each batch written."""
         if name not in self._factories:
             known = ", ".join(self._factories)
             raise RebuildError(f"no read model named {name!r} (read models: {known})")
@@ -103,23 +112,23 @@ class Rebuilder:
         self._lost = False
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(name))
         try:
-            return await self._run(name)
+            return await self._run(name, progress or _quiet)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             await self._finish(name)
 
-    async def _run(self, name: str) -> RebuildResult:
+    async def _run(self, name: str, progress: Progress) -> RebuildResult:
         started = time.monotonic()
         physical = f"{name}__r{now_ms()}"
         await self._docs.drop(physical)
         handler = self._factories[name](physical)
         await handler.prepare()
         await self._checkpoints.mark_rebuilding(name, now_ms())
-        position, events = await self._catch_up(handler, 0)
+        position, events = await self._catch_up(handler, 0, progress)
         await self._take_consumer_lease(name)
-        position, more = await self._catch_up(handler, position)
+        position, more = await self._catch_up(handler, position, progress)
         old = await self._switch(name, position, physical)
         await self._finish(name)
         if old != physical:
@@ -128,7 +137,9 @@ class Rebuilder:
         seconds = time.monotonic() - started
         return RebuildResult(name, position, events + more, seconds, old, physical)
 
-    async def _catch_up(self, handler: EventHandler, position: int) -> tuple[int, int]:
+    async def _catch_up(
+        self, handler: EventHandler, position: int, progress: Progress
+    ) -> tuple[int, int]:
         """Project everything after ``position``; reads run ahead while the handler writes.
 
         Each ``handle_batch`` gets every batch read meanwhile (``ReadAhead``),
@@ -143,6 +154,7 @@ class Rebuilder:
                 await handler.handle_batch(events)
                 position = events[-1].position or position
                 handled += len(events)
+                progress(position)
         return position, handled
 
     async def _switch(self, name: str, position: int, physical: str) -> str:

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, TextIO
@@ -116,17 +117,58 @@ async def _rebuild(parts: Any, args: argparse.Namespace, out: TextIO) -> int:
             f"and a rebuild would send them again. Read models that can be rebuilt: {known}\n"
         )
         return 1
+    progress = None
+    if sys.stderr.isatty():  # a terminal watches; a log file or a pipe gets the result only
+        progress = ProgressLine(sys.stderr, args.name, await parts.events.head_position())
     try:
-        result = await parts.rebuilder.rebuild(args.name)
+        result = await parts.rebuilder.rebuild(args.name, progress)
     except RebuildError as error:
         sys.stderr.write(f"ledger: {error}\n")
         return 1
+    finally:
+        if progress is not None:
+            progress.end()
     out.write(
         f"rebuilt {result.name}: {result.events} events up to position "
         f"{result.position} in {result.seconds:.2f}s "
         f"({result.old_collection} -> {result.new_collection})\n"
     )
     return 0
+
+
+class ProgressLine:
+    """One self-overwriting line: events done of the head, events/s, time left.
+
+    Redrawn at most every ``every`` seconds; ``end`` finishes the line.
+    """
+
+    def __init__(self, stream: TextIO, name: str, head: int, every: float = 0.2) -> None:
+        self._stream, self._name, self._head, self._every = stream, name, max(head, 1), every
+        self._started = time.monotonic()
+        self._drawn = 0.0
+        self._position = 0
+
+    def __call__(self, position: int) -> None:
+        self._position = position
+        now = time.monotonic()
+        if now - self._drawn >= self._every:
+            self._drawn = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        done = min(self._position, self._head)
+        rate = done / max(now - self._started, 1e-6)
+        left = f"{(self._head - done) / rate:,.0f}s left" if rate > 0 else "time left unknown"
+        self._stream.write(
+            f"\rrebuilding {self._name}: {done:,} of {self._head:,} events "
+            f"({done * 100 // self._head}%), {rate:,.0f} events/s, {left}  "
+        )
+        self._stream.flush()
+
+    def end(self) -> None:
+        self._draw(time.monotonic())
+        self._stream.write("\n")
+        self._stream.flush()
 
 
 async def _retry(parts: Any, args: argparse.Namespace, out: TextIO) -> int:

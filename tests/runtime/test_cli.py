@@ -8,9 +8,12 @@ processes, the way an operator runs them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
+import os
+import pty
 import socket
 import subprocess
 import sys
@@ -232,16 +235,48 @@ def test_serve_on_a_busy_port_says_so_before_starting(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()  # nothing started, not even the database
 
 
-def test_an_unreachable_database_is_one_line_not_a_traceback(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_an_unreachable_database_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    monkeypatch.setenv("MONGODB_URL", f"mongodb://olga:hunter2@127.0.0.1:{port}/")
-    monkeypatch.setenv("MONGODB_CONNECT_TIMEOUT_SECONDS", "0.5")
-    monkeypatch.chdir(tmp_path)
-    assert main(["projections", "status"], io.StringIO()) == 1
-    err = capsys.readouterr().err
-    assert f"ledger: cannot reach MongoDB at 127.0.0.1:{port} after waiting" in err
-    assert "hunter2" not in err
+    env = {
+        "MONGODB_URL": f"mongodb://olga:hunter2@127.0.0.1:{port}/",
+        "MONGODB_CONNECT_TIMEOUT_SECONDS": "0.5",
+    }
+    done = run_cli("projections", "status", env=env, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"ledger: cannot reach MongoDB at 127.0.0.1:{port} after waiting")
+    assert done.stderr.count("\n") == 1
+    assert "hunter2" not in done.stderr
+
+
+def test_rebuild_shows_progress_on_a_terminal_only(
+    db_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run("seed", "--wait", "0")
+    capsys.readouterr()
+    _run("projections", "rebuild", "accounts")
+    assert "rebuilding" not in capsys.readouterr().err  # not a terminal: quiet
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "runtime", "projections", "rebuild", "accounts"],
+            cwd=tmp_path, env=clean_env(PYTHONPATH=str(ROOT), **db_env),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=follower,
+            text=True, timeout=60,
+        )  # fmt: skip
+        os.close(follower)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once everything written was read
+            while chunk := os.read(leader, 4096):
+                shown += chunk
+    finally:
+        os.close(leader)
+    assert done.returncode == 0
+    assert "rebuilt accounts:" in done.stdout
+    line = shown.decode().replace("\r\n", "\n").split("\r")[-1]
+    assert line.startswith("rebuilding accounts: "), shown
+    assert "of " in line
+    assert "(100%)" in line
+    assert "events/s" in line
