@@ -5,8 +5,8 @@ document records the stream version (or global position) it reflects, and an
 update only lands when the stored guard value is lower. A redelivered event is
 therefore a no-op. On MongoDB a guarded upsert whose guard does not match turns
 into an insert that collides on ``_id`` (duplicate key 11000); the embedded
-nx-27017 may instead write nothing. Both mean "already applied" (DESIGN.md
-sections 3 and 8).
+nx-27017 may instead write nothing. Both mean "already applied"
+(docs/architecture.md, sections 3 and 6).
 
 Rebuilds write into a fresh *physical* collection and then point the
 *logical* name at it (``swap``): collection renames are not available on every

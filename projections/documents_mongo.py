@@ -1,7 +1,8 @@
 """The ``DocumentStore`` on a PyMongo async database (works on nx-27017 and MongoDB).
 
 Only single-document writes, unique ``_id`` collisions, equality/range filters,
-sort and limit are used (DESIGN.md section 8). No transactions, no renames.
+sort and limit are used: what nx-27017 and MongoDB both serve (docs/architecture.md,
+section 6). No transactions, no renames.
 """
 
 from __future__ import annotations

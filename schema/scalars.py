@@ -61,7 +61,11 @@ def parse_datetime(value: Any) -> datetime:
 
 
 def to_datetime(value: datetime | str | int) -> datetime:
-    """Read-model times arrive as ISO strings or epoch ms ints (DESIGN.md section 8)."""
+    """Read-model times arrive as ISO strings or epoch ms ints.
+
+    Times written by update operators come back as strings on nx-27017, so
+    read models store them as ISO strings or epoch milliseconds.
+    """
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     if isinstance(value, int):

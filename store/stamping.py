@@ -23,7 +23,8 @@ onto the commits in ``events``, where readers see them.
   ever written), so a pass that died between claiming and copying is finished
   by the next one. ``events.position`` keeps its unique index as a safety net.
 
-On a sharded cluster ``positions`` stays unsharded (DESIGN.md section 6).
+On a sharded cluster ``events`` is sharded by ``stream_id`` and ``positions`` stays
+unsharded, keeping the unique position guarantee (docs/architecture.md, section 5).
 """
 
 from __future__ import annotations

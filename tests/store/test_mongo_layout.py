@@ -1,4 +1,4 @@
-"""The ``events`` documents and indexes are exactly what DESIGN.md section 2 describes."""
+"""The ``events`` documents and indexes are exactly those docs/architecture.md section 2 shows."""
 
 from __future__ import annotations
 
