@@ -104,6 +104,7 @@ async def mongo_stores(database: AsyncDatabase[dict[str, Any]]) -> Stores:
 
 
 def memory_stores() -> Stores:
+    events = InMemoryEventStore()
     return Stores(
         events,
         InMemorySnapshotStore(),
@@ -112,7 +113,6 @@ def memory_stores() -> Stores:
         InMemoryDocumentStore(),
     )
 
-    events = InMemoryEventStore()
 
 async def open_stores(
     settings: Settings, stack: AsyncExitStack, health: Health
