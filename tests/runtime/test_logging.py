@@ -6,10 +6,13 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
 from runtime.logging import REDACTED, bind, configure_logging, redact
+from tests.runtime.processes import running_server
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 
@@ -107,3 +110,40 @@ def test_text_format_shows_ids_readably() -> None:
     assert "[req=r-9 cmd=c-9]" in line
     assert line.endswith("hello")
     assert not line.startswith("{")
+
+
+@pytest.mark.e2e
+def test_a_real_deposit_logs_its_request_command_and_correlation_ids(tmp_path: Path) -> None:
+    """What docs/architecture.md says each line carries, read off a real server's JSON log."""
+    env = {"LOG_FORMAT": "json", "LOG_LEVEL": "DEBUG"}
+    with running_server(tmp_path, env) as server:
+        opened = httpx.post(server.http, json={"query": OPEN}).json()
+        account = opened["data"]["openAccount"]["account"]["id"]
+        variables = {"id": account, "key": "log-key-1"}
+        response = httpx.post(
+            server.http,
+            json={"query": DEPOSIT, "variables": variables},
+            headers={"X-Request-ID": "req-log-1"},
+        )
+        assert response.json()["data"]["deposit"]["__typename"] == "AccountPayload"
+        log = server.log()
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert lines, log
+    for line in lines:
+        assert {"time", "level", "logger", "message"} <= set(line)
+    ours = [line for line in lines if line.get("request_id") == "req-log-1"]
+    assert any(line["logger"] == "uvicorn.access" for line in ours), ours
+    command = [line for line in ours if line["message"].startswith("command Deposit ok")]
+    assert len(command) == 1, ours
+    assert "log-key-1" in command[0]["command_id"]
+    assert command[0]["correlation_id"]
+
+
+OPEN = (
+    'mutation { openAccount(input: {owner: "lena", currency: "EUR"}) '
+    "{ __typename ... on AccountPayload { account { id } } } }"
+)
+DEPOSIT = (
+    "mutation($id: ID!, $key: String) { deposit(input: "
+    '{accountId: $id, amount: "1.00", commandId: $key}) { __typename } }'
+)
