@@ -17,7 +17,6 @@ from datetime import datetime
 from store.notifier import HeadNotifier
 from store.protocol import (
     AppendResult,
-    CommandRejection,
     CommandRecord,
     CommitMetadata,
     ConcurrencyError,
