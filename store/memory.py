@@ -18,6 +18,7 @@ from store.notifier import HeadNotifier
 from store.protocol import (
     AppendResult,
     CommandRecord,
+    CommandRejection,
     CommitMetadata,
     ConcurrencyError,
     DuplicateCommandError,
