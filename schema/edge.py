@@ -51,6 +51,7 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
+from starlette.websockets import WebSocketDisconnected as SendAfterClose
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import ParserCache
@@ -238,7 +239,9 @@ class SafeParserCache(ParserCache):
 
 # -- WebSocket handlers --------------------------------------------------------------
 
-_CLIENT_GONE = (WebSocketDisconnected, WebSocketDisconnect, ClientDisconnected)
+# strawberry's, Starlette's (receive, and a send after the close) and uvicorn's
+# ways of saying that the client is gone.
+_CLIENT_GONE = (WebSocketDisconnected, WebSocketDisconnect, SendAfterClose, ClientDisconnected)
 
 
 def _log_task_failure(error: BaseException) -> None:

@@ -11,10 +11,13 @@ no error.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from runtime.embedded import EmbeddedMongo
 from tests.e2e.server import Server, running_server
@@ -153,3 +156,21 @@ async def test_queries_and_mutations_work_over_both_protocols(
     assert data["m"]["openAccount"]["__typename"] == "AccountPayload"
     completed = {m["id"] for m in received if m["type"] == "complete"}
     assert completed == {"q", "m"}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_clean_close_with_live_subscriptions_logs_no_error(
+    server: Server, protocol: str
+) -> None:
+    """Closing the socket cancels its subscriptions; their last sends find it closed."""
+    since = len(server.log())
+    for _ in range(5):
+        async with connect(server.ws, subprotocols=[Subprotocol(protocol)]) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            for op_id in ("1", "2", "3"):
+                start = {"type": START[protocol], "id": op_id, "payload": {"query": SUBSCRIPTION}}
+                await ws.send(json.dumps(start))
+            await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)  # the server notices and ends the operations
+    assert server_faults(server, since) == []
