@@ -47,7 +47,7 @@ from projections.rebuild import Rebuilder
 from projections.status import StatusReporter
 from projections.transfer_manager import retry_parked
 from projections.waiting import ReadYourWrites
-from runtime import graphiql, serving
+from runtime import graphiql, serving, tracing
 from runtime.api_settings import auth_from, limits_from, persisted_from
 from runtime.asgi import LateApp, service_app
 from runtime.components import Components, Monitoring, Stores
@@ -132,6 +132,7 @@ def consumers(settings: Settings, parts: Components, owner: str) -> ConsumerGrou
     handlers = standard_handlers(
         parts.stores.documents, parts.events, sender=parts.service, hub=parts.hub, registry=EVENTS
     )
+    handlers = tracing.traced_handlers(handlers)  # unchanged while tracing is off
     consumer_settings = ConsumerSettings(
         poll_interval=settings.poll_interval_seconds, lease_ttl=settings.lease_ttl_seconds
     )
@@ -152,7 +153,9 @@ async def start_sequencer(parts: Components, stack: AsyncExitStack, monitoring: 
     if not isinstance(store, MongoEventStore):
         return
     settings = parts.settings
-    sequencer = Sequencer(store, parts.stores.leases, lease_ttl=settings.lease_ttl_seconds)
+    sequencer = Sequencer(
+        tracing.traced_sequencing(store), parts.stores.leases, lease_ttl=settings.lease_ttl_seconds
+    )
     # stop() lets it finish its pass, then it releases the lease
     task = enter_background_task(
         stack, "sequencer", sequencer.run, sequencer.stop, settings.shutdown_timeout_seconds
@@ -185,6 +188,7 @@ async def start_live(parts: Components, stack: AsyncExitStack) -> None:
         progress=parts.progress,
         poll_interval=min(parts.settings.poll_interval_seconds, 0.1),
     )
+    tracing.watch_pushes(live.feed, parts.hub)
     await live.start()
     stack.push_async_callback(live.stop)
     parts.live = live
@@ -216,6 +220,7 @@ def graphql_app(parts: Components, metrics: Metrics) -> Any:
     persisted = persisted_from(settings)
     extensions: list[ExtensionFactory] = [
         operation_metrics(metrics, names),
+        *([tracing.OperationSpans] if tracing.enabled() else []),
         *persisted_extensions(persisted),
     ]
     schema = build_schema(context.limits, extensions=extensions)
@@ -241,6 +246,8 @@ async def core_components(
 ) -> Components:
     """The stores, the (instrumented) Application Service and what reads the stores."""
     set_clock_skew(settings.clock_skew_seconds)  # 0 outside tests of disagreeing clocks
+    if not tracing.enabled() and tracing.configure():  # OTEL_* (runtime/tracing.py)
+        stack.callback(tracing.shutdown)
     database, stores = await open_stores(settings, stack, health)
     events = InstrumentedEventStore(stores.events, metrics)
     service = ApplicationService(
@@ -248,7 +255,7 @@ async def core_components(
         stores.snapshots,
         stores.command_log,
         EVENTS,
-        DECIDERS,
+        tracing.traced_deciders(DECIDERS),
         snapshot_every=settings.snapshot_every,
     )
     stack.push_async_callback(service.close)

@@ -19,6 +19,7 @@ def metadata_of(context: CommandContext, fingerprint: str | None = None) -> Comm
         causation_id=context.causation_id,
         actor=context.actor,
         fingerprint=fingerprint,
+        traceparent=context.traceparent,
     )
 
 

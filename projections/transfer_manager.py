@@ -99,11 +99,13 @@ def is_rejection(error: DomainError) -> bool:
 class _Cause:
     """The event a step reacts to: what every command of the step is derived from."""
 
-    __slots__ = ("event_id", "transfer_id")
+    __slots__ = ("event_id", "traceparent", "transfer_id")
 
     def __init__(self, event: RecordedEvent, transfer_id: str) -> None:
         self.event_id = event.event_id
         self.transfer_id = transfer_id
+        # The step's commands continue the trace of the request behind the event.
+        self.traceparent = event.metadata.traceparent
 
 
 Step = Callable[["TransferManager", _Cause, dict[str, Any]], Awaitable[None]]
@@ -224,6 +226,7 @@ class TransferManager:
             correlation_id=cause.transfer_id,
             causation_id=cause.event_id,
             actor=self._actor,
+            traceparent=cause.traceparent,
         )
         try:
             await self._sender.handle(command, context)

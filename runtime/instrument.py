@@ -10,11 +10,18 @@
 
 The ASGI middleware (request ids, body limit, WebSocket counts) is in
 ``runtime/middleware.py``.
+
+While tracing is on (``runtime.tracing``) both proxies also make spans: the
+command (``command <Type>``), the event reads that load its stream (``load``)
+and the append (``append``), whose ``traceparent`` is the one stored in the
+commit metadata. While it is off they only copy the request's well-formed
+``traceparent`` into the command's context.
 """
 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,7 +29,9 @@ from typing import Any
 
 from strawberry.extensions import SchemaExtension
 
+from application.context import CommandContext
 from domain.aggregate import DomainError
+from runtime import tracing
 from runtime.forwarding import NO_METADATA, ForwardingEventStore
 from runtime.logging import bind
 from runtime.metrics import Children, Metrics, operation_label
@@ -32,6 +41,7 @@ from store.protocol import (
     ConcurrencyError,
     EventStore,
     NewEvent,
+    RecordedEvent,
 )
 
 log = logging.getLogger(__name__)
@@ -57,6 +67,33 @@ class InstrumentedEventStore(ForwardingEventStore):
         expected_version: int,
         events: Sequence[NewEvent],
         metadata: CommitMetadata = NO_METADATA,
+    ) -> AppendResult:
+        if not tracing.enabled():
+            return await self._append(stream_id, stream_type, expected_version, events, metadata)
+        attributes: dict[str, str | int] = {
+            "ledger.stream_type": stream_type,
+            "ledger.events": len(events),
+        }
+        with tracing.span("append", attributes=attributes):
+            # Consumers in any process continue the trace from this span.
+            metadata = dataclasses.replace(metadata, traceparent=tracing.current_traceparent())
+            return await self._append(stream_id, stream_type, expected_version, events, metadata)
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        if not tracing.enabled():
+            return await self.inner.read_stream(stream_id, from_version, to_version)
+        with tracing.span("load", attributes={"ledger.from_version": from_version}):
+            return await self.inner.read_stream(stream_id, from_version, to_version)
+
+    async def _append(
+        self,
+        stream_id: str,
+        stream_type: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        metadata: CommitMetadata,
     ) -> AppendResult:
         started = time.perf_counter()
         try:
@@ -87,6 +124,13 @@ class InstrumentedService:
         self._commands = Children(metrics.commands)
 
     async def handle(self, command: object, context: Any = None) -> Any:
+        if not tracing.enabled():
+            return await self._handle(command, _with_traceparent(context))
+        traceparent = getattr(context, "traceparent", None)
+        with tracing.span(f"command {type(command).__name__}", traceparent=traceparent):
+            return await self._handle(command, _with_traceparent(context))
+
+    async def _handle(self, command: object, context: Any) -> Any:
         kind = type(command).__name__
         counter = [0]
         token = _conflicts.set(counter)
@@ -122,6 +166,24 @@ class InstrumentedService:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+def _with_traceparent(context: Any) -> Any:
+    """``context`` carrying the current trace (tracing on) or the request's ``traceparent``.
+
+    A context that carries one already keeps it (a process manager's command
+    continues its event's trace); other kinds of context are left alone.
+    """
+    if context is not None and not isinstance(context, CommandContext):
+        return context
+    if context is not None and context.traceparent is not None and not tracing.enabled():
+        return context
+    traceparent = tracing.current_traceparent()
+    if traceparent is None:
+        return context
+    if context is None:
+        return CommandContext(traceparent=traceparent)
+    return dataclasses.replace(context, traceparent=traceparent)
 
 
 def operation_metrics(metrics: Metrics, names: Iterable[str] = ()) -> type[SchemaExtension]:

@@ -9,6 +9,9 @@ buffers a streamed response.
 - HTTP bodies larger than ``max_body_bytes`` get 413 before the app reads them
   (by ``Content-Length``, or while streaming when it is absent). A client that
   leaves before its body is complete is logged at INFO and counted as 4xx.
+- The request's W3C ``traceparent`` starts its trace (``runtime.tracing``: a
+  server span while tracing is on; else, when well formed, it is kept for the
+  commits the request causes). A malformed one is ignored.
 - WebSocket connections are counted, and so are subscriptions, by watching the
   GraphQL-over-WebSocket messages of both protocols (``subscribe``/``start``
   opens one, ``complete``/``stop``/``error`` or the socket's end closes it).
@@ -25,6 +28,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from application.ids import random_hex
+from runtime import tracing
 from runtime.logging import bind, request_id_var
 from runtime.metrics import Children, Metrics
 
@@ -54,10 +58,12 @@ def _usable_request_id(value: bytes) -> str | None:
     return text if _REQUEST_ID.match(text) else None
 
 
-def _scan_headers(scope: Scope) -> tuple[str, int | None]:
-    """The request id to use and the declared ``Content-Length`` (None if absent), in one pass."""
+def _scan_headers(scope: Scope) -> tuple[str, int | None, bytes | None]:
+    """The request id to use, the declared ``Content-Length`` (None if absent) and the
+    raw ``traceparent`` header (None if absent), in one pass."""
     request_id: str | None = None
     length: int | None = None
+    traceparent: bytes | None = None
     for name, value in scope.get("headers", ()):
         if name == b"content-length" and length is None:
             try:
@@ -66,7 +72,9 @@ def _scan_headers(scope: Scope) -> tuple[str, int | None]:
                 length = 0
         elif name == b"x-request-id" and request_id is None:
             request_id = _usable_request_id(value)
-    return request_id or random_hex(), length
+        elif name == b"traceparent" and traceparent is None:
+            traceparent = value
+    return request_id or random_hex(), length, traceparent
 
 
 class _ResponseStart:
@@ -104,9 +112,10 @@ class RuntimeMiddleware:
             await self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id, declared = _scan_headers(scope)
+        request_id, declared, traceparent = _scan_headers(scope)
         response = _ResponseStart(send, request_id.encode())
         token = request_id_var.set(request_id)
+        trace = tracing.request(scope, traceparent)
         try:
             if declared is not None and declared > self.max_body_bytes:
                 await _too_large(response.send)
@@ -125,6 +134,8 @@ class RuntimeMiddleware:
             log.info("the client disconnected before sending its whole request")
             response.status = response.status or CLIENT_CLOSED_REQUEST
         finally:
+            if trace is not None:
+                trace.end(response.status or 500)
             request_id_var.reset(token)
             group = _path_group(scope.get("path", ""))
             self._requests(group, f"{response.status // 100 or 5}xx").inc()

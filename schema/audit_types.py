@@ -7,6 +7,7 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
+from application.context import trace_id_of
 from projections.status import ConsumerStatus
 from store.protocol import RecordedEvent
 
@@ -17,6 +18,12 @@ class EventMetadata:
     correlation_id: str | None
     causation_id: str | None
     actor: str | None
+    trace_id: str | None = strawberry.field(
+        description=(
+            "The W3C trace id (32 hex digits) of the request that caused the commit; "
+            "null when it carried none."
+        )
+    )
 
 
 @strawberry.type(description="One stored event (the audit log).")
@@ -50,6 +57,7 @@ class Event:
                 correlation_id=meta.correlation_id,
                 causation_id=meta.causation_id,
                 actor=meta.actor,
+                trace_id=trace_id_of(meta.traceparent),
             ),
         )
 

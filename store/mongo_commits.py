@@ -62,7 +62,7 @@ def commit_document(
     recorded_at: datetime,
     pending: int,
 ) -> Document:
-    """A new, unsequenced commit document (``metadata.fingerprint`` only when given)."""
+    """A new, unsequenced commit document (``fingerprint``, ``traceparent`` only when given)."""
     doc: Document = {
         "_id": commit_id(stream_id, version),
         "stream_id": stream_id,
@@ -88,6 +88,8 @@ def commit_document(
     }
     if metadata.fingerprint is not None:
         doc["metadata"]["fingerprint"] = metadata.fingerprint
+    if metadata.traceparent is not None:
+        doc["metadata"]["traceparent"] = metadata.traceparent
     return doc
 
 
@@ -161,6 +163,7 @@ def recorded_events(doc: Document) -> tuple[RecordedEvent, ...]:
         causation_id=meta.get("causation_id"),
         actor=meta.get("actor"),
         fingerprint=meta.get("fingerprint"),
+        traceparent=meta.get("traceparent"),
     )
     stream_id, stream_type = doc["stream_id"], doc["stream_type"]
     first_version = int(doc["version"])

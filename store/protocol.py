@@ -32,6 +32,10 @@ class CommitMetadata:
     target stream and canonical fields, ``application.fingerprint``): a repeat
     of the id is only answered with this commit if its fingerprint matches.
     Commits written before fingerprints existed have None.
+
+    ``traceparent`` is the W3C trace context of the request (or event) that
+    caused the commit, a 55-character string; None when there was none, and
+    for commits written before it was recorded.
     """
 
     command_id: str | None = None
@@ -39,6 +43,7 @@ class CommitMetadata:
     causation_id: str | None = None
     actor: str | None = None
     fingerprint: str | None = None
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,21 @@ async def test_append_creates_stream_and_reads_back(backend: Backend) -> None:
     assert result.events[0].recorded_at == first.recorded_at
 
 
+async def test_a_commits_traceparent_reads_back_and_older_commits_have_none(
+    backend: Backend,
+) -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    await backend.store.append("s-1", "thing", 0, [ev(1)], CommitMetadata(command_id="c1"))
+    traced = CommitMetadata(command_id="c2", traceparent=traceparent)
+    await backend.store.append("s-1", "thing", 1, [ev(2), ev(3)], traced)
+    await backend.store.sequence()
+    for events in (await backend.store.read_stream("s-1"), await backend.store.read_all(0)):
+        assert [e.metadata.traceparent for e in events] == [None, traceparent, traceparent]
+    found = await backend.store.find_command("c2")
+    assert found is not None
+    assert found.events[0].metadata == traced
+
+
 async def test_data_round_trips_plain_values(backend: Backend) -> None:
     data = {"s": "zürich ✓", "i": 10**15, "neg": -5, "b": True, "none": None, "l": [1, "a"]}
     nested = {"inner": {"k": [{"x": 1}]}, **data}

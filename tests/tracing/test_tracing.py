@@ -1,0 +1,279 @@
+"""Tracing across the asynchronous path (``runtime/tracing.py``).
+
+The app is served in-process by uvicorn (on the in-memory store) with tracing
+turned on through the test hook ``tracing.configure(exporter=...)``: the SDK's
+in-memory span exporter. One deposit, sent with a client ``traceparent`` while
+a subscriber watches the account, must yield one connected trace holding the
+request, the append, the projection and the push, and the stored commit must
+carry it. The same path with tracing off stores the client's traceparent only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+import websockets
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from websockets.typing import Subprotocol
+
+from application.context import trace_id_of, valid_traceparent
+from runtime import tracing
+from runtime.embedded import free_port
+from runtime.settings import load_settings
+from server import create_app
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+CLIENT_SPAN = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{CLIENT_SPAN}-01"
+OPEN = 'mutation { openAccount(input: {owner: "ana", currency: "EUR"}) { ... on AccountPayload { account { id } } } }'  # noqa: E501
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on, into the SDK's in-memory exporter, for this test only."""
+    assert not tracing.enabled()
+    exporter = InMemorySpanExporter()
+    assert tracing.configure(environ={}, exporter=exporter)
+    try:
+        yield exporter
+    finally:
+        tracing.shutdown()
+
+
+async def _serve() -> AsyncIterator[httpx.AsyncClient]:
+    settings = load_settings(None, store="memory", port=free_port())
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port,
+                            log_config=None, lifespan="on")  # fmt: skip
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}") as http:
+            yield http
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+@pytest.fixture
+async def traced(spans: InMemorySpanExporter) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in _serve():
+        yield client
+
+
+@pytest.fixture
+async def untraced() -> AsyncIterator[httpx.AsyncClient]:
+    assert not tracing.enabled()
+    async for client in _serve():
+        yield client
+
+
+async def _graphql(
+    client: httpx.AsyncClient, query: str, headers: dict[str, str] | None = None
+) -> Any:
+    response = await client.post("/graphql", json={"query": query}, headers=headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+async def _open(client: httpx.AsyncClient) -> str:
+    return str((await _graphql(client, OPEN))["openAccount"]["account"]["id"])
+
+
+def _deposit(account: str) -> str:
+    return (
+        f'mutation {{ deposit(input: {{accountId: "{account}", amount: "5.00"}}) '
+        "{ ... on AccountPayload { account { version } } } }"
+    )
+
+
+async def _stored_trace_ids(client: httpx.AsyncClient, account: str) -> list[str | None]:
+    query = f'{{ accountHistory(id: "{account}") {{ event {{ metadata {{ traceId }} }} }} }}'
+    history = (await _graphql(client, query))["accountHistory"]
+    return [entry["event"]["metadata"]["traceId"] for entry in history]
+
+
+async def _finished(
+    exporter: InMemorySpanExporter, trace_id: int, names: set[str]
+) -> list[ReadableSpan]:
+    """The trace's spans once every one of ``names`` has ended (bounded wait)."""
+    found: list[ReadableSpan] = []
+    for _ in range(100):
+        found = [s for s in exporter.get_finished_spans() if _trace(s) == trace_id]
+        if names <= {s.name for s in found}:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"missing {names - {s.name for s in found}} in {found}")
+
+
+def _trace(span: ReadableSpan) -> int:
+    assert span.context is not None
+    return int(span.context.trace_id)
+
+
+def _id(span: ReadableSpan) -> int:
+    assert span.context is not None
+    return int(span.context.span_id)
+
+
+def _one(spans: Sequence[ReadableSpan], name: str) -> ReadableSpan:
+    matching = [s for s in spans if s.name == name]
+    assert len(matching) == 1, [s.name for s in spans]
+    return matching[0]
+
+
+def _ancestors(span: ReadableSpan, spans: Sequence[ReadableSpan]) -> list[str]:
+    """Names from ``span``'s parent up to the trace's root in ``spans``."""
+    by_id = {_id(s): s for s in spans}
+    names: list[str] = []
+    parent = span.parent
+    while parent is not None and parent.span_id in by_id:
+        found = by_id[parent.span_id]
+        names.append(found.name)
+        parent = found.parent
+    return names
+
+
+async def test_one_deposit_is_one_trace_from_the_request_to_the_subscribers_push(
+    traced: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    account = await _open(traced)
+    url = str(traced.base_url).replace("http", "ws") + "/graphql"
+    async with websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        query = f'subscription {{ accountChanged(id: "{account}") {{ version }} }}'
+        await ws.send(json.dumps({"id": "a", "type": "subscribe", "payload": {"query": query}}))
+        first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert first["payload"]["data"]["accountChanged"]["version"] == 1
+
+        deposited = await _graphql(traced, _deposit(account), {"traceparent": TRACEPARENT})
+        assert deposited["deposit"]["account"]["version"] == 2
+        pushed = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert pushed["payload"]["data"]["accountChanged"]["version"] == 2
+
+    names = {"POST /graphql", "graphql.mutation", "command Deposit", "decide", "append",
+             "consume accounts", "consume account_statement", "push account"}  # fmt: skip
+    trace = await _finished(spans, int(TRACE_ID, 16), names)
+    request = _one(trace, "POST /graphql")
+    assert request.kind is SpanKind.SERVER
+    assert request.parent is not None
+    assert request.parent.is_remote
+    assert request.parent.span_id == int(CLIENT_SPAN, 16)  # the client's span
+    # Connected: every other span's parent is in the trace, and the chain reaches the request.
+    ids = {_id(s) for s in trace}
+    for span in trace:
+        if span is not request:
+            assert span.parent is not None, span.name
+            assert span.parent.span_id in ids, span.name
+    append = _one(trace, "append")
+    assert _ancestors(append, trace) == ["command Deposit", "graphql.mutation", "POST /graphql"]
+    # Projection and push continue from the traceparent stored with the commit: the append's.
+    projected = _one(trace, "consume accounts")
+    assert projected.kind is SpanKind.CONSUMER
+    assert projected.parent is not None
+    assert projected.parent.span_id == _id(append)
+    push = _one(trace, "push account")
+    assert push.parent is not None
+    assert push.parent.span_id == _id(append)
+    assert push.attributes is not None
+    assert push.attributes["ledger.subscribers"] == 1
+
+    assert await _stored_trace_ids(traced, account) == [_trace_hex(_first_trace(spans)), TRACE_ID]
+
+
+def _first_trace(exporter: InMemorySpanExporter) -> int:
+    """The trace of the first command (the account's opening), started by the server."""
+    opened = [s for s in exporter.get_finished_spans() if s.name == "command OpenAccount"]
+    return _trace(opened[0])
+
+
+def _trace_hex(trace_id: int) -> str:
+    return f"{trace_id:032x}"
+
+
+async def test_a_malformed_traceparent_is_ignored_and_the_request_starts_a_trace(
+    traced: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    account = await _open(traced)
+    bad = f"00-{TRACE_ID.upper()}-{CLIENT_SPAN}-01"
+    deposited = await _graphql(traced, _deposit(account), {"traceparent": bad})
+    assert deposited["deposit"]["account"]["version"] == 2
+    stored = (await _stored_trace_ids(traced, account))[-1]
+    assert stored is not None
+    assert stored != TRACE_ID.lower()
+    trace = await _finished(spans, int(stored, 16), {"POST /graphql", "append"})
+    assert _one(trace, "POST /graphql").parent is None
+
+
+async def test_without_tracing_the_requests_traceparent_is_stored_as_sent(
+    untraced: httpx.AsyncClient,
+) -> None:
+    account = await _open(untraced)
+    await _graphql(untraced, _deposit(account), {"traceparent": TRACEPARENT})
+    await _graphql(untraced, _deposit(account), {"traceparent": "00-" + "0" * 32 + "-x-01"})
+    await _graphql(untraced, _deposit(account), {"traceparent": TRACEPARENT + "-more"})
+    assert await _stored_trace_ids(untraced, account) == [None, TRACE_ID, None, None]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        TRACEPARENT.upper(),
+        TRACEPARENT[:-1],
+        TRACEPARENT + "0",
+        "ff" + TRACEPARENT[2:],
+        f"00-{'0' * 32}-{CLIENT_SPAN}-01",
+        f"00-{TRACE_ID}-{'0' * 16}-01",
+        f"00_{TRACE_ID}-{CLIENT_SPAN}-01",
+        "x" * 10_000,
+    ],
+)
+def test_malformed_traceparents_are_refused(value: str) -> None:
+    assert valid_traceparent(value) is None
+    assert trace_id_of(value) is None
+
+
+def test_well_formed_traceparents_name_their_trace() -> None:
+    assert valid_traceparent(TRACEPARENT) == TRACEPARENT
+    assert trace_id_of(TRACEPARENT) == TRACE_ID
+    assert trace_id_of(None) is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "on"),
+    [
+        ({}, False),
+        ({"OTEL_TRACES_EXPORTER": "none"}, False),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, True),
+        ({"OTEL_TRACES_EXPORTER": "console"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SDK_DISABLED": "true"},
+         False),
+    ],
+)  # fmt: skip
+def test_tracing_is_on_only_when_the_environment_names_an_exporter(
+    environ: dict[str, str], on: bool
+) -> None:
+    assert tracing.wanted(environ) is on
+    assert not tracing.enabled()
+    try:
+        assert tracing.configure(environ) is on
+        assert tracing.enabled() is on
+    finally:
+        tracing.shutdown()
