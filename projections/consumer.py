@@ -179,7 +179,14 @@ class Consumer:
             await self._idle_wait()
 
     async def step(self) -> bool:
-        """Handle the next batch, if any; return whether there was one."""
+        """Handle the next batch, if any, as the lease holder; return whether there was one.
+
+        Takes (or renews) the lease first, like a cycle of the loop: without
+        it, checkpoint writes would not be fenced by an epoch of this instance.
+        False when another instance holds the lease or the consumer is paused.
+        """
+        if not await self._ensure_lease():
+            return False
         return await self._next_batch() > 0
 
     async def _next_batch(self) -> int:
