@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -265,3 +268,45 @@ def test_tracing_is_on_only_when_the_environment_names_an_exporter(
         assert tracing.enabled() is on
     finally:
         tracing.shutdown()
+
+
+WITHOUT_THE_PACKAGE = f"""
+import sys
+
+
+class NoOpenTelemetry:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "opentelemetry":
+            raise ImportError(name)
+
+
+sys.meta_path.insert(0, NoOpenTelemetry())
+import server  # the whole wiring imports
+from runtime import tracing
+
+assert not tracing.AVAILABLE
+assert not tracing.configure({{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}})
+assert not tracing.enabled()
+handlers = [object()]
+assert tracing.traced_handlers(handlers) == handlers
+assert tracing.request({{}}, None) is None
+request = tracing.request({{}}, b"{TRACEPARENT}")
+assert tracing.current_traceparent() == "{TRACEPARENT}"
+request.end(200)
+assert tracing.current_traceparent() is None
+print("off")
+"""
+
+
+def test_without_the_package_tracing_is_off_and_only_the_header_is_kept() -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_THE_PACKAGE],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "off"
