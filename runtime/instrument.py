@@ -39,12 +39,17 @@ from store.protocol import (
     AppendResult,
     CommitMetadata,
     ConcurrencyError,
+    DuplicateCommandError,
     EventStore,
     NewEvent,
     RecordedEvent,
 )
 
 log = logging.getLogger(__name__)
+
+# What an append may answer without anything being wrong: a rival won the version
+# (retried), or a copy of the command recorded its outcome first.
+_APPEND_OUTCOMES = (ConcurrencyError, DuplicateCommandError)
 
 # Conflicts met by the command running in this task (None outside a command).
 _conflicts: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
@@ -74,7 +79,7 @@ class InstrumentedEventStore(ForwardingEventStore):
             "ledger.stream_type": stream_type,
             "ledger.events": len(events),
         }
-        with tracing.span("append", attributes=attributes):
+        with tracing.span("append", attributes=attributes, expected=_APPEND_OUTCOMES):
             # Consumers in any process continue the trace from this span.
             metadata = dataclasses.replace(metadata, traceparent=tracing.current_traceparent())
             return await self._append(stream_id, stream_type, expected_version, events, metadata)
@@ -127,7 +132,8 @@ class InstrumentedService:
         if not tracing.enabled():
             return await self._handle(command, _with_traceparent(context))
         traceparent = getattr(context, "traceparent", None)
-        with tracing.span(f"command {type(command).__name__}", traceparent=traceparent):
+        name = f"command {type(command).__name__}"
+        with tracing.span(name, traceparent=traceparent, expected=(DomainError,)):
             return await self._handle(command, _with_traceparent(context))
 
     async def _handle(self, command: object, context: Any) -> Any:

@@ -189,11 +189,14 @@ def span(
     *,
     traceparent: str | None = None,
     attributes: Mapping[str, str | int] | None = None,
+    expected: tuple[type[Exception], ...] = (),
 ) -> Iterator[Span | None]:
     """A current span named ``name`` (None while tracing is off).
 
     Its parent is the current span; without one, ``traceparent`` (a stored trace
-    context) when given; else it starts a trace.
+    context) when given; else it starts a trace. An exception of an ``expected``
+    type (a domain rejection, a version conflict that is retried) is named in
+    the ``ledger.outcome`` attribute; any other marks the span as failed.
     """
     tracer = _tracer
     if tracer is None:
@@ -202,8 +205,26 @@ def span(
     parent = None
     if traceparent is not None and not trace.get_current_span().get_span_context().is_valid:
         parent = _parent(traceparent)
-    with tracer.start_as_current_span(name, context=parent, attributes=attributes) as current:
-        yield current
+    with tracer.start_as_current_span(
+        name,
+        context=parent,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as current:
+        try:
+            yield current
+        except expected as error:
+            current.set_attribute("ledger.outcome", type(error).__name__)
+            raise
+        except Exception as error:
+            _failed(current, error)
+            raise
+
+
+def _failed(span_: Span, error: Exception) -> None:
+    span_.record_exception(error)
+    span_.set_status(Status(StatusCode.ERROR, type(error).__name__))
 
 
 # -- the HTTP request ------------------------------------------------------------------
@@ -217,7 +238,7 @@ class RequestTrace:
     def __init__(
         self,
         span_: Span | None,
-        token: object | None,
+        token: contextvars.Token[otel_context.Context] | None,
         var_token: contextvars.Token[str | None] | None,
     ) -> None:
         self._span, self._token, self._var_token = span_, token, var_token
@@ -229,7 +250,7 @@ class RequestTrace:
                 self._span.set_status(Status(StatusCode.ERROR))
             self._span.end()
         if self._token is not None:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
+            otel_context.detach(self._token)
         if self._var_token is not None:
             _request_traceparent.reset(self._var_token)
 
@@ -386,10 +407,9 @@ class TracedHandler:
             token = otel_context.attach(trace.set_span_in_context(spans[0]))
         try:
             await self.inner.handle_batch(events)
-        except BaseException as error:
+        except Exception as error:
             for started in spans:
-                started.record_exception(error)
-                started.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                _failed(started, error)
             raise
         finally:
             if token is not None:

@@ -24,7 +24,7 @@ import uvicorn
 import websockets
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 from websockets.typing import Subprotocol
 
 from application.context import trace_id_of, valid_traceparent
@@ -310,3 +310,25 @@ def test_without_the_package_tracing_is_off_and_only_the_header_is_kept() -> Non
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "off"
+
+
+async def test_a_rejected_command_is_an_outcome_of_its_span_not_a_failure(
+    traced: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    account = await _open(traced)
+    withdraw = (
+        f'mutation {{ withdraw(input: {{accountId: "{account}", amount: "99.00"}}) '
+        "{ __typename } }"
+    )
+    answer = await _graphql(traced, withdraw, {"traceparent": TRACEPARENT})
+    assert answer["withdraw"]["__typename"] == "InsufficientFunds"
+    trace = await _finished(spans, int(TRACE_ID, 16), {"command Withdraw", "POST /graphql"})
+    command = _one(trace, "command Withdraw")
+    assert command.attributes is not None
+    assert command.attributes["ledger.outcome"] == "InsufficientFunds"
+    assert command.status.status_code is StatusCode.UNSET
+    assert _one(trace, "POST /graphql").attributes == {
+        "http.request.method": "POST",
+        "url.path": "/graphql",
+        "http.response.status_code": 200,
+    }
