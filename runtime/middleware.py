@@ -115,7 +115,7 @@ class RuntimeMiddleware:
         request_id, declared, traceparent = _scan_headers(scope)
         response = _ResponseStart(send, request_id.encode())
         token = request_id_var.set(request_id)
-        trace = tracing.request(scope, traceparent)
+        trace = tracing.request(scope, traceparent, _path_group(scope.get("path", "")))
         try:
             if declared is not None and declared > self.max_body_bytes:
                 await _too_large(response.send)

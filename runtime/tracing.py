@@ -88,6 +88,13 @@ MAX_SPANS_PER_BATCH = 64
 PUSH_MEMORY = 4096
 """Feed positions whose traceparent is remembered for the pushes that follow them."""
 
+MAX_PATH = 200
+"""Characters of the request path kept in a span attribute."""
+# The methods a request span names; any other is "_OTHER" (OpenTelemetry's convention).
+_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+
 _tracer: Tracer | None = None
 _provider: TracerProvider | None = None
 _propagator: TraceContextTextMapPropagator | None = None
@@ -255,12 +262,14 @@ class RequestTrace:
             _request_traceparent.reset(self._var_token)
 
 
-def request(scope: Scope, traceparent: bytes | None) -> RequestTrace | None:
+def request(scope: Scope, traceparent: bytes | None, route: str = "") -> RequestTrace | None:
     """Start the request's trace: a server span continuing the client's ``traceparent``.
 
     Tracing off: remembers a well-formed ``traceparent`` for the commits the
     request causes (None, and nothing to end, without one). A malformed header
-    is ignored: the request starts a trace of its own.
+    is ignored: the request starts a trace of its own. The span is named by the
+    method and ``route`` (a path group), never by the path the client sent, so
+    span names stay few.
     """
     tracer = _tracer
     if tracer is None:
@@ -271,9 +280,11 @@ def request(scope: Scope, traceparent: bytes | None) -> RequestTrace | None:
             return None
         return RequestTrace(None, None, _request_traceparent.set(valid))
     header = None if traceparent is None else valid_traceparent(traceparent.decode("latin-1"))
-    method, path = str(scope.get("method", "")), str(scope.get("path", ""))
+    method = str(scope.get("method", ""))
+    method = method if method in _METHODS else "_OTHER"
+    path = str(scope.get("path", ""))[:MAX_PATH]
     started = tracer.start_span(
-        f"{method} {path}",
+        f"{method} {route}".rstrip(),
         context=_parent(header) or otel_context.Context(),
         kind=SpanKind.SERVER,
         attributes={"http.request.method": method, "url.path": path},

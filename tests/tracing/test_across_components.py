@@ -70,7 +70,8 @@ async def test_a_worker_sharing_the_store_continues_the_trace_of_the_writers_req
         worker = await start_components(settings, stack, Monitoring(), workers=True, api=False)
         assert worker.consumers is not None
 
-        request = tracing.request({"method": "POST", "path": "/graphql"}, TRACEPARENT.encode())
+        scope = {"method": "POST", "path": "/graphql"}
+        request = tracing.request(scope, TRACEPARENT.encode(), "/graphql")
         assert request is not None
         try:
             for account in ("acc-a", "acc-b"):

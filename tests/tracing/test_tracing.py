@@ -332,3 +332,18 @@ async def test_a_rejected_command_is_an_outcome_of_its_span_not_a_failure(
         "url.path": "/graphql",
         "http.response.status_code": 200,
     }
+
+
+async def test_request_spans_are_named_by_route_never_by_the_path_sent(
+    traced: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    headers = {"traceparent": TRACEPARENT}
+    for path in ("/healthz", "/nowhere/" + "x" * 500, "/graphql/deep"):
+        await traced.get(path, headers=headers)
+    await traced.request("PROPFIND", "/graphql", headers=headers)
+    names = {"GET /healthz", "GET other", "GET /graphql", "_OTHER /graphql"}
+    trace = await _finished(spans, int(TRACE_ID, 16), names)
+    assert {s.name for s in trace} == names
+    long = _one(trace, "GET other")
+    assert long.attributes is not None
+    assert long.attributes["url.path"] == ("/nowhere/" + "x" * 500)[: tracing.MAX_PATH]
