@@ -98,7 +98,8 @@ def test_strawberry_is_pinned_exactly() -> None:
 
 @pytest.mark.parametrize(
     ("paths", "extras"),
-    [(RUNTIME_CODE, ()), (["tests"], ("dev",)), (["bench"], ("bench",))],
+    # otel: runtime/tracing.py imports it when installed (the optional extra).
+    [(RUNTIME_CODE, ("otel",)), (["tests"], ("dev",)), (["bench"], ("bench",))],
     ids=["runtime", "tests", "bench"],
 )
 def test_every_imported_package_is_declared(paths: list[str], extras: tuple[str, ...]) -> None:
