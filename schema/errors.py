@@ -17,6 +17,7 @@ from application.errors import ConcurrencyConflict as ConcurrencyConflictError
 from application.errors import IdempotencyKeyReused as IdempotencyKeyReusedError
 from domain import errors as de
 from domain.aggregate import DomainError
+from domain.codec import stored_int
 from domain.money import format_amount
 from schema.scalars import DecimalString
 
@@ -111,7 +112,11 @@ ErrorType = (
 
 
 def _money(value: Any) -> DecimalString:
-    return DecimalString(format_amount(value) if isinstance(value, int) else "0.00")
+    """An amount from a rejection's details: int minor units, or ``storable_int``'s digits."""
+    try:
+        return DecimalString(format_amount(stored_int(value)))
+    except ValueError:
+        return DecimalString("0.00")
 
 
 def camel_case(name: str) -> str:

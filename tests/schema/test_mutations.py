@@ -6,6 +6,10 @@ from typing import Any
 
 import pytest
 
+from domain.errors import BalanceNotZero
+from domain.money import format_amount
+from schema.errors import BalanceNotZero as BalanceNotZeroType
+from schema.errors import error_from_domain
 from tests.schema.wiring import Wiring
 
 ACCOUNT_FIELDS = """
@@ -299,3 +303,12 @@ async def test_open_account_and_transfer_repeats_name_the_same_aggregate(wiring:
         "IdempotencyKeyReused",
         "OpenAccount",
     )
+
+
+def test_a_balance_beyond_int64_in_a_stored_rejection_reads_back_exactly() -> None:
+    """A refund may pass the maximum balance: the rejection's stored detail is a digit string."""
+    balance = 2**70 + 5
+    error = BalanceNotZero("acc-" + "0" * 32, str(balance), "EUR")
+    mapped = error_from_domain(error)
+    assert isinstance(mapped, BalanceNotZeroType)
+    assert mapped.balance == format_amount(balance)
