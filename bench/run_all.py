@@ -24,6 +24,8 @@ BENCHMARKS = (
     "projection_rebuild",
     "http_mutation",
     "subscriptions",
+    "idle",
+    "roundtrips",
 )
 
 

@@ -7,8 +7,12 @@ the batch), so handlers must be idempotent.
 
 - One active instance per consumer name cluster-wide: the instance holding the
   lease ``name`` runs, the others stand by and take over once it expires.
-- Wake-up: the store's in-process ``notifier`` (``wait_beyond``), plus polling
-  for positions stamped by other processes.
+- Wake-up: the store's in-process ``notifier`` (``wait_beyond``). While
+  someone in this process keeps it current (``watch_bound``: the store stamps
+  every position here, or the sequencer watches the head), an idle consumer
+  reads nothing: it waits on the notifier and reads when it moved, waking
+  otherwise only to renew its lease. Without such a watcher it polls the store
+  every ``poll_interval`` for positions stamped by other processes.
 - Poison events: when a batch fails, its events are retried one by one with
   backoff; an event that still fails stops the consumer, which keeps its lease
   and reports the position and error (state ``stopped_on_error``). It never
@@ -93,6 +97,7 @@ class Consumer:
         self._retry = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._notifier = head_notifier(store)
+        self._read_since_takeover = False
 
     @property
     def name(self) -> str:
@@ -175,6 +180,9 @@ class Consumer:
         if self.state == STOPPED_ON_ERROR:
             await self._wait_for_retry()
             return
+        if self._quiet():
+            await self._idle_wait()
+            return
         if self._drained(await self._next_batch()):
             await self._idle_wait()
 
@@ -191,9 +199,24 @@ class Consumer:
 
     async def _next_batch(self) -> int:
         events = await self._store.read_all(self.position, self.settings.batch_size)
+        self._read_since_takeover = True
         if events:
             await self._process(events)
         return len(events)
+
+    def _quiet(self) -> bool:
+        """Whether the notifier, kept current in this process, knows of nothing to read.
+
+        Never before the first read after taking over: the notifier may not have
+        seen the store's head yet.
+        """
+        notifier = self._notifier
+        return (
+            self._read_since_takeover
+            and notifier is not None
+            and notifier.watched
+            and notifier.head <= self.position
+        )
 
     def _drained(self, read: int) -> bool:
         """Whether to wait for news rather than read again, after reading ``read`` events.
@@ -305,6 +328,7 @@ class Consumer:
             position,
         )
         self.position = position
+        self._read_since_takeover = False
         self.state = RUNNING
         self.last_error = None
         self.error_position = None
@@ -328,8 +352,13 @@ class Consumer:
     # -- waiting -------------------------------------------------------------
 
     async def _idle_wait(self) -> None:
+        notifier = self._notifier
+        if notifier is not None and notifier.watched and notifier.head <= self.position:
+            # Woken by the notifier; otherwise only when the lease needs renewing.
+            await notifier.wait_beyond(self.position, max(self._lease.renew_in(), 0.0))
+            return
         timeout = max(min(self.settings.poll_interval, self._lease.renew_in()), 0.0)
-        await wait_for_events(self._notifier, self.position, timeout)
+        await wait_for_events(notifier, self.position, timeout)
 
     def _standby_wait(self) -> float:
         return min(self.settings.poll_interval, self.settings.lease_ttl / 3)

@@ -4,7 +4,9 @@ One ``Feed`` per server process reads ``store.read_all(after)`` in position
 order and publishes each event to the hub topics ``"events"`` and
 ``"events:<stream_id>"``, and hands each batch to its listeners (the live
 read-model service). It wakes on the store's in-process head notifier when one
-is given and polls briefly for commits sequenced by other processes. Every
+is given; while that notifier is kept current in this process (its
+``watch_bound``, see ``store.notifier``) an idle feed reads nothing, otherwise
+it polls briefly for commits sequenced by other processes. Every
 subscriber shares this one loop: there is never a database cursor per
 subscriber, only short catch-up reads when a subscription starts.
 
@@ -28,6 +30,9 @@ from store.protocol import EventStore, RecordedEvent
 log = logging.getLogger(__name__)
 
 EVENTS_TOPIC = "events"
+# How long a feed waits on a watched notifier before looking at it again (in
+# case the watcher stopped): the notifier wakes it at once when the head moves.
+_WATCHED_WAIT = 5.0
 BatchListener = Callable[[Sequence[RecordedEvent]], None]
 
 
@@ -38,6 +43,14 @@ def stream_topic(stream_id: str) -> str:
 
 class HeadNotifier(Protocol):
     """The store's in-process signal that the global head moved (``store.notifier``)."""
+
+    @property
+    def head(self) -> int: ...
+
+    @property
+    def watched(self) -> bool:
+        """Whether ``head`` is kept current in this process (no need to poll the store)."""
+        ...
 
     async def wait_beyond(self, position: int, timeout: float) -> object:  # noqa: ASYNC109
         """Return once the head is beyond ``position`` or ``timeout`` seconds passed."""
@@ -141,10 +154,14 @@ class Feed:
                 log.exception("live feed listener %r failed", listener)
 
     async def _wait(self) -> None:
-        if self.notifier is None:
+        notifier = self.notifier
+        if notifier is None:
             await asyncio.sleep(self.poll_interval)
             return
-        await self.notifier.wait_beyond(self.position, self.poll_interval)
+        # Kept current here: read only once the head moved past what was published.
+        while notifier.watched and notifier.head <= self.position:
+            await notifier.wait_beyond(self.position, _WATCHED_WAIT)
+        await notifier.wait_beyond(self.position, self.poll_interval)
 
     async def events(
         self,

@@ -59,7 +59,7 @@ class InMemoryEventStore:
         # Each command id's one outcome: its commit, or the rejection that
         # ``InMemoryCommandLog`` recorded under the same key.
         self._commands: dict[str, CommandRecord] = {}
-        self.notifier = HeadNotifier()
+        self.notifier = HeadNotifier(watch_bound=0.0)  # every position is stamped here
         self._listeners: list[Callable[[], None]] = []
 
     def add_append_listener(self, listener: Callable[[], None]) -> None:

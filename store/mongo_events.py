@@ -43,7 +43,7 @@ from store.protocol import (
     RecordedEvent,
 )
 from store.records import NO_METADATA, Clock, check_append, epoch_ms, to_stored_time, utc_now
-from store.stamping import read_head, stamp_pending
+from store.stamping import Stamper, read_head
 
 _KNOWN_ENDS_LIMIT = 100_000
 # Commits per reply when reading a stream: servers default to 101 in the first
@@ -73,6 +73,7 @@ class MongoEventStore:
         # Claimed positions (store.stamping); one per events collection.
         self.positions: Collection = database[positions or f"{collection}_positions"]
         self.notifier = HeadNotifier()
+        self._stamper = Stamper(self.collection, self.positions)
         self._clock = clock
         self._listeners: list[Callable[[], None]] = []
         # Latest commit end seen per stream: an append at a known end needs no extra check.
@@ -220,7 +221,7 @@ class MongoEventStore:
         return head
 
     async def sequence(self) -> int:
-        stamped, head = await stamp_pending(self.collection, self.positions)
+        stamped, head = await self._stamper.stamp()
         self.notifier.advance(head)
         return stamped
 

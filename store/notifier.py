@@ -3,7 +3,11 @@
 Both event stores advance a ``HeadNotifier`` whenever positions are stamped in
 this process, so consumers and live tails here wake at once instead of waiting
 for their next poll. Positions stamped by other processes are only seen when
-someone in this process observes them (the sequencer's polling loop does).
+someone in this process observes them: the sequencer's loop does, and while it
+runs it sets ``watch_bound``, the longest a position visible in the store can
+stay unknown here. Readers then wait on the notifier alone and read the store
+only when it moved, so an idle process reads nothing; without a watcher
+(``watch_bound is None``) they poll the store themselves.
 """
 
 from __future__ import annotations
@@ -18,9 +22,18 @@ class HeadNotifier:
     the head.
     """
 
-    def __init__(self, head: int = 0) -> None:
+    def __init__(self, head: int = 0, *, watch_bound: float | None = None) -> None:
         self._head = head
         self._waiters: list[asyncio.Future[int]] = []
+        # Seconds within which a position visible in the store reaches ``advance``:
+        # 0 for a store that stamps every position in this process, the watcher's
+        # bound while one runs, None when nobody keeps the head current.
+        self.watch_bound = watch_bound
+
+    @property
+    def watched(self) -> bool:
+        """Whether ``head`` is kept current, so a reader may wait without polling."""
+        return self.watch_bound is not None
 
     @property
     def head(self) -> int:

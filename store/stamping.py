@@ -29,6 +29,8 @@ unsharded, keeping the unique position guarantee (docs/architecture.md, section 
 
 from __future__ import annotations
 
+import time
+
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import BulkWriteError
 
@@ -70,6 +72,75 @@ async def stamp_pending(
         await _copy(events, claims[:made])
         visible = claims[made - 1]["position"] + claims[made - 1]["count"] - 1
     return made, visible
+
+
+class Stamper:
+    """Passes over one events collection that remember the heads they saw.
+
+    ``stamp_pending`` reads the claimed and the visible head before every pass:
+    two queries, which an idle sequencer paid on each poll. A ``Stamper`` keeps
+    the head it left behind (every claim up to it copied) and starts the next
+    pass with the backlog read alone. The remembered head only saves reads, it
+    is never trusted for order: a claim placed after a stale head is refused by
+    the unique ``position`` index (claims tile, so the position after the true
+    head is the only free one), and then, on any error, or once the head is
+    ``trust_seconds`` old (another pass may have stamped meanwhile, which the
+    backlog would not show), the next pass reads both heads as
+    ``stamp_pending`` does.
+    """
+
+    def __init__(
+        self,
+        events: Collection,
+        positions: Collection,
+        *,
+        batch: int = DEFAULT_BATCH,
+        trust_seconds: float = 3.0,
+    ) -> None:
+        self.events = events
+        self.positions = positions
+        self.batch = batch
+        self.trust_seconds = trust_seconds
+        self._head: int | None = None  # claimed and copied up to here, as of _seen
+        self._seen = 0.0
+
+    def forget(self) -> None:
+        self._head = None
+
+    async def stamp(self) -> tuple[int, int]:
+        """One pass, as ``stamp_pending``: (commits claimed, highest position visible)."""
+        try:
+            return await self._stamp()
+        except BaseException:
+            self._head = None
+            raise
+
+    async def _stamp(self) -> tuple[int, int]:
+        head = self._head
+        if head is None or time.monotonic() - self._seen > self.trust_seconds:
+            claimed = await claimed_head(self.positions)
+            head = await copy_claims(self.events, self.positions, claimed)
+            if head < claimed:  # a long copy backlog: finish it before claiming more
+                self._head = None
+                return 0, head
+            self._head = None
+            self._remember(head)
+        ordered = await in_stream_order(self.events, await read_backlog(self.events, self.batch))
+        claims = _claims(ordered, head + 1)
+        made = await _insert_claims(self.positions, claims)
+        if made:
+            await _copy(self.events, claims[:made])
+            head = claims[made - 1]["position"] + claims[made - 1]["count"] - 1
+        if made < len(claims):  # refused: another pass claimed first; read the heads again
+            self._head = None
+        else:
+            self._remember(head)
+        return made, head
+
+    def _remember(self, head: int) -> None:
+        if self._head is None:
+            self._seen = time.monotonic()
+        self._head = head
 
 
 async def copy_claims(events: Collection, positions: Collection, upto: int) -> int:
