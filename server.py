@@ -263,7 +263,9 @@ async def core_components(
     return Components(
         settings, database, stores, events, InstrumentedService(service, metrics), checkpoints,
         ProgressBoard(), Hub(),
-        StatusReporter(events, checkpoints, stores.leases, CONSUMERS),
+        StatusReporter(events, checkpoints, stores.leases, CONSUMERS, attention={
+            "transfer_manager": TransfersView(stores.documents).count_parked,
+        }),
         Rebuilder(events, stores.documents, checkpoints, stores.leases,
                   projector_factories(stores.documents, events, registry=EVENTS),
                   lease_ttl=settings.lease_ttl_seconds),

@@ -1,4 +1,4 @@
-"""How far each consumer is: checkpoint, head, lag, state, last error.
+"""How far each consumer is: checkpoint, head, lag, state, last error, items parked.
 
 ``ConsumerStatus`` is what the CLI's status command and the GraphQL
 ``projections`` query show. ``StatusReporter`` builds it from durable state
@@ -8,8 +8,8 @@ consumers; a ``Consumer`` reports its own live status the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from projections.checkpoints import Checkpoint, CheckpointStore
@@ -35,6 +35,13 @@ class ConsumerStatus:
     last_error: str | None = None
     error_position: int | None = None
     owner: str | None = None
+    needs_attention: int = 0
+    """Items the consumer parked for an operator (counted up to ``ATTENTION_CAP``)."""
+
+
+ATTENTION_CAP = 10_000
+AttentionCounter = Callable[[int], Awaitable[int]]
+"""Counts a consumer's parked items, up to the cap it is given (a bounded read)."""
 
 
 async def lag_seconds(store: EventStore, checkpoint: int, head: int) -> float:
@@ -96,11 +103,15 @@ class StatusReporter:
         checkpoints: CheckpointStore,
         leases: Leases,
         names: Sequence[str],
+        attention: Mapping[str, AttentionCounter] | None = None,
     ) -> None:
+        """``attention``: for consumers that park what they cannot finish (the transfer
+        manager's NEEDS_ATTENTION transfers), how to count what is parked."""
         self._store = store
         self._checkpoints = checkpoints
         self._leases = leases
         self._names = list(names)
+        self._attention = dict(attention or {})
 
     async def report(self) -> list[ConsumerStatus]:
         head = await self._store.head_position()
@@ -115,7 +126,8 @@ class StatusReporter:
         rebuilding = rebuilder is not None and rebuilder.live
         state = durable_state(checkpoint, live, rebuilding)
         failed = state == STOPPED_ON_ERROR
-        return await status_at(
+        count = self._attention.get(checkpoint.name)
+        status = await status_at(
             self._store,
             checkpoint.name,
             checkpoint.position,
@@ -125,3 +137,6 @@ class StatusReporter:
             error_position=checkpoint.error_position if failed else None,
             owner=holder.owner if live and holder is not None else None,
         )
+        if count is None:
+            return status
+        return replace(status, needs_attention=await count(ATTENTION_CAP))

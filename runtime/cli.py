@@ -81,12 +81,13 @@ async def _status(parts: Any, args: argparse.Namespace, out: TextIO) -> int:
         return 0
     out.write(
         f"{'CONSUMER':<18} {'STATE':<17} {'CHECKPOINT':>10} {'HEAD':>8} "
-        f"{'LAG':>6} {'LAG(s)':>8}  ERROR\n"
+        f"{'LAG':>6} {'LAG(s)':>8} {'PARKED':>6}  ERROR\n"
     )
     for r in rows:
         out.write(
             f"{r.name:<18} {r.state:<17} {r.checkpoint:>10} {r.head:>8} "
-            f"{r.lag_events:>6} {r.lag_seconds:>8.1f}  {r.last_error or ''}\n"
+            f"{r.lag_events:>6} {r.lag_seconds:>8.1f} {r.needs_attention:>6}  "
+            f"{r.last_error or ''}\n"
         )
     return 0
 
@@ -102,6 +103,7 @@ def _status_dict(row: Any) -> dict[str, object]:
             "lag_events",
             "lag_seconds",
             "last_error",
+            "needs_attention",
         )
     }
 

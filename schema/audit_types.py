@@ -75,6 +75,10 @@ class ProjectionStatus:
     last_error: str | None
     error_position: int | None
     owner: str | None = strawberry.field(description="The process holding the consumer's lease.")
+    needs_attention: int = strawberry.field(
+        description="Items this consumer parked for an operator (the transfer manager's "
+        "NEEDS_ATTENTION transfers; `retryProjection` re-decides them), counted up to 10,000."
+    )
 
     @classmethod
     def from_status(cls, status: ConsumerStatus) -> ProjectionStatus:
@@ -89,4 +93,5 @@ class ProjectionStatus:
             last_error=status.last_error,
             error_position=status.error_position,
             owner=status.owner,
+            needs_attention=status.needs_attention,
         )

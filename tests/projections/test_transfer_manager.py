@@ -18,6 +18,7 @@ from domain.money import MAX_AMOUNT_MINOR, MAX_BALANCE_MINOR
 from domain.transfer import TRANSFER, FailTransfer
 from projections.catalog import CONSUMERS, PROJECTORS
 from projections.readmodels import TransfersView
+from projections.status import StatusReporter
 from projections.transfer_manager import TransferManager, derived_command_id, retry_parked
 from runtime.metrics import Metrics
 from runtime.operations import ProjectionRetrier
@@ -210,6 +211,11 @@ async def test_a_step_refused_for_good_is_parked_the_manager_goes_on_and_a_retry
         metrics = Metrics()
         await parked_transfers_refresher(view)(metrics)
         assert metrics.registry.get_sample_value("ledger_transfers_parked") == 1
+        status = StatusReporter(
+            world.store, world.checkpoints, world.leases, CONSUMERS,
+            attention={"transfer_manager": view.count_parked},
+        )  # fmt: skip
+        assert await parked_by_consumer(status) == {"transfer_manager": 1}
         # The operator retries (as ``retryProjection`` does, wired as in server.py):
         # the refund is decided again under a new command id.
         retrier = ProjectionRetrier(
@@ -226,6 +232,7 @@ async def test_a_step_refused_for_good_is_parked_the_manager_goes_on_and_a_retry
         assert (await view.list(status="NEEDS_ATTENTION")).nodes == []
         await parked_transfers_refresher(view)(metrics)
         assert metrics.registry.get_sample_value("ledger_transfers_parked") == 0
+        assert await parked_by_consumer(status) == {}
         record = await view.get(stuck)
         assert record is not None
         assert (record.status, record.reason, record.parked_step) == (
@@ -329,3 +336,8 @@ async def test_two_manager_instances_at_once_move_every_transfer_exactly_once(se
             task.cancel()
         await asyncio.gather(*twins, return_exceptions=True)
         await group.stop()
+
+
+async def parked_by_consumer(status: StatusReporter) -> dict[str, int]:
+    """``needs_attention`` of each consumer that has parked something."""
+    return {r.name: r.needs_attention for r in await status.report() if r.needs_attention}
