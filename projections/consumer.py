@@ -7,12 +7,20 @@ the batch), so handlers must be idempotent.
 
 - One active instance per consumer name cluster-wide: the instance holding the
   lease ``name`` runs, the others stand by and take over once it expires.
+- Reading: through the process's ``SharedLog`` (``projections.shared_log``):
+  the consumers and the live feed of a process share one read of the global
+  order per new batch instead of one each.
 - Wake-up: the store's in-process ``notifier`` (``wait_beyond``). While
   someone in this process keeps it current (``watch_bound``: the store stamps
   every position here, or the sequencer watches the head), an idle consumer
   reads nothing: it waits on the notifier and reads when it moved, waking
   otherwise only to renew its lease. Without such a watcher it polls the store
   every ``poll_interval`` for positions stamped by other processes.
+- Batches a handler ignores: a handler may offer ``accepts(event) -> bool``
+  (the projectors of one stream type, the process manager). A batch with no
+  accepted event is not handed over, and its checkpoint write is held back up
+  to ``SKIPPED_CHECKPOINT_DELAY`` (the next handled batch's write covers it):
+  a deposit costs the transfer consumers no write at all.
 - Poison events: when a batch fails, its events are retried one by one with
   backoff; an event that still fails stops the consumer, which keeps its lease
   and reports the position and error (state ``stopped_on_error``). It never
@@ -33,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 
 from projections.checkpoints import CheckpointStore, FencedOut
@@ -47,6 +56,7 @@ from projections.handler import (
 )
 from projections.leasing import ConsumerLease
 from projections.progress import ProgressBoard, head_notifier, wait_for_events
+from projections.shared_log import shared_log
 from projections.status import (
     REBUILDING,
     RUNNING,
@@ -67,6 +77,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# How long the checkpoint write for batches a handler ignores may wait (``_skip``).
+SKIPPED_CHECKPOINT_DELAY = 1.0
 
 
 class Consumer:
@@ -97,6 +110,9 @@ class Consumer:
         self._retry = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._notifier = head_notifier(store)
+        self._log = shared_log(store)  # one read of the global order for the whole process
+        self._accepts = getattr(handler, "accepts", None)  # optional: see _skip
+        self._unsaved_by: float | None = None  # when a held-back checkpoint is due
         self._read_since_takeover = False
 
     @property
@@ -125,6 +141,8 @@ class Consumer:
                 await task
         if release:
             with contextlib.suppress(Exception):
+                if self._lease.holding and self.state == RUNNING:
+                    await self._save_skipped(now=True)
                 await self._lease.release()
         self._lease.lose()
         self.state = STOPPED
@@ -180,6 +198,7 @@ class Consumer:
         if self.state == STOPPED_ON_ERROR:
             await self._wait_for_retry()
             return
+        await self._save_skipped()
         if self._quiet():
             await self._idle_wait()
             return
@@ -198,7 +217,7 @@ class Consumer:
         return await self._next_batch() > 0
 
     async def _next_batch(self) -> int:
-        events = await self._store.read_all(self.position, self.settings.batch_size)
+        events = await self._log.read_all(self.position, self.settings.batch_size)
         self._read_since_takeover = True
         if events:
             await self._process(events)
@@ -234,6 +253,10 @@ class Consumer:
         return self._notifier is not None and self._notifier.head <= self.position
 
     async def _process(self, events: Sequence[RecordedEvent]) -> None:
+        accepts = self._accepts
+        if accepts is not None and not any(accepts(event) for event in events):
+            self._skip(position_of(events[-1]))
+            return
         try:
             await self.handler.handle_batch(events)
         except self.settings.transient_errors:
@@ -284,9 +307,33 @@ class Consumer:
 
     async def _advance(self, position: int) -> None:
         await self._checkpoints.advance(self.name, position, self.owner, self._lease.epoch)
+        self._unsaved_by = None  # this write covers any skipped batch below it
+        self._moved(position)
+
+    def _moved(self, position: int) -> None:
         self.position = max(self.position, position)
         if self._progress is not None:
             self._progress.advance(self.name, self.position)
+
+    def _skip(self, position: int) -> None:
+        """Pass a batch the handler ignores: no handling, and the checkpoint write later.
+
+        The durable checkpoint follows at the next handled batch's write or
+        ``SKIPPED_CHECKPOINT_DELAY`` seconds later, whichever comes first, so a
+        run of batches this consumer ignores costs one write per delay, not one
+        each. Nothing was written for them, so a crash before that write only
+        replays batches that are ignored again, and fencing loses nothing: a
+        stale instance skipping a batch writes nothing either.
+        """
+        self._moved(position)
+        if self._unsaved_by is None:
+            self._unsaved_by = time.monotonic() + SKIPPED_CHECKPOINT_DELAY
+
+    async def _save_skipped(self, *, now: bool = False) -> None:
+        """Write the checkpoint held back by ``_skip`` once it is due (or ``now``)."""
+        due = self._unsaved_by
+        if due is not None and (now or time.monotonic() >= due):
+            await self._advance(self.position)
 
     # -- lease ---------------------------------------------------------------
 
@@ -329,6 +376,7 @@ class Consumer:
         )
         self.position = position
         self._read_since_takeover = False
+        self._unsaved_by = None
         self.state = RUNNING
         self.last_error = None
         self.error_position = None
@@ -353,11 +401,15 @@ class Consumer:
 
     async def _idle_wait(self) -> None:
         notifier = self._notifier
+        due = self._lease.renew_in()
+        if self._unsaved_by is not None:
+            due = min(due, self._unsaved_by - time.monotonic())
         if notifier is not None and notifier.watched and notifier.head <= self.position:
-            # Woken by the notifier; otherwise only when the lease needs renewing.
-            await notifier.wait_beyond(self.position, max(self._lease.renew_in(), 0.0))
+            # Woken by the notifier; otherwise only to renew the lease or write
+            # a held-back checkpoint.
+            await notifier.wait_beyond(self.position, max(due, 0.0))
             return
-        timeout = max(min(self.settings.poll_interval, self._lease.renew_in()), 0.0)
+        timeout = max(min(self.settings.poll_interval, due), 0.0)
         await wait_for_events(notifier, self.position, timeout)
 
     def _standby_wait(self) -> float:

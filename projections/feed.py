@@ -24,6 +24,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 from projections.hub import Hub
+from projections.shared_log import shared_log
 from projections.subscription import SubscriberOverflow, Subscription
 from store.protocol import EventStore, RecordedEvent
 
@@ -85,6 +86,7 @@ class Feed:
         self._listeners: list[BatchListener] = []
         self._task: asyncio.Task[None] | None = None
         self._advanced = asyncio.Event()
+        self._log = shared_log(store)  # the consumers of this process read the same
 
     @property
     def running(self) -> bool:
@@ -127,7 +129,7 @@ class Feed:
         failures = 0
         while True:
             try:
-                batch = await self.store.read_all(self.position, self.batch_size)
+                batch = await self._log.read_all(self.position, self.batch_size)
             except Exception:  # the database may be restarting; keep the position
                 failures += 1
                 log.exception("live feed read failed after position %s", self.position)

@@ -189,6 +189,10 @@ class StreamDocumentsProjector(ReadModelProjector):
     stream_type: str
     fields: Mapping[str, FieldsOf]
 
+    def accepts(self, event: RecordedEvent) -> bool:
+        """Whether ``handle_batch`` writes anything for ``event`` (see ``EventHandler``)."""
+        return event.type in self.fields and event.stream_type == self.stream_type
+
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
         writes = version_writes(events, self.stream_type, self.fields, self._registry)
         await self.target.documents.apply(self.target.name, writes)

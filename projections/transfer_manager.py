@@ -138,6 +138,10 @@ class TransferManager:
     async def prepare(self) -> None:
         return None
 
+    def accepts(self, event: RecordedEvent) -> bool:
+        """Whether ``handle_batch`` reacts to ``event`` (see ``EventHandler``)."""
+        return event.type in TRIGGERS
+
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
         """React to ``events``: in order per transfer, different transfers concurrently.
 

@@ -18,6 +18,7 @@ streams a pass looks at first.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 
 from pymongo import ASCENDING
 
@@ -33,7 +34,11 @@ async def read_backlog(events: Collection, batch: int) -> list[Document]:
 
 
 async def in_stream_order(
-    events: Collection, backlog: list[Document], batch: int | None = None
+    events: Collection,
+    backlog: list[Document],
+    batch: int | None = None,
+    *,
+    stamped_ends: Mapping[str, int] | None = None,
 ) -> list[Document]:
     """``backlog`` in insertion order, each stream's commits by version from its lowest pending.
 
@@ -41,11 +46,18 @@ async def in_stream_order(
     the batch gets those commits (up to ``batch`` of them in all, lowest first)
     in front of its own. A chain with a hole is cut there; a stream whose
     lowest pending commit could not be read this time waits for a later pass.
+
+    ``stamped_ends``: the last stamped version of some streams, as the caller
+    saw them stamped. A stream whose earliest commit here starts right after it
+    has nothing pending below (commits are stamped in version order), so it
+    needs no query; the query is skipped when every stream is such a one.
     """
     by_stream: dict[str, list[Document]] = defaultdict(list)
     for doc in backlog:
         by_stream[doc["stream_id"]].append(doc)
-    earlier, unknown = await _earlier_pending(events, by_stream, batch or len(backlog))
+    earlier, unknown = await _earlier_pending(
+        events, by_stream, batch or len(backlog), stamped_ends or {}
+    )
     chains = {
         stream: _chain(earlier.get(stream, []) + docs)
         for stream, docs in by_stream.items()
@@ -76,7 +88,10 @@ def _chain(docs: list[Document]) -> list[Document]:
 
 
 async def _earlier_pending(
-    events: Collection, by_stream: dict[str, list[Document]], limit: int
+    events: Collection,
+    by_stream: dict[str, list[Document]],
+    limit: int,
+    stamped_ends: Mapping[str, int],
 ) -> tuple[dict[str, list[Document]], set[str]]:
     """Pending commits below each stream's earliest in the batch, and streams not known.
 
@@ -85,7 +100,11 @@ async def _earlier_pending(
     one reached (when the limit cut the answer) are returned as unknown.
     """
     firsts = {stream: min(int(d["version"]) for d in docs) for stream, docs in by_stream.items()}
-    later = sorted(stream for stream, first in firsts.items() if first > 1)
+    later = sorted(
+        stream
+        for stream, first in firsts.items()
+        if first > 1 and stamped_ends.get(stream) != first - 1
+    )
     if not later:
         return {}, set()
     # Only versions below some stream's first can come before it: without this

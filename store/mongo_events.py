@@ -76,6 +76,7 @@ class MongoEventStore:
         self._stamper = Stamper(self.collection, self.positions)
         self._clock = clock
         self._listeners: list[Callable[[], None]] = []
+        self._stamp_listeners: list[Callable[[Sequence[RecordedEvent]], None]] = []
         # Latest commit end seen per stream: an append at a known end needs no extra check.
         self._known_ends: dict[str, int] = {}
         # How command ids are looked up; ensure_indexes() picks the server's indexed form.
@@ -222,8 +223,22 @@ class MongoEventStore:
 
     async def sequence(self) -> int:
         stamped, head = await self._stamper.stamp()
+        if self._stamp_listeners and self._stamper.stamped:
+            events = [e for doc in self._stamper.stamped for e in recorded_events(doc)]
+            for listener in self._stamp_listeners:
+                listener(events)
         self.notifier.advance(head)
         return stamped
+
+    def add_stamp_listener(self, listener: Callable[[Sequence[RecordedEvent]], None]) -> None:
+        """Call ``listener(events)`` with the events each ``sequence()`` pass here made
+        visible (contiguous, in position order), before the notifier advances."""
+        self._stamp_listeners.append(listener)
+
+    @property
+    def backlog_drained(self) -> bool:
+        """Whether the last ``sequence()`` pass claimed the whole backlog it read."""
+        return self._stamper.drained
 
     async def find_command(self, command_id: str) -> AppendResult | None:
         doc = await self.collection.find_one(self.command_query(command_id))

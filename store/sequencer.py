@@ -131,7 +131,8 @@ class Sequencer:
                 break
             stamped = await self.store.sequence()
             total += stamped
-            if stamped == 0:
+            # Drained: commits appended since wake the loop (here) or are polled for.
+            if stamped == 0 or getattr(self.store, "backlog_drained", False):
                 break
         self.stamped += total
         return total

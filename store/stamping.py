@@ -40,6 +40,7 @@ from store.mongo_commits import PENDING, last_position
 
 DEFAULT_BATCH = 500
 _COPY_LIMIT = 5000
+_ENDS_LIMIT = 100_000
 
 
 async def read_head(events: Collection) -> int:
@@ -103,9 +104,16 @@ class Stamper:
         self.trust_seconds = trust_seconds
         self._head: int | None = None  # claimed and copied up to here, as of _seen
         self._seen = 0.0
+        # The last version this stamper stamped per stream: a pending commit right
+        # after it has no earlier pending commit, so its pass needs no query for them.
+        self._ends: dict[str, int] = {}
+        self.drained = False  # the last pass claimed the whole backlog it read
+        # The commits the last pass stamped, with their positions, in position order.
+        self.stamped: list[Document] = []
 
     def forget(self) -> None:
         self._head = None
+        self.drained = False
 
     async def stamp(self) -> tuple[int, int]:
         """One pass, as ``stamp_pending``: (commits claimed, highest position visible)."""
@@ -113,6 +121,7 @@ class Stamper:
             return await self._stamp()
         except BaseException:
             self._head = None
+            self.drained = False
             raise
 
     async def _stamp(self) -> tuple[int, int]:
@@ -125,17 +134,31 @@ class Stamper:
                 return 0, head
             self._head = None
             self._remember(head)
-        ordered = await in_stream_order(self.events, await read_backlog(self.events, self.batch))
+        self.stamped = []
+        backlog = await read_backlog(self.events, self.batch)
+        ordered = await in_stream_order(self.events, backlog, stamped_ends=self._ends)
         claims = _claims(ordered, head + 1)
         made = await _insert_claims(self.positions, claims)
+        self.drained = len(backlog) < self.batch and made == len(backlog)
         if made:
             await _copy(self.events, claims[:made])
             head = claims[made - 1]["position"] + claims[made - 1]["count"] - 1
+            self._learn(ordered[:made])
+            self.stamped = [
+                {**doc, "position": int(claim["position"])}
+                for doc, claim in zip(ordered[:made], claims[:made], strict=True)
+            ]
         if made < len(claims):  # refused: another pass claimed first; read the heads again
             self._head = None
         else:
             self._remember(head)
         return made, head
+
+    def _learn(self, stamped: list[Document]) -> None:
+        if len(self._ends) >= _ENDS_LIMIT:
+            self._ends.clear()
+        for doc in stamped:
+            self._ends[doc["stream_id"]] = int(doc["version"]) + len(doc["events"]) - 1
 
     def _remember(self, head: int) -> None:
         if self._head is None:

@@ -91,7 +91,9 @@ async def test_a_short_batch_is_not_followed_by_an_empty_read() -> None:
         await asyncio.sleep(0.05)
         assert handler.seen == list(range(1, 16))
         assert store.empty_reads == 0
-        assert store.reads == 3
+        # The shared log reads up to 500 events at a time: the second read held
+        # the whole commit, and the batches of 10 and 2 were cut from it.
+        assert store.reads == 2
     finally:
         await one.stop()
 
