@@ -220,6 +220,11 @@ class Watchdog:
     watching is a dict entry. Deadlines are met within ``resolution`` seconds.
     A task is only ever cancelled while watched, i.e. inside the block that
     watches it (the timer runs while every task is suspended).
+
+    The timer lives on one event loop. A watch from another loop (a process
+    runs one; a test suite runs many, one after another) starts afresh on it:
+    a timer left armed on a loop that ended would never fire, and every later
+    deadline would go unenforced.
     """
 
     def __init__(self, resolution: float = 0.1) -> None:
@@ -227,9 +232,14 @@ class Watchdog:
         self.deadlines: dict[asyncio.Task[Any], float] = {}
         self.expired: set[asyncio.Task[Any]] = set()
         self.timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def watch(self, task: asyncio.Task[Any], seconds: float) -> None:
         loop = task.get_loop()
+        if loop is not self._loop:
+            self._loop, self.timer = loop, None
+            self.deadlines.clear()
+            self.expired.clear()
         self.deadlines[task] = loop.time() + seconds
         if self.timer is None or self.timer.cancelled():
             self.timer = loop.call_later(self.resolution, self._check, loop)

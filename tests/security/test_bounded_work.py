@@ -11,6 +11,7 @@ on every sample, so one scheduling hiccup of a busy machine does not fail it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -324,3 +325,26 @@ async def test_a_request_cancelled_for_another_reason_stays_cancelled() -> None:
         await task
     assert not WATCHDOG.deadlines
     assert not WATCHDOG.expired
+
+
+def test_deadlines_hold_on_an_event_loop_after_one_that_ended_with_the_timer_armed() -> None:
+    """A timer armed on a loop that ended never fires: the next loop must arm its own."""
+
+    async def left_armed() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        WATCHDOG.watch(task, 30)  # the loop ends with this deadline and its timer pending
+        WATCHDOG.unwatch(task)
+
+    async def cut_off() -> bool:
+        async def slow() -> None:
+            await asyncio.sleep(5)
+
+        task = asyncio.ensure_future(slow())
+        WATCHDOG.watch(task, 0.05)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 3)
+        return WATCHDOG.unwatch(task)
+
+    asyncio.run(left_armed())
+    assert asyncio.run(cut_off()) is True
