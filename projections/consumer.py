@@ -214,7 +214,9 @@ class Consumer:
         """
         if not await self._ensure_lease():
             return False
-        return await self._next_batch() > 0
+        read = await self._next_batch()
+        await self._save_skipped(now=True)  # a stepped consumer leaves its checkpoint durable
+        return read > 0
 
     async def _next_batch(self) -> int:
         events = await self._log.read_all(self.position, self.settings.batch_size)
