@@ -22,13 +22,15 @@ from bench.report import Section, table
 from bench.workload import DEPOSIT_MINOR, Backend, memory_backend, service_on
 from domain.account import Deposit, OpenAccount
 from domain.bank import DECIDERS, EVENTS
+from runtime.settings import Settings
 from store.memory import InMemorySnapshotStore
 
 QUICK = ["--long", "120", "--short", "5", "--loads", "2", "--runs", "1"]
 """Toy sizes for the smoke test (``run_all --quick``)."""
 
 
-SNAPSHOT_EVERY = 100  # the service's default
+# The server's default (SNAPSHOT_EVERY): the worst case is one event short of it.
+SNAPSHOT_EVERY: int = Settings.model_fields["snapshot_every"].default
 REPLAY = "no snapshots (full replay)"
 
 
@@ -38,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--short", type=int, default=10, help="events in the short stream")
     result.add_argument("--loads", type=int, default=50, help="loads of each stream per run")
     result.add_argument("--skip-mongo", action="store_true", help="in-memory store only")
+    result.add_argument(
+        "--snapshot-every", type=int, default=SNAPSHOT_EVERY,
+        help="snapshot interval (default: the server's SNAPSHOT_EVERY default)",
+    )  # fmt: skip
     return result
 
 
@@ -83,12 +89,13 @@ async def time_loads(
 
 async def measure(backend: Backend, label: str, args: argparse.Namespace) -> list[list[str]]:
     """Alternate loads of the long, worst-case and short accounts (and a full replay)."""
-    worst_events = args.long + SNAPSHOT_EVERY - 1  # the most events replayed after a snapshot
-    writer = service_on(backend, snapshot_every=SNAPSHOT_EVERY)
+    every = args.snapshot_every
+    worst_events = args.long + every - 1  # the most events replayed after a snapshot
+    writer = service_on(backend, snapshot_every=every)
     ids = {n: await build_account(writer, n) for n in (args.long, worst_events, args.short)}
     await writer.close()
     snapshot = await backend.snapshots.latest(ids[args.long])
-    reader = uncached_reader(backend)
+    reader = uncached_reader(backend, snapshot_every=every)
     no_snapshots = Backend(backend.store, InMemorySnapshotStore(), backend.command_log)
     replayer = uncached_reader(no_snapshots, snapshot_every=0)
     names = {n: f"{n:,} events" for n in ids}
@@ -108,7 +115,7 @@ async def measure(backend: Backend, label: str, args: argparse.Namespace) -> lis
             higher=False,
         ),
         comparison_row(
-            f"{label}: worst case, {SNAPSHOT_EVERY - 1} events after the snapshot",
+            f"{label}: worst case, {every - 1} events after the snapshot",
             compare(results, worst, short, "ms/load"),
             " ms",
             3.0,
@@ -137,10 +144,11 @@ async def run(args: argparse.Namespace) -> Section:
     section = Section("rehydrate", "Rehydrating a long stream (snapshots on)")
     section.add(
         f"One account of {args.long:,} events (its latest snapshot at its last event), one of "
-        f"{args.long + SNAPSHOT_EVERY - 1:,} (the worst case: {SNAPSHOT_EVERY - 1} events to "
+        f"{args.long + args.snapshot_every - 1:,} (the worst case: {args.snapshot_every - 1} "
+        "events to "
         f"replay after the snapshot) and one of {args.short}; {args.loads} loads of each per "
         f"run, {args.runs} alternated runs; aggregate cache off, snapshot every "
-        f"{SNAPSHOT_EVERY} events."
+        f"{args.snapshot_every} events (the server's default)."
     )
     section.add()
     rows = await measure(await memory_backend(), "in-memory", args)

@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         description="`memory`: in-process stores for tests and benchmarks (no persistence).",
     )
     snapshot_every: int = Field(
-        100, ge=1, le=1_000_000, description="Snapshot an aggregate every N events."
+        20, ge=1, le=1_000_000, description="Snapshot an aggregate every N events."
     )
 
     # Auth and exposure.

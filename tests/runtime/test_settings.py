@@ -47,7 +47,7 @@ def test_development_defaults() -> None:
     assert settings.graphiql_enabled
     assert settings.introspection_enabled
     assert settings.effective_log_format == "text"
-    assert settings.snapshot_every == 100
+    assert settings.snapshot_every == 20
 
 
 def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
