@@ -22,7 +22,7 @@ DEFAULT_PATH = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 HEADER = """# Benchmarks
 
 Produced by `make bench` (`python -m bench.run_all`); each benchmark also runs
-alone (`python -m bench.<name> --help`). Plan: ../shared/BENCHMARKS-PLAN.md.
+alone (`python -m bench.<name> --help`).
 Every headline figure is a **ratio of two contenders measured in the same run**,
 alternated (ABBA order), the median of the per-run ratios; absolute rates are
 given for context only (the machines are shared and noisy). Nothing here is part
