@@ -56,7 +56,7 @@ async def test_documents_have_the_agreed_shapes() -> None:
         "position", "opened_at", "updated_at",
     }  # fmt: skip
     assert (ann["owner"], ann["currency"], ann["status"]) == ("ann", "EUR", "OPEN")
-    # Issue 2 item 8: the balance as a decimal string, the exact int beside it.
+    # The balance as a decimal string, the exact int beside it.
     assert (ann["balance"], ann["balance_minor"]) == ("65.00", 10_000 - 1_000 - 2_500)
     assert (accounts[ids["bob"]]["balance"], accounts[ids["bob"]]["balance_minor"]) == (
         "25.00",

@@ -1,6 +1,6 @@
 """Consumers inside real ``server.py`` processes on the embedded MongoDB: SIGKILL and takeover.
 
-Issue 4 items 1 and 8: two server processes, the one holding the consumer
+Two server processes, the one holding the consumer
 leases is killed and the other takes over; a server killed while projecting a
 backlog is restarted. Either way the read models end equal to a from-scratch
 rebuild (``check_bank``): nothing skipped, nothing applied twice. Reduced forms

@@ -142,7 +142,7 @@ def test_every_setting_is_documented() -> None:
 
 
 def test_the_readme_lists_every_variable() -> None:
-    """Issue 6: one table in the README lists every variable (``settings_table()`` prints it)."""
+    """One table in the README lists every variable (``settings_table()`` prints it)."""
     readme = Path(__file__).resolve().parents[2] / "README.md"
     if not readme.exists():
         pytest.fail("README.md is missing")

@@ -1,5 +1,5 @@
 """The committed schema/schema.graphql equals the code (regenerate: python -m schema.export),
-and every name of the public contract (issue 2 item 9, issue 5 items 1-3) is in the built schema.
+and every name of the public contract frontends rely on is in the built schema.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Durability (issue 3, item 10): SIGKILL the database under write load, restart, audit.
+"""Durability: SIGKILL the database under write load, restart, audit.
 
 Every acknowledged commit must be present exactly once afterwards; a commit
 whose append failed with a network error is either fully present or absent;
