@@ -20,7 +20,7 @@ from pymongo import MongoClient
 from pymongo.errors import ConfigurationError, PyMongoError
 from pymongo.uri_parser import parse_uri
 
-from runtime.embedded import EmbeddedMongo, answers_ping, is_nx_process
+from runtime.embedded import EmbeddedMongo, answers_ping, free_port, is_nx_process
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,8 @@ def open_database(settings: Settings, timeout: float = 30.0) -> DatabaseHandle:
     if running is not None:
         log.warning("attaching to the embedded development database already serving %s", data_dir)
         return DatabaseHandle(running, attached=True)
-    embedded = EmbeddedMongo(data_dir)
+    # Not on the service's own port: it is still free now, while the app starts.
+    embedded = EmbeddedMongo(data_dir, port=free_port(avoid={settings.port}))
     embedded.start(timeout)
     (data_dir / URL_FILE).write_text(embedded.url)
     return DatabaseHandle(embedded.url, embedded)

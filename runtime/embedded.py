@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
 from types import TracebackType
 
@@ -32,11 +33,18 @@ class EmbeddedDatabaseError(RuntimeError):
     """The embedded database could not be started or is in use by another process."""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(avoid: Collection[int] = ()) -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now, and not one of ``avoid``.
+
+    ``avoid`` keeps the embedded database off the port the service itself is
+    about to listen on: that port is free until uvicorn binds it, after start-up.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in avoid:
+            return port
 
 
 class EmbeddedMongo:

@@ -18,7 +18,7 @@ import pytest
 from pymongo import MongoClient
 
 from runtime.database import URL_FILE, DatabaseHandle, open_database, running_embedded_url
-from runtime.embedded import EmbeddedDatabaseError, EmbeddedMongo
+from runtime.embedded import EmbeddedDatabaseError, EmbeddedMongo, free_port
 from runtime.settings import load_settings
 
 
@@ -115,3 +115,10 @@ def test_mongodb_url_starts_nothing(tmp_path: Path, mongo_url: str) -> None:
     assert handle.embedded is None
     assert handle.url == mongo_url
     assert not any(tmp_path.iterdir())
+
+
+def test_free_port_never_picks_an_avoided_port() -> None:
+    """The embedded database keeps off the port the service is about to bind."""
+    taken = {free_port() for _ in range(20)}
+    for _ in range(50):
+        assert free_port(avoid=taken) not in taken
