@@ -42,7 +42,10 @@ class DatabaseHandle:
         if embedded is None:
             return
         (embedded.data_dir / URL_FILE).unlink(missing_ok=True)
-        embedded.stop()
+        # A short grace: nx-27017 keeps acknowledged writes across SIGKILL, and on
+        # Python 3.12+ its SIGTERM can wait seconds for connections to drain, which
+        # would eat the service's bounded stop (SHUTDOWN_TIMEOUT_SECONDS).
+        embedded.stop(timeout=2.0)
         log.info("embedded database stopped")
 
 

@@ -115,6 +115,7 @@ class EmbeddedMongo:
         )
 
     def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
         with self._lock:
             self._stop(timeout)
 
