@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from runtime.asgi import LateApp
 from runtime.components import Components, Monitoring
 from runtime.database import DatabaseHandle, open_database, unreachable
-from runtime.embedded import EmbeddedDatabaseError
+from runtime.embedded import EmbeddedDatabaseError, kill_leftovers
 from runtime.gc_tuning import tune_after_startup, undo
 from runtime.health import Health, ping_check
 from runtime.settings import Settings
@@ -124,12 +124,14 @@ def enter_background_task(
 def stop_embedded_database(app: Any) -> None:
     """uvicorn's exit hook: stop the embedded database if the lifespan did not.
 
-    Normally the lifespan has stopped it; after a forced exit (a second Ctrl-C) it has not.
+    Normally the lifespan has stopped it; after a forced exit (a second Ctrl-C, or the
+    bounded stop giving up while a stop still waits in a thread) it has not.
     """
     components = getattr(app.state, "components", None)
     database: DatabaseHandle | None = getattr(components, "database", None)
     if database is not None:
         database.close()
+    kill_leftovers()
 
 
 Start = Callable[[Settings, AsyncExitStack, Monitoring], Awaitable[Components]]

@@ -8,8 +8,11 @@ fighting over the directory.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ import pytest
 from pymongo import MongoClient
 
 from runtime.database import URL_FILE, DatabaseHandle, open_database, running_embedded_url
-from runtime.embedded import EmbeddedDatabaseError, EmbeddedMongo, free_port
+from runtime.embedded import EmbeddedDatabaseError, EmbeddedMongo, free_port, kill_leftovers
 from runtime.settings import load_settings
 
 
@@ -122,3 +125,25 @@ def test_free_port_never_picks_an_avoided_port() -> None:
     taken = {free_port() for _ in range(20)}
     for _ in range(50):
         assert free_port(avoid=taken) not in taken
+
+
+def test_kill_leftovers_ends_a_database_whose_stop_still_waits(tmp_path: Path) -> None:
+    """The bounded stop gave up while a stop waits in a thread: nothing is left behind."""
+    embedded = EmbeddedMongo(tmp_path / "data")
+    embedded.start()
+    process = embedded.process
+    assert process is not None
+    os.kill(process.pid, signal.SIGSTOP)  # it will not act on SIGTERM
+    waiting = threading.Thread(target=embedded.stop, kwargs={"timeout": 60})
+    waiting.start()
+    try:
+        time.sleep(0.2)
+        assert waiting.is_alive()
+        kill_leftovers()
+        waiting.join(10)
+        assert not waiting.is_alive()
+        assert process.poll() is not None
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
