@@ -36,6 +36,14 @@ class DatabaseHandle:
     embedded: EmbeddedMongo | None = None
     attached: bool = False
 
+    def __post_init__(self) -> None:
+        self._owned = self.embedded  # kept after close, for ``kill_leftover``
+
+    def kill_leftover(self) -> None:
+        """SIGKILL the database this process started if it still runs (last resort at exit)."""
+        if self._owned is not None:
+            self._owned.kill_if_running()
+
     def close(self) -> None:
         """Stop the embedded server if this process started it (blocking)."""
         embedded, self.embedded = self.embedded, None

@@ -29,23 +29,6 @@ log = logging.getLogger(__name__)
 _LAUNCH = "import sys; from nx_27017.nx_27017 import main; sys.exit(main())"
 
 
-_STARTED: set[subprocess.Popen[bytes]] = set()
-"""Every nx-27017 process this process started and has not seen exit."""
-
-
-def kill_leftovers() -> None:
-    """SIGKILL every embedded database this process started that still runs.
-
-    The last resort at exit: a stop still waiting in another thread (the
-    service's bounded stop gave up on it) must not leave the database behind.
-    """
-    for process in list(_STARTED):
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-        _STARTED.discard(process)
-
-
 class EmbeddedDatabaseError(RuntimeError):
     """The embedded database could not be started or is in use by another process."""
 
@@ -76,6 +59,7 @@ class EmbeddedMongo:
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.started: subprocess.Popen[bytes] | None = None  # kept after stop, for the last resort
         # start and stop exclude each other: a restart still running in a thread
         # when the service stops must not leave a database nobody stops.
         self._lock = threading.Lock()
@@ -122,7 +106,7 @@ class EmbeddedMongo:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        _STARTED.add(self.process)
+        self.started = self.process
         self._wait_until_ready(timeout)
         log.warning(
             "Using the EMBEDDED DEVELOPMENT DATABASE (nx-27017, pid %s) at %s with data in %s. "
@@ -147,17 +131,24 @@ class EmbeddedMongo:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout)
-        _STARTED.discard(process)
 
     def kill(self) -> None:
         """SIGKILL the database, as a crash would (fault-injection tests)."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
+        if process is not None and process.poll() is None:
             process.kill()
             process.wait(10)
-        _STARTED.discard(process)
+
+    def kill_if_running(self) -> None:
+        """SIGKILL the last database this object started, if it still runs.
+
+        Takes no lock: it is the last resort at exit, when a stop may still be
+        waiting in another thread (the service's bounded stop gave up on it).
+        """
+        process = self.started
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(10)
 
     def __enter__(self) -> EmbeddedMongo:
         self.start()

@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from runtime.asgi import LateApp
 from runtime.components import Components, Monitoring
 from runtime.database import DatabaseHandle, open_database, unreachable
-from runtime.embedded import EmbeddedDatabaseError, kill_leftovers
+from runtime.embedded import EmbeddedDatabaseError
 from runtime.gc_tuning import tune_after_startup, undo
 from runtime.health import Health, ping_check
 from runtime.settings import Settings
@@ -131,7 +131,7 @@ def stop_embedded_database(app: Any) -> None:
     database: DatabaseHandle | None = getattr(components, "database", None)
     if database is not None:
         database.close()
-    kill_leftovers()
+        database.kill_leftover()
 
 
 Start = Callable[[Settings, AsyncExitStack, Monitoring], Awaitable[Components]]

@@ -21,7 +21,7 @@ import pytest
 from pymongo import MongoClient
 
 from runtime.database import URL_FILE, DatabaseHandle, open_database, running_embedded_url
-from runtime.embedded import EmbeddedDatabaseError, EmbeddedMongo, free_port, kill_leftovers
+from runtime.embedded import EmbeddedDatabaseError, EmbeddedMongo, free_port
 from runtime.settings import load_settings
 
 
@@ -127,7 +127,7 @@ def test_free_port_never_picks_an_avoided_port() -> None:
         assert free_port(avoid=taken) not in taken
 
 
-def test_kill_leftovers_ends_a_database_whose_stop_still_waits(tmp_path: Path) -> None:
+def test_the_last_resort_ends_a_database_whose_stop_still_waits(tmp_path: Path) -> None:
     """The bounded stop gave up while a stop waits in a thread: nothing is left behind."""
     embedded = EmbeddedMongo(tmp_path / "data")
     embedded.start()
@@ -139,7 +139,7 @@ def test_kill_leftovers_ends_a_database_whose_stop_still_waits(tmp_path: Path) -
     try:
         time.sleep(0.2)
         assert waiting.is_alive()
-        kill_leftovers()
+        DatabaseHandle(embedded.url, embedded).kill_leftover()
         waiting.join(10)
         assert not waiting.is_alive()
         assert process.poll() is not None

@@ -124,7 +124,7 @@ async def test_serves_stops_gracefully_and_keeps_data(tmp_path: Path) -> None:
 
 
 def test_sigterm_ends_within_the_shutdown_bound_when_the_database_hangs(tmp_path: Path) -> None:
-    """The embedded database frozen (SIGSTOP): the stop still ends, bounded, with status 1."""
+    """The embedded database frozen (SIGSTOP): the stop still ends within the bound."""
     limit = 3.0
     with running_server(tmp_path, {"SHUTDOWN_TIMEOUT_SECONDS": str(limit)}) as server:
         nx_pid = int((tmp_path / "data" / "nx-27017.pid").read_text())
@@ -137,10 +137,11 @@ def test_sigterm_ends_within_the_shutdown_bound_when_the_database_hangs(tmp_path
             if _alive(nx_pid):
                 os.kill(nx_pid, signal.SIGCONT)
                 os.kill(nx_pid, signal.SIGKILL)
-    assert code == 1, server.log()
-    # the bound, plus the embedded database's own stop (SIGTERM, wait, SIGKILL) and slack
-    assert took < limit + 15, took
-    assert "stopping took longer than 3.0s" in server.log()
+    # Either the stop finished in time (the database's 2 s grace, then SIGKILL) or the
+    # watchdog ended it at the bound with status 1; never a hang.
+    assert code in (0, 1), server.log()
+    assert (code == 1) == ("stopping took longer than 3.0s" in server.log()), server.log()
+    assert took < limit + 15, took  # the bound, plus the last-resort kill and slack
     assert not _alive(nx_pid)
 
 
