@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from domain.account_messages import Deposit
 from projections.checkpoints import CheckpointStore
@@ -33,6 +32,7 @@ from store.mongo_leases import MongoLeases
 from store.mongo_snapshots import MongoSnapshotStore
 from store.protocol import NewEvent, RecordedEvent
 from store.sequencer import Sequencer
+from tests.projections.test_idle import Commands
 from tests.projections.world import World, wait_for
 
 Client = AsyncMongoClient[dict[str, Any]]
@@ -163,23 +163,6 @@ async def test_a_batch_the_handler_ignores_is_checkpointed_later_in_one_write() 
             await asyncio.sleep(0.05)
     finally:
         await consumer.stop()
-
-
-class Commands(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.counting = False
-        self.seen: Counter[tuple[str, str]] = Counter()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        target = event.command.get(event.command_name)
-        if self.counting and isinstance(target, str):
-            self.seen[(event.command_name, target)] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 @pytest.fixture
