@@ -10,7 +10,7 @@ reverse order):
    (started first, so it is stopped LAST, after everything that uses it);
 2. the PyMongo async client and the stores (events, snapshots, command log,
    leases, read-model documents; in-memory ones with ``STORE=memory``);
-3. the Application Service, wrapped for metrics and log context;
+3. the Application Service, observed for metrics, log context and traces;
 4. the sequencer and the consumers (projectors, the transfer process manager);
 5. the hub's feed tail and the live read models;
 6. the GraphQL app at ``/graphql`` (HTTP, GraphiQL, both WebSocket protocols).
@@ -53,7 +53,7 @@ from runtime.asgi import LateApp, service_app
 from runtime.components import Components, Monitoring, Stores
 from runtime.database import DatabaseHandle, DatabaseUnreachable, check_reachable
 from runtime.health import Health, consumer_check, jwks_check, sequencer_check
-from runtime.instrument import InstrumentedEventStore, InstrumentedService, operation_metrics
+from runtime.instrument import Instruments, operation_metrics
 from runtime.lifecycle import (
     enter_background_task,
     enter_database,
@@ -82,10 +82,10 @@ from store.memory import (
     InMemorySnapshotStore,
 )
 from store.mongo_commands import MongoCommandLog
-from store.mongo_commits import PENDING
 from store.mongo_events import MongoEventStore
 from store.mongo_leases import MongoLeases
 from store.mongo_snapshots import MongoSnapshotStore
+from store.protocol import UNOBSERVED, StoreObserver
 from store.records import set_clock_skew
 from store.sequencer import Sequencer
 
@@ -95,16 +95,19 @@ __all__ = ["Components", "Monitoring", "Stores", "create_app", "main", "serve", 
 # -- storage -------------------------------------------------------------------------
 
 
-async def mongo_stores(database: AsyncDatabase[dict[str, Any]]) -> Stores:
-    events, snapshots = MongoEventStore(database), MongoSnapshotStore(database)
+async def mongo_stores(
+    database: AsyncDatabase[dict[str, Any]], observer: StoreObserver = UNOBSERVED
+) -> Stores:
+    events = MongoEventStore(database, observer=observer)
+    snapshots = MongoSnapshotStore(database)
     commands, leases = MongoCommandLog(database), MongoLeases(database)
     for store in (events, snapshots, commands, leases):
         await store.ensure_indexes()
     return Stores(events, snapshots, commands, leases, MongoDocumentStore(database))
 
 
-def memory_stores() -> Stores:
-    events = InMemoryEventStore()
+def memory_stores(observer: StoreObserver = UNOBSERVED) -> Stores:
+    events = InMemoryEventStore(observer=observer)
     return Stores(
         events,
         InMemorySnapshotStore(),
@@ -115,14 +118,14 @@ def memory_stores() -> Stores:
 
 
 async def open_stores(
-    settings: Settings, stack: AsyncExitStack, health: Health
+    settings: Settings, stack: AsyncExitStack, health: Health, observer: StoreObserver = UNOBSERVED
 ) -> tuple[DatabaseHandle | None, Stores]:
     if settings.store == "memory":
-        return None, memory_stores()
+        return None, memory_stores(observer)
     handle = await enter_database(settings, stack)
     timeout = settings.mongodb_connect_timeout_seconds
     client = await enter_mongo_client(handle.url, stack, health, timeout)
-    return handle, await mongo_stores(client[settings.mongodb_database])
+    return handle, await mongo_stores(client[settings.mongodb_database], observer)
 
 
 # -- write side, consumers, live -----------------------------------------------------
@@ -148,21 +151,19 @@ def consumers(settings: Settings, parts: Components, owner: str) -> ConsumerGrou
 
 
 async def start_sequencer(parts: Components, stack: AsyncExitStack, monitoring: Monitoring) -> None:
-    """The Mongo store's sequencer (the in-memory store stamps positions itself)."""
+    """The sequencer, for a store that needs one (the in-memory store stamps positions itself)."""
     store = parts.stores.events
-    if not isinstance(store, MongoEventStore):
+    if not store.needs_sequencer:
         return
     settings = parts.settings
-    sequencer = Sequencer(
-        tracing.traced_sequencing(store), parts.stores.leases, lease_ttl=settings.lease_ttl_seconds
-    )
+    sequencer = Sequencer(store, parts.stores.leases, lease_ttl=settings.lease_ttl_seconds)
     # stop() lets it finish its pass, then it releases the lease
     task = enter_background_task(
         stack, "sequencer", sequencer.run, sequencer.stop, settings.shutdown_timeout_seconds
     )
     check = sequencer_check(task, parts.stores.leases, sequencer.lease_name)
     monitoring.health.add("sequencer", check)
-    monitoring.refreshers.append(sequencer_refresher(store.collection, PENDING))
+    monitoring.refreshers.append(sequencer_refresher(store))
     parts.extras["sequencer"] = sequencer
 
 
@@ -244,12 +245,13 @@ def watch_key_set(auth: AuthSettings, monitoring: Monitoring) -> None:
 async def core_components(
     settings: Settings, stack: AsyncExitStack, metrics: Metrics, health: Health
 ) -> Components:
-    """The stores, the (instrumented) Application Service and what reads the stores."""
+    """The stores, the (observed) Application Service and what reads the stores."""
     set_clock_skew(settings.clock_skew_seconds)  # 0 outside tests of disagreeing clocks
     if not tracing.enabled() and tracing.configure():  # OTEL_* (runtime/tracing.py)
         stack.callback(tracing.shutdown)
-    database, stores = await open_stores(settings, stack, health)
-    events = InstrumentedEventStore(stores.events, metrics)
+    instruments = Instruments(metrics)
+    database, stores = await open_stores(settings, stack, health, instruments)
+    events = stores.events
     service = ApplicationService(
         events,
         stores.snapshots,
@@ -257,11 +259,12 @@ async def core_components(
         EVENTS,
         tracing.traced_deciders(DECIDERS),
         snapshot_every=settings.snapshot_every,
+        observer=instruments,
     )
     stack.push_async_callback(service.close)
     checkpoints = CheckpointStore(stores.documents)
     return Components(
-        settings, database, stores, events, InstrumentedService(service, metrics), checkpoints,
+        settings, database, stores, events, service, checkpoints,
         ProgressBoard(), Hub(),
         StatusReporter(events, checkpoints, stores.leases, CONSUMERS, attention={
             "transfer_manager": TransfersView(stores.documents).count_parked,

@@ -7,7 +7,7 @@ request and correlation ids of the API.
 
 ``derived_id`` makes the id of a new aggregate from the command id that
 creates it instead: a repeat of the command then names the same aggregate, so
-it is the same command (``application.fingerprint``) and gets the first
+it is the same command (``application.service.fingerprint``) and gets the first
 outcome.
 
 ``os.urandom`` is a system call; a request makes several ids, so the bytes are

@@ -60,8 +60,8 @@ async def read_side(
     )
     sequencer: Sequencer | None = None
     task: asyncio.Task[None] | None = None
-    if hasattr(backend.store, "add_append_listener"):
-        sequencer = Sequencer(backend.store, leases)  # type: ignore[arg-type]
+    if backend.store.needs_sequencer:
+        sequencer = Sequencer(backend.store, leases)
         task = asyncio.create_task(sequencer.run())
     consumer.start()
     try:

@@ -55,7 +55,7 @@ from projections.handler import (
     position_of,
 )
 from projections.leasing import ConsumerLease
-from projections.progress import ProgressBoard, head_notifier, wait_for_events
+from projections.progress import ProgressBoard, wait_for_events
 from projections.shared_log import shared_log
 from projections.status import (
     REBUILDING,
@@ -109,7 +109,7 @@ class Consumer:
         self._lease = ConsumerLease(leases, handler.name, self.owner, self.settings.lease_ttl)
         self._retry = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._notifier = head_notifier(store)
+        self._notifier = store.notifier
         self._log = shared_log(store)  # one read of the global order for the whole process
         self._accepts = getattr(handler, "accepts", None)  # optional: see _skip
         self._unsaved_by: float | None = None  # when a held-back checkpoint is due

@@ -23,7 +23,7 @@ from projections.hub import Hub
 from projections.live_read_models import LiveReadModels
 from projections.live_sources import checkpoint_reader, view_sources
 from projections.live_topics import LEDGER_TOPIC, ReadModelChange, ReadModelSource, topic_for
-from projections.progress import ProgressBoard, head_notifier
+from projections.progress import ProgressBoard
 from projections.readmodels import AccountsView, LedgerView, TransfersView
 from store.protocol import EventStore, RecordedEvent
 
@@ -94,15 +94,15 @@ def create_live(
 ) -> Live:
     """Wire the live services of one process (``server.py`` calls this).
 
-    Pass the same ``hub`` the projectors publish their change notes to, and
-    ``store.notifier`` is used when the store has one. ``await live.start()``
+    Pass the same ``hub`` the projectors publish their change notes to.
+    The store's ``notifier`` wakes the feed. ``await live.start()``
     after the consumers started; ``await live.stop()`` before the store closes.
     """
     hub = hub or Hub()
     feed = Feed(
         store,
         hub,
-        notifier=head_notifier(store),
+        notifier=store.notifier,
         poll_interval=poll_interval,
         queue_size=queue_size,
     )

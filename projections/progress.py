@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 
 from store.notifier import HeadNotifier
-from store.protocol import EventStore
 
 
 class ProgressBoard:
@@ -44,20 +43,10 @@ class ProgressBoard:
             return
 
 
-def head_notifier(store: EventStore) -> HeadNotifier | None:
-    """The store's in-process ``notifier`` (``store.notifier``), or None if it has none.
-
-    Looked up once per consumer: through the instrumented store's proxy every
-    lookup is a ``__getattr__`` call.
-    """
-    notifier = getattr(store, "notifier", None)
-    return notifier if isinstance(notifier, HeadNotifier) else None
-
-
 async def wait_for_events(notifier: HeadNotifier | None, position: int, timeout: float) -> None:  # noqa: ASYNC109
     """Wait up to ``timeout`` seconds for events beyond ``position``.
 
-    Woken by the store's in-process ``notifier`` (``head_notifier``) when it has
+    Woken by the store's in-process ``notifier`` when it has
     one; without one, or when it knows of positions not yet readable here, this
     polls instead.
     """

@@ -13,10 +13,10 @@ reader that has seen position p has seen every position below it
 (``store.stamping``), so ``read_all(after)`` is the same contiguous run
 whoever asks, and events never change once visible.
 
-A store that offers ``add_stamp_listener`` (``MongoEventStore``) hands over
-the events each sequencer pass of this process stamped, before it advances
-the notifier: when they continue the kept run they are kept, and the readers
-woken for them read nothing from the database.
+A store whose positions a sequencer stamps (``MongoEventStore``) hands over,
+through ``add_stamp_listener``, the events each sequencer pass of this process
+stamped, before it advances the notifier: when they continue the kept run
+they are kept, and the readers woken for them read nothing from the database.
 
 ``shared_log(store)`` gives the one ``SharedLog`` of a store object, so every
 ``Consumer`` and ``Feed`` built on the same store shares it without wiring.
@@ -48,9 +48,7 @@ class SharedLog:
         self._start = 0
         self._reading: asyncio.Task[None] | None = None
         self.handed = 0  # events kept from this process's sequencer passes
-        hook = getattr(store, "add_stamp_listener", None)
-        if callable(hook):
-            hook(self._stamped)
+        store.add_stamp_listener(self._stamped)
 
     @property
     def end(self) -> int:

@@ -48,7 +48,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from application.context import CommandContext
+from application.service import CommandContext
 from domain.account_messages import CreditForTransfer, DebitForTransfer, RefundForTransfer
 from domain.aggregate import DomainError
 from domain.codec import EventRegistry

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from application.service import ApplicationService
 from projections.checkpoints import CheckpointStore
 from projections.consumer import ConsumerGroup
 from projections.documents import DocumentStore
@@ -18,7 +19,6 @@ from projections.rebuild import Rebuilder
 from projections.status import StatusReporter
 from runtime.database import DatabaseHandle
 from runtime.health import Health
-from runtime.instrument import InstrumentedEventStore, InstrumentedService
 from runtime.metrics import Metrics, Refresher
 from runtime.operations import ProjectionRetrier
 from runtime.settings import Settings
@@ -52,8 +52,8 @@ class Components:
     settings: Settings
     database: DatabaseHandle | None
     stores: Stores
-    events: InstrumentedEventStore
-    service: InstrumentedService
+    events: EventStore  # ``stores.events``
+    service: ApplicationService
     checkpoints: CheckpointStore
     progress: ProgressBoard
     hub: Hub

@@ -1,9 +1,9 @@
-"""Measuring the other packages from the outside, without editing them.
+"""Measuring the other packages from the outside: observers and a schema extension.
 
-- ``InstrumentedEventStore``: an ``EventStore`` proxy timing appends and
-  counting concurrency conflicts.
-- ``InstrumentedService``: an Application Service proxy counting commands by
-  type and outcome and binding command / correlation ids into the log context.
+- ``Instruments``: the observer the Application Service (``CommandObserver``)
+  and the event store (``StoreObserver``) are built with. It counts commands by
+  type and outcome, and their retries; times appends and counts the version
+  races they lose; binds command / correlation ids into the log context.
 - ``OperationMetrics``: a strawberry schema extension counting GraphQL
   operations by type, name and outcome, with latency; the name label takes
   values from a bounded set only (``runtime.metrics.operation_label``).
@@ -11,39 +11,30 @@
 The ASGI middleware (request ids, body limit, WebSocket counts) is in
 ``runtime/middleware.py``.
 
-While tracing is on (``runtime.tracing``) both proxies also make spans: the
-command (``command <Type>``), the event reads that load its stream (``load``)
-and the append (``append``), whose ``traceparent`` is the one stored in the
-commit metadata. While it is off they only copy the request's well-formed
-``traceparent`` into the command's context.
+While tracing is on (``runtime.tracing``) the observer also makes spans: the
+command (``command <Type>``), the event reads that load its stream (``load``),
+the append (``append``), whose ``traceparent`` is the one stored in the commit
+metadata, and each sequencer pass that stamped commits. While it is off it only
+copies the request's well-formed ``traceparent`` into the command's context.
 """
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from strawberry.extensions import SchemaExtension
 
-from application.context import CommandContext
+from application.service import CommandContext, CommandResult
 from domain.aggregate import DomainError
 from runtime import tracing
-from runtime.forwarding import NO_METADATA, ForwardingEventStore
 from runtime.logging import bind
 from runtime.metrics import Children, Metrics, operation_label
-from store.protocol import (
-    AppendResult,
-    CommitMetadata,
-    ConcurrencyError,
-    DuplicateCommandError,
-    EventStore,
-    NewEvent,
-    RecordedEvent,
-)
+from store.protocol import CommitMetadata, ConcurrencyError, DuplicateCommandError
 
 log = logging.getLogger(__name__)
 
@@ -51,144 +42,104 @@ log = logging.getLogger(__name__)
 # (retried), or a copy of the command recorded its outcome first.
 _APPEND_OUTCOMES = (ConcurrencyError, DuplicateCommandError)
 
-# Conflicts met by the command running in this task (None outside a command).
-_conflicts: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
-    "conflicts", default=None
-)
 
+class Instruments:
+    """Metrics, log context and spans for commands and the event store's work.
 
-class InstrumentedEventStore(ForwardingEventStore):
-    """Delegates everything to ``inner``; measures ``append``."""
+    Implements ``application.service.CommandObserver`` and
+    ``store.protocol.StoreObserver``; pass one instance to both.
+    """
 
-    def __init__(self, inner: EventStore, metrics: Metrics) -> None:
-        super().__init__(inner)
+    def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        self._commands = Children(metrics.commands)
         self._append_seconds = Children(metrics.append_seconds)
 
-    async def append(
-        self,
-        stream_id: str,
-        stream_type: str,
-        expected_version: int,
-        events: Sequence[NewEvent],
-        metadata: CommitMetadata = NO_METADATA,
-    ) -> AppendResult:
+    # -- commands -------------------------------------------------------------------
+
+    @contextmanager
+    def command(self, command: object, context: CommandContext) -> Iterator[CommandContext]:
         if not tracing.enabled():
-            return await self._append(stream_id, stream_type, expected_version, events, metadata)
+            with _bound(context):
+                yield _with_traceparent(context)
+            return
+        name = f"command {type(command).__name__}"
+        span = tracing.span(name, traceparent=context.traceparent, expected=(DomainError,))
+        with span, _bound(context):
+            yield _with_traceparent(context)
+
+    def on_command(
+        self, type_name: str, result: CommandResult, seconds: float, conflicts: int
+    ) -> None:
+        self._commands(type_name, result).inc()
+        # Each conflict is followed by another attempt, except the last when it gave up.
+        retries = conflicts if result != "conflict" else max(conflicts - 1, 0)
+        if retries:
+            self._metrics.command_retries.labels(type_name).inc(retries)
+        log.debug("command %s %s in %.1f ms", type_name, result, seconds * 1000)
+
+    # -- the event store ------------------------------------------------------------
+
+    @contextmanager
+    def append(
+        self, stream_type: str, events: int, metadata: CommitMetadata
+    ) -> Iterator[CommitMetadata]:
+        if not tracing.enabled():
+            with self._timed(stream_type):
+                yield metadata
+            return
         attributes: dict[str, str | int] = {
             "ledger.stream_type": stream_type,
-            "ledger.events": len(events),
+            "ledger.events": events,
         }
         with tracing.span("append", attributes=attributes, expected=_APPEND_OUTCOMES):
             # Consumers in any process continue the trace from this span.
             metadata = dataclasses.replace(metadata, traceparent=tracing.current_traceparent())
-            return await self._append(stream_id, stream_type, expected_version, events, metadata)
+            with self._timed(stream_type):
+                yield metadata
 
-    async def read_stream(
-        self, stream_id: str, from_version: int = 1, to_version: int | None = None
-    ) -> list[RecordedEvent]:
-        if not tracing.enabled():
-            return await self.inner.read_stream(stream_id, from_version, to_version)
-        with tracing.span("load", attributes={"ledger.from_version": from_version}):
-            return await self.inner.read_stream(stream_id, from_version, to_version)
-
-    async def _append(
-        self,
-        stream_id: str,
-        stream_type: str,
-        expected_version: int,
-        events: Sequence[NewEvent],
-        metadata: CommitMetadata,
-    ) -> AppendResult:
+    @contextmanager
+    def _timed(self, stream_type: str) -> Iterator[None]:
         started = time.perf_counter()
         try:
-            return await self.inner.append(
-                stream_id, stream_type, expected_version, events, metadata
-            )
+            yield
         except ConcurrencyError:
             self._metrics.append_conflicts.labels(stream_type).inc()
-            counter = _conflicts.get()
-            if counter is not None:
-                counter[0] += 1
             raise
         finally:
-            elapsed = time.perf_counter() - started
-            self._append_seconds(stream_type).observe(elapsed)
+            self._append_seconds(stream_type).observe(time.perf_counter() - started)
 
-    def __getattr__(self, name: str) -> Any:
-        # Backend extras (e.g. a sequencer hook) stay reachable through the proxy.
-        return getattr(self.inner, name)
-
-
-class InstrumentedService:
-    """Wraps an Application Service: ``handle`` is measured, the rest delegated."""
-
-    def __init__(self, inner: Any, metrics: Metrics) -> None:
-        self.inner = inner
-        self._metrics = metrics
-        self._commands = Children(metrics.commands)
-
-    async def handle(self, command: object, context: Any = None) -> Any:
+    def read_stream(self, stream_id: str, from_version: int) -> AbstractContextManager[None]:
         if not tracing.enabled():
-            return await self._handle(command, _with_traceparent(context))
-        traceparent = getattr(context, "traceparent", None)
-        name = f"command {type(command).__name__}"
-        with tracing.span(name, traceparent=traceparent, expected=(DomainError,)):
-            return await self._handle(command, _with_traceparent(context))
+            return nullcontext()
+        return _span("load", {"ledger.from_version": from_version})
 
-    async def _handle(self, command: object, context: Any) -> Any:
-        kind = type(command).__name__
-        counter = [0]
-        token = _conflicts.set(counter)
-        command_id = getattr(context, "command_id", None)
-        correlation_id = getattr(context, "correlation_id", None)
-        outcome = "error"
-        started = time.perf_counter()
-        with bind(command_id=command_id, correlation_id=correlation_id):
-            try:
-                result = await self._call(command, context)
-                outcome = "duplicate" if getattr(result, "duplicate", False) else "ok"
-                return result
-            except DomainError as error:
-                outcome = "conflict" if error.code == "concurrency_conflict" else "rejected"
-                raise
-            finally:
-                _conflicts.reset(token)
-                self._count(kind, outcome, counter[0])
-                elapsed_ms = (time.perf_counter() - started) * 1000
-                log.debug("command %s %s in %.1f ms", kind, outcome, elapsed_ms)
-
-    def _count(self, kind: str, outcome: str, conflicts: int) -> None:
-        self._commands(kind, outcome).inc()
-        # Each conflict is followed by another attempt, except the last when it gave up.
-        retries = conflicts if outcome != "conflict" else max(conflicts - 1, 0)
-        if retries:
-            self._metrics.command_retries.labels(kind).inc(retries)
-
-    async def _call(self, command: object, context: Any) -> Any:
-        if context is None:
-            return await self.inner.handle(command)
-        return await self.inner.handle(command, context)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+    def sequenced(self, started_ns: int, commits: int) -> None:
+        tracing.stamp_span(started_ns, commits)
 
 
-def _with_traceparent(context: Any) -> Any:
+@contextmanager
+def _span(name: str, attributes: dict[str, str | int]) -> Iterator[None]:
+    with tracing.span(name, attributes=attributes):
+        yield
+
+
+def _bound(context: CommandContext) -> AbstractContextManager[None]:
+    """The command's ids in the log context of everything logged while it runs."""
+    return bind(command_id=context.command_id, correlation_id=context.correlation_id)
+
+
+def _with_traceparent(context: CommandContext) -> CommandContext:
     """``context`` carrying the current trace (tracing on) or the request's ``traceparent``.
 
-    A context that carries one already keeps it (a process manager's command
-    continues its event's trace); other kinds of context are left alone.
+    A context that carries one already keeps it while tracing is off (a process
+    manager's command continues its event's trace).
     """
-    if context is not None and not isinstance(context, CommandContext):
-        return context
-    if context is not None and context.traceparent is not None and not tracing.enabled():
+    if context.traceparent is not None and not tracing.enabled():
         return context
     traceparent = tracing.current_traceparent()
     if traceparent is None:
         return context
-    if context is None:
-        return CommandContext(traceparent=traceparent)
     return dataclasses.replace(context, traceparent=traceparent)
 
 

@@ -1,9 +1,9 @@
 """Prometheus metrics: one registry per app, so tests can build many apps in one process.
 
-The other packages never import this module. Their work is measured from the
-outside by wrappers that live in ``runtime/`` (``runtime/instrument.py``):
-an event-store proxy (append latency, conflicts), an application-service
-proxy (commands by type and outcome), an ASGI middleware (WebSocket
+The other packages never import this module. Their work is measured by
+what lives in ``runtime/``: the observer the event store and the Application
+Service are built with (``runtime/instrument.py``: append latency, conflicts,
+commands by type and outcome), an ASGI middleware (WebSocket
 connections and subscriptions) and a strawberry extension (GraphQL
 operations). Gauges that describe background work (sequencer lag, consumer
 positions) are refreshed by ``/metrics`` itself just before rendering.

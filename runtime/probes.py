@@ -23,19 +23,15 @@ def head_refresher(store: EventStore) -> Refresher:
     return refresh
 
 
-def sequencer_refresher(events: Any, marker: str = "pending", cap: int = 10_000) -> Refresher:
-    """Commits not yet stamped, and the age of the oldest, from the ``events`` collection.
+def sequencer_refresher(events: EventStore, cap: int = 10_000) -> Refresher:
+    """Commits not yet stamped, and the age of the oldest, from the event store.
 
-    Reads the pending marker (epoch ms at insert) the store puts on unsequenced
-    commits (``store.mongo_commits.PENDING``) through its index; the count is
-    capped at ``cap`` so a huge backlog cannot make a scrape slow.
+    The count is capped at ``cap`` so a huge backlog cannot make a scrape slow.
     """
 
     async def refresh(metrics: Metrics) -> None:
-        query = {marker: {"$gte": 0}}
-        pending = await events.find(query, {marker: 1}).sort(marker, 1).limit(cap).to_list(None)
-        metrics.sequencer_lag.set(len(pending))
-        oldest = int(pending[0][marker]) if pending else None
+        pending, oldest = await events.sequencing_backlog(cap)
+        metrics.sequencer_lag.set(pending)
         age = max(time.time() - oldest / 1000, 0.0) if oldest is not None else 0.0
         metrics.sequencer_lag_seconds.set(age)
 

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from application.context import CommandContext
+from application.service import CommandContext
 from domain.account_messages import Deposit, OpenAccount, Withdraw
 from domain.money import parse_amount
 from domain.transfer_messages import RequestTransfer

@@ -15,7 +15,7 @@ When it is on:
   W3C ``traceparent``), the GraphQL query or mutation (``operation_spans``),
   the command (``runtime.instrument``: ``command <Type>`` around the event read
   ``load``, ``decide`` and ``append``), each sequencer pass that stamped
-  something (``traced_sequencing``; a pass stamps commits of many requests, so
+  something (``stamp_span``; a pass stamps commits of many requests, so
   it is a trace of its own), each consumer's handling of a batch
   (``traced_handlers``: one ``consume <name>`` span per trace in the batch,
   a child of the traceparent stored with the events) and each read-model push
@@ -33,7 +33,7 @@ of a module global. The request's ``traceparent`` header, when well formed, is
 still stored with the commits it causes (``EventMetadata.traceId``), so a trace
 id reaches the audit log without the SDK. Propagation is the SDK's W3C
 propagator; nothing here parses or writes a traceparent by hand except the
-format check of ``application.context.valid_traceparent``.
+format check of ``application.service.valid_traceparent``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
-import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -50,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from application.context import valid_traceparent
+from application.service import valid_traceparent
 from store.protocol import RecordedEvent
 
 try:
@@ -74,11 +73,10 @@ except ImportError:  # the ``otel`` extra is not installed: tracing stays off
 if TYPE_CHECKING:
     from starlette.types import Scope
 
-    from application.loading import AnyDecider
+    from application.repository import AnyDecider
     from projections.feed import Feed
     from projections.handler import EventHandler
     from projections.hub import Hub
-    from store.sequencer import SequencedStore
 
 log = logging.getLogger(__name__)
 
@@ -355,35 +353,18 @@ def traced_deciders(deciders: Mapping[type, AnyDecider]) -> Mapping[type, AnyDec
     return {command: wrapped[id(decider)] for command, decider in deciders.items()}
 
 
-class TracedSequencing:
-    """A sequencer's store: each ``sequence()`` pass that stamped commits is a span."""
-
-    def __init__(self, inner: SequencedStore) -> None:
-        self.inner = inner
-
-    async def sequence(self) -> int:
-        tracer = _tracer
-        if tracer is None:
-            return await self.inner.sequence()
-        started = time.time_ns()
-        stamped = await self.inner.sequence()
-        if stamped:  # an idle pass is no news: no span
-            done = tracer.start_span(
-                "sequencer.stamp",
-                context=otel_context.Context(),
-                start_time=started,
-                attributes={"ledger.commits": stamped},
-            )
-            done.end()
-        return stamped
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
-def traced_sequencing(store: SequencedStore) -> SequencedStore:
-    """``store`` with a span per stamping pass while tracing is on; unchanged when off."""
-    return store if _tracer is None else TracedSequencing(store)
+def stamp_span(started_ns: int, commits: int) -> None:
+    """A span for a sequencer pass that stamped ``commits`` (a trace of its own)."""
+    tracer = _tracer
+    if tracer is None:
+        return
+    done = tracer.start_span(
+        "sequencer.stamp",
+        context=otel_context.Context(),
+        start_time=started_ns,
+        attributes={"ledger.commits": commits},
+    )
+    done.end()
 
 
 # -- consumers and pushes -----------------------------------------------------------------

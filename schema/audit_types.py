@@ -7,7 +7,7 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from application.context import trace_id_of
+from application.service import trace_id_of
 from projections.status import ConsumerStatus
 from store.protocol import RecordedEvent
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from application.context import CommandContext
 from application.ids import derived_id, random_hex
-from application.outcomes import CommandOutcome
+from application.service import CommandContext, CommandOutcome
 from domain.account import ACCOUNT
 from domain.aggregate import DomainError
 from domain.errors import AccountNotFound

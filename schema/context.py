@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, Self
 
-from application.context import CommandContext
-from application.outcomes import CommandOutcome, HistoryEntry, Loaded
+from application.repository import HistoryEntry, Loaded
+from application.service import CommandContext, CommandOutcome
 from projections.hub import Hub
 from projections.live import Live
 from projections.readmodels import AccountsView, LedgerView, StatementView, TransfersView

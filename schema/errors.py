@@ -13,8 +13,8 @@ from typing import Any
 
 import strawberry
 
-from application.errors import ConcurrencyConflict as ConcurrencyConflictError
-from application.errors import IdempotencyKeyReused as IdempotencyKeyReusedError
+from application.service import ConcurrencyConflict as ConcurrencyConflictError
+from application.service import IdempotencyKeyReused as IdempotencyKeyReusedError
 from domain import errors as de
 from domain.aggregate import DomainError
 from domain.codec import stored_int

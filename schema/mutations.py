@@ -15,7 +15,7 @@ from typing import Annotated
 
 import strawberry
 
-from application.outcomes import CommandOutcome
+from application.service import CommandOutcome
 from domain.account import CloseAccount, Deposit, OpenAccount, Withdraw
 from domain.aggregate import DomainError
 from domain.money import parse_amount, parse_currency

@@ -11,7 +11,7 @@ from typing import Any
 
 import strawberry
 
-from application.outcomes import CommandOutcome
+from application.service import CommandOutcome
 from schema.context import Context
 from schema.reads import rebuilt_account
 from schema.types import Account, Transfer, TransferStatus, money

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 import strawberry
 
-from application.errors import StreamTypeMismatch
+from application.repository import StreamTypeMismatch
 from domain.account import ACCOUNT
 from domain.transfer import TRANSFER
 from projections.live import Live

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from store.notifier import HeadNotifier
 from store.protocol import (
+    UNOBSERVED,
     AppendResult,
     CommandRecord,
     CommandRejection,
@@ -26,6 +27,7 @@ from store.protocol import (
     NewEvent,
     RecordedEvent,
     Snapshot,
+    StoreObserver,
 )
 from store.records import (
     NO_METADATA,
@@ -47,10 +49,17 @@ __all__ = [
 
 
 class InMemoryEventStore:
-    """``EventStore`` in a Python process; ``clock`` fixes ``recorded_at`` in tests."""
+    """``EventStore`` in a Python process; ``clock`` fixes ``recorded_at`` in tests.
 
-    def __init__(self, *, clock: Clock = utc_now) -> None:
+    Positions are stamped while appending: it needs no sequencer.
+    """
+
+    needs_sequencer = False
+    backlog_drained = True
+
+    def __init__(self, *, clock: Clock = utc_now, observer: StoreObserver = UNOBSERVED) -> None:
         self._clock = clock
+        self._observer = observer
         # A commit is kept as the ``AppendResult`` that reported it: immutable,
         # so ``append`` and ``find_command`` hand out the stored value itself.
         self._streams: dict[str, list[AppendResult]] = {}
@@ -66,6 +75,12 @@ class InMemoryEventStore:
         """Call ``listener()`` after every successful append (uniform with Mongo)."""
         self._listeners.append(listener)
 
+    def add_stamp_listener(self, listener: Callable[[Sequence[RecordedEvent]], None]) -> None:
+        """Never called: no ``sequence()`` pass makes events visible here."""
+
+    async def sequencing_backlog(self, cap: int) -> tuple[int, int | None]:
+        return 0, None
+
     async def append(
         self,
         stream_id: str,
@@ -73,6 +88,17 @@ class InMemoryEventStore:
         expected_version: int,
         events: Sequence[NewEvent],
         metadata: CommitMetadata = NO_METADATA,
+    ) -> AppendResult:
+        with self._observer.append(stream_type, len(events), metadata) as observed:
+            return await self._append(stream_id, stream_type, expected_version, events, observed)
+
+    async def _append(
+        self,
+        stream_id: str,
+        stream_type: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        metadata: CommitMetadata,
     ) -> AppendResult:
         check_append(expected_version, events)
         await asyncio.sleep(0)  # a real store's round trip lets others run here
@@ -118,6 +144,12 @@ class InMemoryEventStore:
 
     async def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        with self._observer.read_stream(stream_id, from_version):
+            return self._read_stream(stream_id, from_version, to_version)
+
+    def _read_stream(
+        self, stream_id: str, from_version: int, to_version: int | None
     ) -> list[RecordedEvent]:
         # Commits are in version order: bisect to the first one that reaches
         # ``from_version`` so a load after a snapshot costs only the tail.

@@ -9,6 +9,7 @@ sequencer (``store.stamping``, which also uses the ``positions`` collection);
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -35,12 +36,14 @@ from store.mongo_commits import (
 )
 from store.notifier import HeadNotifier
 from store.protocol import (
+    UNOBSERVED,
     AppendResult,
     CommitMetadata,
     ConcurrencyError,
     DuplicateCommandError,
     NewEvent,
     RecordedEvent,
+    StoreObserver,
 )
 from store.records import NO_METADATA, Clock, check_append, epoch_ms, to_stored_time, utc_now
 from store.stamping import Stamper, read_head
@@ -58,8 +61,11 @@ class MongoEventStore:
 
     Call ``await ensure_indexes()`` once before use (idempotent). ``clock``
     fixes ``recorded_at`` in tests. ``notifier`` advances whenever this process
-    stamps or observes positions.
+    stamps or observes positions. Positions are stamped by ``sequence()``
+    passes only: it needs a sequencer.
     """
+
+    needs_sequencer = True
 
     def __init__(
         self,
@@ -68,7 +74,9 @@ class MongoEventStore:
         collection: str = "events",
         positions: str | None = None,
         clock: Clock = utc_now,
+        observer: StoreObserver = UNOBSERVED,
     ) -> None:
+        self._observer = observer
         self.collection: Collection = database[collection]
         # Claimed positions (store.stamping); one per events collection.
         self.positions: Collection = database[positions or f"{collection}_positions"]
@@ -119,6 +127,17 @@ class MongoEventStore:
         events: Sequence[NewEvent],
         metadata: CommitMetadata = NO_METADATA,
     ) -> AppendResult:
+        with self._observer.append(stream_type, len(events), metadata) as observed:
+            return await self._append(stream_id, stream_type, expected_version, events, observed)
+
+    async def _append(
+        self,
+        stream_id: str,
+        stream_type: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        metadata: CommitMetadata,
+    ) -> AppendResult:
         check_append(expected_version, events)
         if expected_version > 0 and self._known_ends.get(stream_id) != expected_version:
             await self._check_commit_end(stream_id, expected_version, metadata)
@@ -144,6 +163,12 @@ class MongoEventStore:
 
     async def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        with self._observer.read_stream(stream_id, from_version):
+            return await self._read_stream(stream_id, from_version, to_version)
+
+    async def _read_stream(
+        self, stream_id: str, from_version: int, to_version: int | None
     ) -> list[RecordedEvent]:
         versions: dict[str, int] = {"$gte": from_version}
         if to_version is not None:
@@ -222,13 +247,22 @@ class MongoEventStore:
         return head
 
     async def sequence(self) -> int:
+        started = time.time_ns()
         stamped, head = await self._stamper.stamp()
         if self._stamp_listeners and self._stamper.stamped:
             events = [e for doc in self._stamper.stamped for e in recorded_events(doc)]
             for listener in self._stamp_listeners:
                 listener(events)
         self.notifier.advance(head)
+        if stamped:
+            self._observer.sequenced(started, stamped)
         return stamped
+
+    async def sequencing_backlog(self, cap: int) -> tuple[int, int | None]:
+        # Through the pending index: the marker is the epoch ms at insert.
+        cursor = self.collection.find({PENDING: {"$gte": 0}}, {PENDING: 1})
+        pending = await to_list(cursor.sort(PENDING, ASCENDING).limit(cap))
+        return len(pending), int(pending[0][PENDING]) if pending else None
 
     def add_stamp_listener(self, listener: Callable[[Sequence[RecordedEvent]], None]) -> None:
         """Call ``listener(events)`` with the events each ``sequence()`` pass here made

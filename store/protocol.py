@@ -8,10 +8,13 @@ The Application Service and the consumers depend on these protocols only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+
+from store.notifier import HeadNotifier
 
 
 @dataclass(frozen=True)
@@ -29,13 +32,12 @@ class CommitMetadata:
     """Who and what caused a commit; stored once per commit.
 
     ``fingerprint`` identifies the command sent under ``command_id`` (its type,
-    target stream and canonical fields, ``application.fingerprint``): a repeat
-    of the id is only answered with this commit if its fingerprint matches.
-    Commits written before fingerprints existed have None.
+    target stream and canonical fields, ``application.service.fingerprint``): a
+    repeat of the id is only answered with this commit if its fingerprint
+    matches. None when the commit carries none: then any repeat of the id is.
 
     ``traceparent`` is the W3C trace context of the request (or event) that
-    caused the commit, a 55-character string; None when there was none, and
-    for commits written before it was recorded.
+    caused the commit, a 55-character string; None when none was stored.
     """
 
     command_id: str | None = None
@@ -164,6 +166,88 @@ class EventStore(Protocol):
         """The commit written by ``command_id``, if any."""
         ...
 
+    # -- global order in this process --------------------------------------------------
+
+    @property
+    def needs_sequencer(self) -> bool:
+        """Whether positions are stamped only by ``sequence()`` passes (``store.sequencer``).
+
+        False for a backend that stamps positions while appending: it needs no
+        sequencer, and its ``sequence()`` has nothing to do.
+        """
+        ...
+
+    @property
+    def notifier(self) -> HeadNotifier:
+        """The highest position known in this process, which readers here may wait on.
+
+        Advanced by every append, ``sequence()`` pass and read here that sees a
+        higher position (``store.notifier``).
+        """
+        ...
+
+    @property
+    def backlog_drained(self) -> bool:
+        """Whether the last ``sequence()`` pass claimed the whole backlog it read.
+
+        Always true for a backend that needs no sequencer.
+        """
+        ...
+
+    def add_append_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every successful append in this process."""
+        ...
+
+    def add_stamp_listener(self, listener: Callable[[Sequence[RecordedEvent]], None]) -> None:
+        """Call ``listener(events)`` with the events each ``sequence()`` pass here made
+        visible (contiguous, in position order), before the notifier advances.
+
+        Never called by a backend that stamps positions while appending.
+        """
+        ...
+
+    async def sequencing_backlog(self, cap: int) -> tuple[int, int | None]:
+        """Commits appended but not yet stamped (counted up to ``cap``), and when the
+        oldest of them was appended (epoch milliseconds, None when there is none)."""
+        ...
+
+
+class StoreObserver(Protocol):
+    """Told by an event store about its work (metrics, traces).
+
+    ``append`` and ``read_stream`` are entered around the store's own call and
+    see its exceptions (a ``ConcurrencyError`` is a lost version race);
+    ``append`` yields the commit metadata to store, which an observer may extend
+    (the trace context). ``sequenced`` reports each ``sequence()`` pass that
+    stamped commits: when it started (epoch nanoseconds) and how many it stamped.
+    """
+
+    def append(
+        self, stream_type: str, events: int, metadata: CommitMetadata
+    ) -> AbstractContextManager[CommitMetadata]: ...
+
+    def read_stream(self, stream_id: str, from_version: int) -> AbstractContextManager[None]: ...
+
+    def sequenced(self, started_ns: int, commits: int) -> None: ...
+
+
+class Unobserved:
+    """The ``StoreObserver`` of a store nobody observes: every hook does nothing."""
+
+    def append(
+        self, stream_type: str, events: int, metadata: CommitMetadata
+    ) -> AbstractContextManager[CommitMetadata]:
+        return nullcontext(metadata)
+
+    def read_stream(self, stream_id: str, from_version: int) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def sequenced(self, started_ns: int, commits: int) -> None:
+        return None
+
+
+UNOBSERVED = Unobserved()
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -193,7 +277,7 @@ class CommandRejection:
     """A command id whose command was rejected by a domain rule.
 
     ``fingerprint`` identifies the rejected command (see ``CommitMetadata``);
-    None for rejections recorded before fingerprints existed.
+    None when none was stored.
     """
 
     command_id: str

@@ -23,27 +23,14 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
-from typing import Protocol
 
 from pymongo.errors import PyMongoError
 
-from store.notifier import HeadNotifier
-from store.protocol import LeaseHolder, Leases
+from store.protocol import EventStore, LeaseHolder, Leases
 
 log = logging.getLogger(__name__)
 
 LEASE_NAME = "sequencer"
-
-
-class SequencedStore(Protocol):
-    """What the sequencer needs of an event store."""
-
-    async def sequence(self) -> int: ...
-
-    async def head_position(self) -> int: ...
-
-    def add_append_listener(self, listener: Callable[[], None]) -> None: ...
 
 
 class Sequencer:
@@ -51,7 +38,7 @@ class Sequencer:
 
     def __init__(
         self,
-        store: SequencedStore,
+        store: EventStore,
         leases: Leases,
         *,
         owner: str | None = None,
@@ -90,9 +77,9 @@ class Sequencer:
     async def run(self) -> None:
         """Tick until ``stop()``; database outages are logged and retried with backoff."""
         interval = self.poll_interval
-        notifier = getattr(self.store, "notifier", None)
-        watched = isinstance(notifier, HeadNotifier) and notifier.watched
-        if isinstance(notifier, HeadNotifier) and not watched:
+        notifier = self.store.notifier
+        watched = notifier.watched
+        if not watched:
             # The bound a consumer here may rely on instead of polling: one idle
             # interval (the error backoff's cap is 1 s as well).
             notifier.watch_bound = max(self.idle_interval, 1.0)
@@ -116,7 +103,7 @@ class Sequencer:
                     interval = min(interval * 2, 1.0)
                 await self._sleep(interval)
         finally:
-            if isinstance(notifier, HeadNotifier) and not watched:
+            if not watched:
                 notifier.watch_bound = None
             await self._release()
 
@@ -132,7 +119,7 @@ class Sequencer:
             stamped = await self.store.sequence()
             total += stamped
             # Drained: commits appended since wake the loop (here) or are polled for.
-            if stamped == 0 or getattr(self.store, "backlog_drained", False):
+            if stamped == 0 or self.store.backlog_drained:
                 break
         self.stamped += total
         return total

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from application.context import CommandContext
 from application.ids import new_account_id, new_command_id
-from application.service import ApplicationService
+from application.service import ApplicationService, CommandContext
 from domain.account import Deposit, OpenAccount
 from domain.bank import DECIDERS, EVENTS
 from store.memory import InMemoryCommandLog, InMemoryEventStore, InMemorySnapshotStore

@@ -7,8 +7,9 @@ observe, or inject the faults a test needs.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
-from runtime.forwarding import NO_METADATA, ForwardingEventStore
+from store.notifier import HeadNotifier
 from store.protocol import (
     AppendResult,
     CommandLog,
@@ -21,6 +22,80 @@ from store.protocol import (
     Snapshot,
     SnapshotStore,
 )
+
+NO_METADATA = CommitMetadata()
+
+
+class ForwardingEventStore:
+    """Delegates every ``EventStore`` member to ``inner``, unchanged.
+
+    The base for the doubles that observe one or two calls without restating
+    the whole protocol: a subclass overrides only what it observes.
+    """
+
+    def __init__(self, inner: EventStore) -> None:
+        self.inner = inner
+
+    async def append(
+        self,
+        stream_id: str,
+        stream_type: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        metadata: CommitMetadata = NO_METADATA,
+    ) -> AppendResult:
+        return await self.inner.append(stream_id, stream_type, expected_version, events, metadata)
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        return await self.inner.read_stream(stream_id, from_version, to_version)
+
+    async def stream_version(self, stream_id: str) -> int:
+        return await self.inner.stream_version(stream_id)
+
+    async def version_at(self, stream_id: str, moment: datetime) -> int:
+        return await self.inner.version_at(stream_id, moment)
+
+    async def read_all(
+        self,
+        after_position: int = 0,
+        limit: int = 1000,
+        *,
+        stream_id: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[RecordedEvent]:
+        return await self.inner.read_all(after_position, limit, stream_id=stream_id, types=types)
+
+    async def head_position(self) -> int:
+        return await self.inner.head_position()
+
+    async def sequence(self) -> int:
+        return await self.inner.sequence()
+
+    async def find_command(self, command_id: str) -> AppendResult | None:
+        return await self.inner.find_command(command_id)
+
+    @property
+    def needs_sequencer(self) -> bool:
+        return self.inner.needs_sequencer
+
+    @property
+    def notifier(self) -> HeadNotifier:
+        return self.inner.notifier
+
+    @property
+    def backlog_drained(self) -> bool:
+        return self.inner.backlog_drained
+
+    def add_append_listener(self, listener: Callable[[], None]) -> None:
+        self.inner.add_append_listener(listener)
+
+    def add_stamp_listener(self, listener: Callable[[Sequence[RecordedEvent]], None]) -> None:
+        self.inner.add_stamp_listener(listener)
+
+    async def sequencing_backlog(self, cap: int) -> tuple[int, int | None]:
+        return await self.inner.sequencing_backlog(cap)
 
 
 class CountingStore(ForwardingEventStore):

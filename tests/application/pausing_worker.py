@@ -21,12 +21,10 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from application.context import CommandContext
-from application.service import ApplicationService
+from application.service import ApplicationService, CommandContext
 from domain.account import Withdraw
 from domain.aggregate import DomainError
 from domain.bank import DECIDERS, EVENTS
-from runtime.forwarding import NO_METADATA, ForwardingEventStore
 from store.mongo_commands import MongoCommandLog
 from store.mongo_events import MongoEventStore
 from store.mongo_snapshots import MongoSnapshotStore
@@ -38,6 +36,7 @@ from store.protocol import (
     CommitMetadata,
     NewEvent,
 )
+from tests.application.doubles import NO_METADATA, ForwardingEventStore
 
 _stops = [1]  # the process stops before its first write only
 

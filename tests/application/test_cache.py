@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from application.cache import AggregateCache
 from application.ids import new_transfer_id
+from application.repository import AggregateCache
 from domain.account import CreditForTransfer, Deposit, Withdraw
 from domain.errors import InsufficientFunds
 from tests.application.conftest import Backend, open_account, with_id

@@ -6,9 +6,7 @@ import asyncio
 
 import pytest
 
-from application.context import CommandContext
-from application.errors import ConcurrencyConflict
-from application.retry import Backoff
+from application.service import Backoff, CommandContext, ConcurrencyConflict
 from domain.account import Deposit, Withdraw
 from tests.application.conftest import Backend, open_account
 

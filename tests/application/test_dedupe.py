@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from application.context import CommandContext
+from application.service import CommandContext
 from domain.account import Deposit, Withdraw
 from domain.errors import InsufficientFunds
 from tests.application.conftest import Backend, open_account, with_id

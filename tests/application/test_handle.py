@@ -6,10 +6,9 @@ import dataclasses
 
 import pytest
 
-from application.context import CommandContext
-from application.errors import StreamTypeMismatch
-from application.fingerprint import fingerprint
 from application.ids import new_account_id, new_transfer_id
+from application.repository import StreamTypeMismatch
+from application.service import CommandContext, fingerprint
 from domain.account import (
     ACCOUNT,
     AccountState,

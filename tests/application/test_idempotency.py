@@ -8,10 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from application.context import CommandContext
-from application.errors import IdempotencyKeyReused
-from application.fingerprint import command_type, fingerprint
 from application.ids import new_command_id, new_event_id, new_transfer_id
+from application.service import CommandContext, IdempotencyKeyReused, command_type, fingerprint
 from domain.account import CloseAccount, Deposit, Withdraw
 from domain.bank import DECIDERS
 from domain.errors import InsufficientFunds

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from application.context import CommandContext
-from application.errors import ConcurrencyConflict, StreamTypeMismatch
 from application.ids import new_command_id
-from application.rejections import RejectionCodes
+from application.repository import StreamTypeMismatch
+from application.service import CommandContext, ConcurrencyConflict, RejectionCodes
 from domain.account import Deposit, Withdraw
 from domain.aggregate import DomainError
 from domain.errors import (

@@ -7,8 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from application.loading import MAX_SNAPSHOT_FALLBACKS
-from application.snapshots import SnapshotWriter
+from application.repository import MAX_SNAPSHOT_FALLBACKS, SnapshotWriter
 from domain.account import ACCOUNT, Deposit
 from store.memory import InMemorySnapshotStore
 from store.protocol import Snapshot

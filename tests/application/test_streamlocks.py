@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from application.streamlocks import StreamLocks
+from application.service import StreamLocks
 
 
 async def test_one_holder_per_stream_in_arrival_order_and_no_entry_left() -> None:

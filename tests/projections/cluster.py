@@ -8,8 +8,6 @@ from typing import Any
 
 from projections.catalog import CONSUMERS
 from projections.status import StatusReporter
-from store.mongo_commits import PENDING
-from store.mongo_events import MongoEventStore
 from tests.projections.world import World
 
 
@@ -54,6 +52,5 @@ async def settled(world: World, timeout: float = 60.0) -> None:  # noqa: ASYNC10
 
 
 async def _unstamped_commits(world: World) -> bool:
-    if not isinstance(world.store, MongoEventStore):
-        return False  # the in-memory store stamps positions as it appends
-    return await world.store.collection.find_one({PENDING: {"$gte": 0}}) is not None
+    pending, _ = await world.store.sequencing_backlog(1)
+    return pending > 0

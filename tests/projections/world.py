@@ -8,9 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from application.context import CommandContext
 from application.ids import new_account_id, new_command_id, new_transfer_id
-from application.service import ApplicationService
+from application.service import ApplicationService, CommandContext
 from domain.account_messages import CloseAccount, Deposit, OpenAccount, Withdraw
 from domain.bank import DECIDERS, EVENTS
 from domain.transfer_messages import RequestTransfer

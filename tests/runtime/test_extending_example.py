@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 import strawberry
 
-from application.context import CommandContext
-from application.service import ApplicationService
+from application.service import ApplicationService, CommandContext
 from docs.examples.savings.api import GoalContext, build_goal_schema
 from docs.examples.savings.goal import (
     GOAL,

@@ -1,4 +1,4 @@
-"""The metrics wrappers around the store and the Application Service, on the in-memory store."""
+"""The metrics observer of the store and the Application Service, on the in-memory store."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import logging
 
 import pytest
 
-from application.context import CommandContext
-from application.service import ApplicationService
+from application.service import ApplicationService, CommandContext
 from domain.account_messages import Deposit, OpenAccount
 from domain.bank import DECIDERS, EVENTS
 from domain.errors import AccountNotFound
-from runtime.instrument import InstrumentedEventStore, InstrumentedService
+from runtime.instrument import Instruments
 from runtime.logging import configure_logging
 from runtime.metrics import Metrics
 from store.memory import (
@@ -31,21 +30,24 @@ def _value(metrics: Metrics, name: str, **labels: str) -> float:
     return 0.0 if value is None else value
 
 
-def _services() -> tuple[Metrics, InstrumentedService]:
+def _services() -> tuple[Metrics, ApplicationService]:
     metrics, (service, _) = _two_processes()
     return metrics, service
 
 
-def _two_processes() -> tuple[Metrics, tuple[InstrumentedService, InstrumentedService]]:
-    """Two instrumented services on one store, as two processes on one database."""
+def _two_processes() -> tuple[Metrics, tuple[ApplicationService, ApplicationService]]:
+    """Two observed services on one observed store, as two processes on one database."""
     metrics = Metrics()
-    inner = InMemoryEventStore()
-    store = InstrumentedEventStore(inner, metrics)
-    log, snapshots = InMemoryCommandLog(inner), InMemorySnapshotStore()
+    instruments = Instruments(metrics)
+    store = InMemoryEventStore(observer=instruments)
+    log, snapshots = InMemoryCommandLog(store), InMemorySnapshotStore()
     first, second = (
-        ApplicationService(store, snapshots, log, EVENTS, DECIDERS, cache_size=0) for _ in range(2)
+        ApplicationService(
+            store, snapshots, log, EVENTS, DECIDERS, cache_size=0, observer=instruments
+        )
+        for _ in range(2)
     )
-    return metrics, (InstrumentedService(first, metrics), InstrumentedService(second, metrics))
+    return metrics, (first, second)
 
 
 async def test_outcomes_conflicts_and_retries_are_counted() -> None:

@@ -280,7 +280,7 @@ async def test_head_position_starts_at_zero(backend: Backend) -> None:
 
 
 async def test_notifier_wakes_waiters_when_positions_are_stamped(backend: Backend) -> None:
-    notifier = backend.store.notifier  # type: ignore[attr-defined]
+    notifier = backend.store.notifier
     waiting = asyncio.create_task(notifier.wait_beyond(0, 5.0))
     await asyncio.sleep(0)
     await backend.store.append("a", "thing", 0, [ev(1), ev(2)])

@@ -20,7 +20,7 @@ from pathlib import Path
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from application.context import CommandContext, trace_id_of
+from application.service import CommandContext, trace_id_of
 from domain.account_messages import Deposit, OpenAccount
 from domain.transfer_messages import RequestTransfer
 from runtime import tracing

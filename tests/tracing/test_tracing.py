@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from websockets.typing import Subprotocol
 
-from application.context import trace_id_of, valid_traceparent
+from application.service import trace_id_of, valid_traceparent
 from runtime import tracing
 from runtime.embedded import free_port
 from runtime.settings import load_settings

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 
-from application.context import CommandContext
+from application.service import CommandContext
 from docs.examples.savings.goal import GOAL, CreateGoal, GoalState, SaveTowardsGoal
 from docs.examples.savings.projection import GoalRecord, GoalsView
 from domain.aggregate import DomainError
