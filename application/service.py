@@ -28,6 +28,10 @@ command, racing or later, gets that answer (``CommandDeduplicator``). A
 ``ConcurrencyConflict`` or ``IdempotencyKeyReused`` is not recorded: nothing
 happened, and the id keeps its first outcome. A decision without events
 records nothing either.
+
+Every command is reported to the service's ``CommandObserver`` (metrics, log
+context and traces live outside this package and plug in there). The state a
+command is decided on comes from ``application.repository``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from application.service import CommandContext
+from application.service import ApplicationService, CommandContext
 from domain.account_messages import Deposit, OpenAccount, Withdraw
 from domain.money import parse_amount
 from domain.transfer_messages import RequestTransfer
@@ -76,7 +76,9 @@ def _commands() -> list[tuple[str, object]]:
     return steps
 
 
-async def seed(service: Any, transfers_view: Any, *, wait_seconds: float = 20.0) -> SeedReport:
+async def seed(
+    service: ApplicationService, transfers_view: Any, *, wait_seconds: float = 20.0
+) -> SeedReport:
     """Send the demo commands through ``service``; wait (bounded) for the transfers to settle."""
     duplicates = 0
     steps = _commands()
@@ -85,7 +87,7 @@ async def seed(service: Any, transfers_view: Any, *, wait_seconds: float = 20.0)
             command_id=f"seed-{_hex(step)}", correlation_id="seed", actor="seed"
         )
         outcome = await service.handle(command, context)
-        duplicates += int(bool(getattr(outcome, "duplicate", False)))
+        duplicates += int(outcome.duplicate)
     statuses = await _settle(transfers_view, wait_seconds)
     accounts = {owner: account_id(owner) for owner, _ in ACCOUNTS}
     return SeedReport(accounts, len(steps), duplicates, statuses)

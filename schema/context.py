@@ -14,11 +14,9 @@ travel, read-model views for queries, the store's read side for the audit log,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol, Self
 
-from application.repository import HistoryEntry, Loaded
-from application.service import CommandContext, CommandOutcome
+from application.service import ApplicationService
 from projections.hub import Hub
 from projections.live import Live
 from projections.readmodels import AccountsView, LedgerView, StatementView, TransfersView
@@ -27,25 +25,6 @@ from projections.waiting import ReadYourWrites
 from schema.auth import ANONYMOUS, AuthSettings, User
 from schema.limits import Limits
 from store.protocol import EventStore
-
-
-class CommandService(Protocol):
-    """What resolvers use of ``application.service.ApplicationService`` (or a proxy of it)."""
-
-    async def handle(self, command: Any, context: CommandContext = ...) -> CommandOutcome: ...
-
-    async def load(
-        self,
-        stream_type_or_decider: Any,
-        stream_id: str,
-        *,
-        at_version: int | None = None,
-        as_of: datetime | None = None,
-    ) -> Loaded: ...
-
-    async def history(
-        self, stream_type_or_decider: Any, stream_id: str, *, to_version: int | None = None
-    ) -> list[HistoryEntry]: ...
 
 
 class ProjectionRetry(Protocol):
@@ -77,7 +56,7 @@ class Context:
       ``schema.app`` (``connection_params`` by strawberry on WebSockets).
     """
 
-    service: CommandService
+    service: ApplicationService
     events: EventStore
     accounts: AccountsView
     statements: StatementView

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 
-from application.service import CommandContext
+from application.service import ApplicationService, CommandContext
 from docs.examples.savings.goal import GOAL, CreateGoal, GoalState, SaveTowardsGoal
 from docs.examples.savings.projection import GoalRecord, GoalsView
 from domain.aggregate import DomainError
@@ -29,7 +29,7 @@ from schema.scalars import SCALAR_MAP, DecimalString
 class GoalContext:
     """What the resolvers use; in the bank, add ``goals`` to ``schema.context.Context``."""
 
-    service: Any  # application.service.ApplicationService
+    service: ApplicationService
     goals: GoalsView
     user: str = "dev"
 
