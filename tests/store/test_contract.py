@@ -279,6 +279,23 @@ async def test_head_position_starts_at_zero(backend: Backend) -> None:
     assert await backend.store.sequence() == 0
 
 
+async def test_a_store_that_needs_a_sequencer_reports_its_backlog(backend: Backend) -> None:
+    store = backend.store
+    await store.append("a", "thing", 0, [ev(1)])
+    await store.append("b", "thing", 0, [ev(2)])
+    pending, oldest = await store.sequencing_backlog(10)
+    if store.needs_sequencer:
+        assert pending == 2
+        assert oldest is not None
+        assert await store.sequencing_backlog(1) == (1, oldest)  # counted up to the cap
+        assert await store.sequence() == 2
+    else:  # positions are stamped while appending
+        assert store.backlog_drained
+        assert await store.sequence() == 0
+    assert await store.sequencing_backlog(10) == (0, None)
+    assert await store.head_position() == 2
+
+
 async def test_notifier_wakes_waiters_when_positions_are_stamped(backend: Backend) -> None:
     notifier = backend.store.notifier
     waiting = asyncio.create_task(notifier.wait_beyond(0, 5.0))
