@@ -118,7 +118,7 @@ class Tally(monitoring.CommandListener):
 @contextlib.asynccontextmanager
 async def service(data_dir: str) -> AsyncIterator[str]:
     """The service with its defaults (embedded database under ``data_dir``); its URL."""
-    from server import create_app  # after the listener is registered
+    from runtime.bootstrap import create_app  # after the listener is registered
 
     settings = load_settings(
         None, data_dir=data_dir, port=free_port(), auth_mode="dev", log_level="WARNING"

@@ -2,7 +2,7 @@
 
 Both the service and the trivial baseline app are started through
 ``uvicorn_server`` so they differ only in the app: one worker, the settings
-``runtime/serving.py`` gives the service, no access log, loopback only. The
+``runtime/bootstrap.py`` gives the service, no access log, loopback only. The
 child is always stopped.
 """
 
@@ -24,7 +24,7 @@ from runtime.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# As runtime/serving.py configures uvicorn for the service (auto loop/http/ws
+# As runtime/bootstrap.py configures uvicorn for the service (auto loop/http/ws
 # pick uvloop, httptools and the sans-io websockets protocol), minus its logging.
 UVICORN_SETTINGS = (
     "--host", "127.0.0.1",
@@ -33,7 +33,7 @@ UVICORN_SETTINGS = (
     "--http", "auto",
     "--ws", "auto",
     "--ws-max-size", "1000000",
-    "--ws-per-message-deflate", "false",  # as runtime/serving.py configures the service
+    "--ws-per-message-deflate", "false",  # as runtime/bootstrap.py configures the service
     "--proxy-headers",
     "--no-server-header",
     "--no-access-log",

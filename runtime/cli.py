@@ -20,7 +20,6 @@ from contextlib import AsyncExitStack
 from typing import Any, TextIO
 
 from runtime.cli_parser import build_parser
-from runtime.components import Monitoring
 from runtime.database import DatabaseUnreachable
 from runtime.logging import configure_logging
 from runtime.settings import Settings, SettingsError, load_settings
@@ -41,10 +40,10 @@ async def _run_with(
     sequencer: bool = False,
 ) -> int:
     """Start the service's pieces (no HTTP), run ``action``, stop everything."""
-    import server  # the wiring lives there; imported late so --help stays fast
+    from runtime.bootstrap import Monitoring, start_components  # late: --help stays fast
 
     async with AsyncExitStack() as stack:
-        parts = await server.start_components(
+        parts = await start_components(
             settings,
             stack,
             Monitoring(),
@@ -226,9 +225,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         sys.stderr.write(f"ledger: {error}\n")
         return 2
     if args.command == "serve":
-        import server
+        from runtime.bootstrap import serve
 
-        server.serve(settings)
+        serve(settings)
         return 0
     level = "INFO" if args.verbose else "WARNING"
     configure_logging(level, settings.effective_log_format)

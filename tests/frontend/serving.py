@@ -9,9 +9,9 @@ from typing import Any
 
 import uvicorn
 
+from runtime.bootstrap import create_app
 from runtime.embedded import free_port
 from runtime.settings import load_settings
-from server import create_app
 
 
 @asynccontextmanager

@@ -17,9 +17,9 @@ import uvicorn
 import websockets
 from websockets.typing import Subprotocol
 
+from runtime.bootstrap import create_app
 from runtime.embedded import free_port
 from runtime.settings import load_settings
-from server import create_app
 
 OPEN = 'mutation { openAccount(input: {owner: "ana", currency: "EUR"}) { ... on AccountPayload { account { id } } } }'  # noqa: E501
 

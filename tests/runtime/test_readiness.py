@@ -11,9 +11,9 @@ import httpx
 import pytest
 import uvicorn
 
+from runtime.bootstrap import create_app
 from runtime.embedded import EmbeddedMongo, free_port
 from runtime.settings import load_settings
-from server import create_app
 
 
 @pytest.fixture

@@ -24,9 +24,8 @@ from application.service import CommandContext, trace_id_of
 from domain.account_messages import Deposit, OpenAccount
 from domain.transfer_messages import RequestTransfer
 from runtime import tracing
-from runtime.components import Monitoring
+from runtime.bootstrap import Monitoring, start_components
 from runtime.settings import load_settings
-from server import start_components
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"

@@ -29,9 +29,9 @@ from websockets.typing import Subprotocol
 
 from application.service import trace_id_of, valid_traceparent
 from runtime import tracing
+from runtime.bootstrap import create_app
 from runtime.embedded import free_port
 from runtime.settings import load_settings
-from server import create_app
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
@@ -281,7 +281,7 @@ class NoOpenTelemetry:
 
 
 sys.meta_path.insert(0, NoOpenTelemetry())
-import server  # the whole wiring imports
+import runtime.bootstrap  # the whole wiring imports
 from runtime import tracing
 
 assert not tracing.AVAILABLE
