@@ -72,7 +72,6 @@ from projections.status import StatusReporter
 from projections.transfer_manager import retry_parked
 from projections.waiting import ReadYourWrites
 from runtime import graphiql, tracing
-from runtime.api_settings import auth_from, limits_from, persisted_from
 from runtime.cors import cors_middleware
 from runtime.database import (
     DatabaseHandle,
@@ -104,7 +103,14 @@ from runtime.probes import (
     parked_transfers_refresher,
     sequencer_refresher,
 )
-from runtime.settings import Settings, SettingsError, load_settings
+from runtime.settings import (
+    Settings,
+    SettingsError,
+    auth_from,
+    limits_from,
+    load_settings,
+    persisted_from,
+)
 from schema.app import ExtensionFactory, build_schema, make_graphql_app
 from schema.auth import AuthSettings
 from schema.context import Context

@@ -43,7 +43,7 @@ class Children(Generic[M]):
     """``metric.labels(*values)``, remembered by label values, for per-request paths.
 
     prometheus_client's ``labels`` converts and checks the values and takes a
-    lock on every call (about 1.6 us); a request asks for the same few
+    lock on every call; a request asks for the same few
     children again and again. The metric keeps every child it ever made, so
     this holds nothing more. Not for metrics whose children are ever removed.
     """

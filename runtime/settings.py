@@ -7,6 +7,8 @@ case-insensitive. Defaults suit a developer's laptop: the embedded database
 under ``DATA_DIR``, ``AUTH_MODE=dev``, GraphiQL on. ``APP_ENV=production``
 refuses to start unless a real database and JWT auth are configured, and turns
 GraphiQL and introspection off unless they are switched on explicitly.
+``configuration_problems`` holds the rules across settings; ``limits_from``,
+``auth_from`` and ``persisted_from`` turn the settings into the GraphQL API's objects.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from schema.oidc import SUPPORTED_ALGORITHMS, is_acceptable_url
+from schema.auth import AuthSettings
+from schema.limits import Limits
+from schema.oidc import SUPPORTED_ALGORITHMS, OidcSettings, OidcVerifier, is_acceptable_url
+from schema.persisted import PersistedQueries
 
 __all__ = [
     "LOG_LEVELS",
@@ -516,3 +521,66 @@ def secret_looks_random(secret: str) -> bool:
     bits = -sum(n / size * math.log2(n / size) for n in counts.values()) * size
     windows = {secret[i : i + 3] for i in range(size - 2)}
     return bits >= 80 and len(windows) >= 0.75 * (size - 2)
+
+
+# -- the GraphQL API's settings objects, taken from the service settings --------------
+
+
+def limits_from(settings: Settings) -> Limits:
+    """The query, page, body and subscription limits the schema enforces."""
+    return Limits(
+        max_query_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_tokens=settings.max_tokens,
+        max_page_size=settings.max_page_size,
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        connection_init_timeout_seconds=settings.connection_init_timeout_seconds,
+        max_body_bytes=settings.max_body_bytes,
+        consistency_timeout_seconds=settings.consistency_timeout_seconds,
+        max_query_cost=settings.max_query_cost,
+        max_response_bytes=settings.max_response_bytes,
+        request_timeout_seconds=settings.request_timeout_seconds,
+        introspection=settings.introspection_enabled,
+        graphiql=settings.graphiql_enabled,
+    )
+
+
+def persisted_from(settings: Settings) -> PersistedQueries:
+    """How persisted queries are treated (``PERSISTED_QUERIES``); loads the trusted manifest."""
+    if settings.persisted_queries == "trusted":
+        assert settings.trusted_documents_file is not None  # the settings rules require it
+        return PersistedQueries.trusted_only(settings.trusted_documents_file)
+    if settings.persisted_queries == "off":
+        return PersistedQueries("off")
+    return PersistedQueries.automatic(settings.apq_max_entries, settings.apq_max_document_bytes)
+
+
+def auth_from(settings: Settings) -> AuthSettings:
+    """How requests are authenticated (``AUTH_MODE``, ``JWT_SECRET`` or ``OIDC_*``)."""
+    oidc = None
+    if settings.auth_mode == "jwt" and settings.oidc_issuer is not None:
+        oidc = OidcVerifier(oidc_from(settings))
+    return AuthSettings(
+        mode=settings.auth_mode,
+        jwt_secret=None if oidc else settings.jwt_secret_value(),
+        leeway_seconds=settings.jwt_leeway_seconds,
+        oidc=oidc,
+    )
+
+
+def oidc_from(settings: Settings) -> OidcSettings:
+    """The OIDC provider's settings; ``OIDC_ISSUER`` and ``OIDC_AUDIENCE`` must be set."""
+    assert settings.oidc_issuer is not None
+    assert settings.oidc_audience is not None
+    return OidcSettings(
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        jwks_url=settings.jwks_url,
+        algorithms=settings.oidc_algorithm_list,
+        user_claim=settings.oidc_user_claim,
+        roles_claim=settings.oidc_roles_claim,
+        admin_role=settings.oidc_admin_role,
+        cache_seconds=settings.jwks_cache_seconds,
+        refetch_interval_seconds=settings.jwks_refetch_interval_seconds,
+        fetch_timeout_seconds=settings.jwks_fetch_timeout_seconds,
+    )

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from runtime.api_settings import auth_from
-from runtime.settings import SettingsError, load_settings
+from runtime.settings import SettingsError, auth_from, load_settings
 
 ISSUER = "https://keycloak.example.com/realms/bank"
 SECRET = "a-development-secret-that-is-long-enough-0123"
