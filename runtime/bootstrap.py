@@ -356,7 +356,8 @@ async def start_consumers(parts: Components, stack: AsyncExitStack, monitoring: 
     monitoring.refreshers.append(parked_transfers_refresher(TransfersView(parts.stores.documents)))
 
 
-async def start_live(parts: Components, stack: AsyncExitStack) -> None:
+async def start_live(parts: Components, stack: AsyncExitStack, *, queue_size: int = 1000) -> None:
+    """The feed tail and the live read models; ``queue_size``: a subscriber's queue bound."""
     live = create_live(
         parts.events,
         parts.stores.documents,
@@ -364,6 +365,7 @@ async def start_live(parts: Components, stack: AsyncExitStack) -> None:
         hub=parts.hub,
         progress=parts.progress,
         poll_interval=min(parts.settings.poll_interval_seconds, 0.1),
+        queue_size=queue_size,
     )
     tracing.watch_pushes(live.feed, parts.hub)
     await live.start()

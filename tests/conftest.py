@@ -1,4 +1,7 @@
-"""Shared fixtures: an embedded MongoDB (nx-27017) per test session, a fresh database per test."""
+"""Shared fixtures: an embedded MongoDB (nx-27017) per test session, a fresh database per test.
+
+The wiring's fixtures (``wiring``, ``memory``, ``backend``) come from ``tests/wiring.py``.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from runtime.embedded import EmbeddedMongo
+
+pytest_plugins = ("tests.wiring",)
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ from application.ids import new_transfer_id
 from application.repository import AggregateCache
 from domain.account import CreditForTransfer, Deposit, Withdraw
 from domain.errors import InsufficientFunds
-from tests.application.conftest import Backend, open_account, with_id
 from tests.application.doubles import stored_rejection
+from tests.wiring import Backend, open_account, with_id
 
 
 async def test_a_hot_stream_is_not_read_again(memory: Backend) -> None:

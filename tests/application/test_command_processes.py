@@ -29,8 +29,8 @@ from pymongo import AsyncMongoClient
 from domain.money import format_amount
 from runtime.embedded import EmbeddedMongo
 from tests.projections.mongo_world import mongo_world
-from tests.projections.world import World
 from tests.runtime.processes import ROOT, ServerProcess, clean_env, start_server
+from tests.wiring import World
 
 ANSWER = """__typename
   ... on AccountPayload { accountId version duplicate }

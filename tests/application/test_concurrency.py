@@ -8,7 +8,7 @@ import pytest
 
 from application.service import Backoff, CommandContext, ConcurrencyConflict
 from domain.account import Deposit, Withdraw
-from tests.application.conftest import Backend, open_account
+from tests.wiring import Backend, open_account
 
 FAST = Backoff(base=0.001, cap=0.02)
 

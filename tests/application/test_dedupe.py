@@ -9,8 +9,8 @@ import pytest
 from application.service import CommandContext
 from domain.account import Deposit, Withdraw
 from domain.errors import InsufficientFunds
-from tests.application.conftest import Backend, open_account, with_id
 from tests.application.doubles import RecordingCommandLog, stored_rejection
+from tests.wiring import Backend, open_account, with_id
 
 
 async def test_the_same_command_sent_ten_times_at_once_has_one_effect(backend: Backend) -> None:

@@ -21,7 +21,7 @@ from domain.account import (
 from domain.errors import AccountNotFound, InsufficientFunds
 from domain.transfer import MarkTransferDebited, RequestTransfer
 from store.protocol import CommitMetadata, NewEvent
-from tests.application.conftest import Backend, open_account
+from tests.wiring import Backend, open_account
 
 
 async def test_open_and_deposit_return_new_versions_and_events(memory: Backend) -> None:

@@ -15,8 +15,8 @@ from domain.bank import DECIDERS
 from domain.errors import InsufficientFunds
 from domain.transfer import RequestTransfer
 from store.protocol import CommitMetadata, NewEvent
-from tests.application.conftest import Backend, open_account, with_id
 from tests.application.doubles import CountingStore, RecordingCommandLog, stored_rejection
+from tests.wiring import Backend, open_account, with_id
 
 
 @dataclasses.dataclass(frozen=True)

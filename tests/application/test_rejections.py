@@ -22,8 +22,8 @@ from domain.errors import (
     TransferAlreadyExists,
     TransferNotFound,
 )
-from tests.application.conftest import Backend, open_account
 from tests.application.doubles import RecordingCommandLog, stored_rejection
+from tests.wiring import Backend, open_account
 
 SAMPLES: list[DomainError] = [
     InvalidInput("amount", "amount must be greater than zero", value=0),

@@ -11,8 +11,8 @@ from application.repository import MAX_SNAPSHOT_FALLBACKS, SnapshotWriter
 from domain.account import ACCOUNT, Deposit
 from store.memory import InMemorySnapshotStore
 from store.protocol import Snapshot
-from tests.application.conftest import Backend, open_account
 from tests.application.doubles import BrokenSnapshots, CountingSnapshots
+from tests.wiring import Backend, open_account
 
 
 class GatedSnapshots(InMemorySnapshotStore):

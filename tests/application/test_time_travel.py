@@ -17,7 +17,7 @@ from domain.bank import EVENTS
 from domain.errors import InsufficientFunds
 from store.memory import InMemoryCommandLog, InMemoryEventStore, InMemorySnapshotStore
 from store.protocol import EventStore
-from tests.application.conftest import Backend, open_account
+from tests.wiring import Backend, open_account
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -21,8 +21,8 @@ from domain.account_messages import OpenAccount
 from schema.auth import AuthSettings, User, session_expired
 from schema.oidc import JwksKeys, OidcSettings, OidcVerifier
 from tests.auth.idp import AUDIENCE, IdP
-from tests.live.harness import Served, serve
 from tests.live.helpers import eventually
+from tests.wiring import Served, serve
 
 TRANSPORT, LEGACY = "graphql-transport-ws", "graphql-ws"
 ACCOUNT = "subscription ($id: ID!) { accountChanged(id: $id) { owner version } }"

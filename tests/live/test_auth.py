@@ -20,8 +20,8 @@ from application.ids import new_account_id, new_transfer_id
 from domain.account_messages import Deposit, OpenAccount
 from domain.transfer_messages import RequestTransfer
 from schema.auth import AuthSettings
-from tests.live.harness import Served, serve
 from tests.live.helpers import eventually, take
+from tests.wiring import Served, serve
 
 SECRET = "test-secret-for-live-subscriptions-0123456789"
 FORGED = "not-the-secret-but-just-as-long-0123456789"

@@ -15,8 +15,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from application.ids import new_account_id
 from domain.account_messages import Deposit, OpenAccount
 from store.protocol import NewEvent
-from tests.live.harness import Served, serve
 from tests.live.helpers import eventually
+from tests.wiring import Served, serve
 
 ACCOUNT_CHANGED = "subscription ($id: ID!) { accountChanged(id: $id) { id balance version } }"
 LEDGER_CHANGED = "subscription { ledgerChanged { currency openAccounts totalBalance position } }"

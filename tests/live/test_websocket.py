@@ -14,8 +14,8 @@ from gql.transport.websockets import WebsocketsTransport
 from application.ids import new_account_id
 from domain.account_messages import Deposit, OpenAccount
 from schema.limits import Limits
-from tests.live.harness import Served, serve
 from tests.live.helpers import append, append_commit, take
+from tests.wiring import Served, serve
 
 PROTOCOLS = [WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL, WebsocketsTransport.APOLLO_SUBPROTOCOL]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from domain.aggregate import DomainError
 from domain.money import format_amount
 from projections.consumer_group import ConsumerGroup
-from tests.projections.world import World, dump, rebuilt, settle
+from tests.wiring import World, dump, rebuilt, settle
 
 
 @dataclass

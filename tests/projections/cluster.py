@@ -8,7 +8,7 @@ from typing import Any
 
 from projections.catalog import CONSUMERS
 from projections.status import StatusReporter
-from tests.projections.world import World
+from tests.wiring import World
 
 
 async def holders(world: World) -> set[str | None]:

@@ -12,7 +12,7 @@ from projections.catalog import PROJECTORS
 from projections.consumer_group import ConsumerGroup
 from projections.projector import payload
 from store.protocol import EventStore
-from tests.projections.world import World, dump, rebuilt, settle
+from tests.wiring import World, dump, rebuilt, settle
 
 EVERYTHING = 10_000_000
 

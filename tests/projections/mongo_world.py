@@ -15,7 +15,7 @@ from store.mongo_events import MongoEventStore
 from store.mongo_leases import MongoLeases
 from store.mongo_snapshots import MongoSnapshotStore
 from store.sequencer import Sequencer
-from tests.projections.world import World
+from tests.wiring import World
 
 Database = AsyncDatabase[dict[str, Any]]
 

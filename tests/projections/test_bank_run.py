@@ -9,7 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.projections.bank_run import check_bank, run_bank
 from tests.projections.mongo_world import mongo_world
-from tests.projections.world import memory_world
+from tests.wiring import memory_world
 
 
 async def test_200_random_transfers_among_20_accounts() -> None:

@@ -37,8 +37,8 @@ from store.mongo_commits import PENDING
 from tests.projections.bank_run import Ledger, check_bank, open_accounts
 from tests.projections.cluster import settled
 from tests.projections.mongo_world import mongo_world
-from tests.projections.world import World
 from tests.runtime.processes import ServerProcess, clean_env, start_server
+from tests.wiring import World
 
 Database = AsyncDatabase[dict[str, Any]]
 

@@ -15,7 +15,7 @@ from projections.documents_memory import InMemoryDocumentStore
 from projections.status import StatusReporter
 from store.memory import InMemoryEventStore, InMemoryLeases
 from store.protocol import LeaseHolder, NewEvent, RecordedEvent
-from tests.projections.world import FAST, dump, memory_world, rebuilt, settle, wait_for
+from tests.wiring import FAST, dump, memory_world, rebuilt, settle, wait_for
 
 
 class Recorder:

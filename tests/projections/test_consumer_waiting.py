@@ -15,7 +15,7 @@ from projections.consumer import Consumer, ConsumerSettings
 from projections.documents_memory import InMemoryDocumentStore
 from store.memory import InMemoryEventStore, InMemoryLeases
 from store.protocol import NewEvent, RecordedEvent
-from tests.projections.world import wait_for
+from tests.wiring import wait_for
 
 # Polls far apart: anything quicker than this was woken by the notifier.
 SLOW_POLL = ConsumerSettings(batch_size=10, poll_interval=30.0, lease_ttl=90.0)

@@ -28,7 +28,7 @@ from store.mongo_events import MongoEventStore
 from store.mongo_leases import MongoLeases
 from store.protocol import NewEvent, RecordedEvent
 from store.sequencer import Sequencer
-from tests.projections.world import wait_for
+from tests.wiring import wait_for
 
 Client = AsyncMongoClient[dict[str, Any]]
 # A poll interval that, were it used, would show as dozens of reads per second.

@@ -20,7 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tests.projections.bank_run import Ledger, check_bank, open_accounts, run_clients
 from tests.projections.cluster import holders, settled, until
 from tests.projections.mongo_world import mongo_world
-from tests.projections.world import World
+from tests.wiring import World
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE_TTL = 2.0

@@ -7,7 +7,7 @@ from typing import Any
 from projections.catalog import projector_factories
 from projections.documents_memory import InMemoryDocumentStore
 from store.protocol import EventStore, RecordedEvent
-from tests.projections.world import World, dump, memory_world, rebuilt, settle
+from tests.wiring import World, dump, memory_world, rebuilt, settle
 
 
 async def banking_day(world: World) -> dict[str, str]:

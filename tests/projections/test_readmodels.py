@@ -12,7 +12,7 @@ from projections.documents import DocumentStore
 from projections.pagination import InvalidCursor, encode_cursor
 from projections.readmodels import AccountsView, LedgerView, StatementView, TransfersView
 from projections.waiting import ReadYourWrites
-from tests.projections.world import World, memory_world, settle
+from tests.wiring import World, memory_world, settle
 
 
 async def populated() -> tuple[World, list[str], list[str]]:

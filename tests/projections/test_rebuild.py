@@ -17,7 +17,7 @@ from projections.status import StatusReporter, rebuild_lease_name
 from store.memory import InMemoryLeases
 from store.protocol import RecordedEvent
 from tests.projections.mongo_world import mongo_world
-from tests.projections.world import FAST, World, dump, memory_world, rebuilt, settle
+from tests.wiring import FAST, World, dump, memory_world, rebuilt, settle
 
 
 async def workload(world: World) -> list[str]:

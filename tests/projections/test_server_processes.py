@@ -22,8 +22,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tests.projections.bank_run import Ledger, check_bank, open_accounts, run_clients
 from tests.projections.cluster import holders, settled, until
 from tests.projections.mongo_world import mongo_world
-from tests.projections.world import World
 from tests.runtime.processes import ServerProcess, clean_env, start_server
+from tests.wiring import World
 
 LEASE_TTL = 2.0
 TAKEOVER_WITHIN = 3 * LEASE_TTL + 2.0  # expiry, the standby's next attempt, slack for 2 cores

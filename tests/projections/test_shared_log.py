@@ -33,7 +33,7 @@ from store.mongo_snapshots import MongoSnapshotStore
 from store.protocol import NewEvent, RecordedEvent
 from store.sequencer import Sequencer
 from tests.projections.test_idle import Commands
-from tests.projections.world import World, wait_for
+from tests.wiring import World, wait_for
 
 Client = AsyncMongoClient[dict[str, Any]]
 SETTINGS = ConsumerSettings(poll_interval=0.01, lease_ttl=60.0)

@@ -25,7 +25,7 @@ from runtime.operations import ProjectionRetrier
 from runtime.probes import parked_transfers_refresher
 from store.protocol import CommandRejection
 from tests.projections.money import EVERYTHING, check_money, check_read_models, head
-from tests.projections.world import World, memory_world, settle
+from tests.wiring import World, memory_world, settle
 
 
 async def drive(world: World, manager: TransferManager, rounds: int = 10) -> None:

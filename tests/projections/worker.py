@@ -19,7 +19,7 @@ from projections.catalog import consumer_group, standard_handlers
 from projections.consumer import ConsumerSettings
 from projections.consumer_group import ConsumerGroup
 from tests.projections.mongo_world import mongo_world
-from tests.projections.world import World
+from tests.wiring import World
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

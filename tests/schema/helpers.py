@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from schema.auth import DEV_USER, User
-from tests.schema.wiring import Wiring
+from tests.wiring import Wiring
 
 ERRORS = """
   __typename

@@ -12,7 +12,7 @@ import pytest
 
 from schema.auth import ANONYMOUS, DEV_USER, AuthSettings, User, user_from_token
 from tests.schema.helpers import CLOSE, DEPOSIT, OPEN, TRANSFER, WITHDRAW, deposit, mutate
-from tests.schema.wiring import SECRET, Wiring, make_wiring, token
+from tests.wiring import SECRET, Wiring, make_wiring, token
 
 ALICE = User("alice")
 BOB = User("bob")

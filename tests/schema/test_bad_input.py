@@ -17,7 +17,7 @@ from tests.schema.helpers import (
     mutate,
     open_account,
 )
-from tests.schema.wiring import Wiring
+from tests.wiring import Wiring
 
 MEGABYTE = "x" * 1_000_000
 

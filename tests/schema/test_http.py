@@ -17,7 +17,7 @@ import pytest
 from schema.app import make_graphql_app
 from schema.auth import AuthSettings
 from schema.limits import Limits
-from tests.schema.wiring import SECRET, Wiring, make_wiring, token
+from tests.wiring import SECRET, Wiring, make_wiring, token
 
 URL = "http://test/graphql"
 OPEN = 'mutation { openAccount(input: {owner: "alice", currency: "EUR"}) { __typename } }'

@@ -10,7 +10,7 @@ from starlette.websockets import WebSocket
 
 from schema.app import make_graphql_app
 from schema.auth import ANONYMOUS, DEV_USER
-from tests.schema.wiring import Wiring
+from tests.wiring import Wiring
 
 
 def http_request(headers: list[tuple[bytes, bytes]] | None = None) -> Request:

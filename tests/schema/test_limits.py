@@ -9,7 +9,7 @@ import pytest
 
 from schema.app import build_schema
 from schema.limits import Limits
-from tests.schema.wiring import Wiring, make_wiring
+from tests.wiring import Wiring, make_wiring
 
 
 async def test_ten_thousand_aliases_are_refused_before_execution(wiring: Wiring) -> None:

@@ -10,7 +10,7 @@ from domain.errors import BalanceNotZero
 from domain.money import format_amount
 from schema.errors import BalanceNotZero as BalanceNotZeroType
 from schema.errors import error_from_domain
-from tests.schema.wiring import Wiring
+from tests.wiring import Wiring
 
 ACCOUNT_FIELDS = """
   __typename

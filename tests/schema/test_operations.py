@@ -9,7 +9,7 @@ import pytest
 from projections.checkpoints import CheckpointStore
 from schema.auth import ANONYMOUS, AuthSettings, User
 from tests.schema.helpers import deposit, open_account
-from tests.schema.wiring import SECRET, Wiring, make_wiring
+from tests.wiring import SECRET, Wiring, make_wiring
 
 RETRY = """
 mutation($name: String!) {

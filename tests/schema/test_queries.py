@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from tests.schema.helpers import TRANSFER, UNKNOWN_ACCOUNT, deposit, mutate, open_account
-from tests.schema.wiring import Wiring
+from tests.wiring import Wiring
 
 ACCOUNT = """query($id: ID!, $v: Int, $t: DateTime, $c: Consistency) {
   account(id: $id, atVersion: $v, asOf: $t, consistency: $c) {

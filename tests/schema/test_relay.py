@@ -21,7 +21,7 @@ from schema.app import build_schema
 from schema.auth import AuthSettings, User
 from schema.cost import Pages, query_cost
 from tests.schema.helpers import TRANSFER, UNKNOWN_ACCOUNT, deposit, mutate, open_account
-from tests.schema.wiring import SECRET, Wiring, make_wiring
+from tests.wiring import SECRET, Wiring, make_wiring
 
 ALICE = User("alice")
 BOB = User("bob")

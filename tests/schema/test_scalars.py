@@ -11,7 +11,7 @@ from graphql import GraphQLError
 from schema import export
 from schema.scalars import format_datetime, parse_datetime, to_datetime
 from tests.schema.helpers import deposit, open_account
-from tests.schema.wiring import Wiring
+from tests.wiring import Wiring
 
 
 def test_datetimes_are_utc_iso_with_z() -> None:

@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 
 from runtime.embedded import free_port
 from schema.app import make_graphql_app
-from tests.schema.wiring import Wiring
+from tests.wiring import Wiring
 
 PROTOCOLS = ["graphql-transport-ws", "graphql-ws"]
 

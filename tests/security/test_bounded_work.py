@@ -28,7 +28,7 @@ from websockets.asyncio.client import connect
 from runtime.embedded import EmbeddedMongo
 from schema.limits import WATCHDOG, Limits
 from tests.e2e.server import Server, running_server
-from tests.schema.wiring import make_wiring
+from tests.wiring import make_wiring
 
 pytestmark = pytest.mark.e2e
 
