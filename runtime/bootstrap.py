@@ -111,7 +111,7 @@ from runtime.settings import (
     load_settings,
     persisted_from,
 )
-from schema.app import ExtensionFactory, build_schema, make_graphql_app
+from schema.app import ExtensionFactory, LedgerGraphQL, build_schema, make_graphql_app
 from schema.auth import AuthSettings
 from schema.context import Context
 from schema.persisted import persisted_extensions
@@ -172,7 +172,7 @@ class Components:
     retrier: ProjectionRetrier
     consumers: ConsumerGroup | None = None
     live: Live | None = None
-    graphql: Any = None
+    graphql: LedgerGraphQL | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -376,7 +376,7 @@ async def start_live(parts: Components, stack: AsyncExitStack, *, queue_size: in
 # -- GraphQL ------------------------------------------------------------------------
 
 
-def graphql_app(parts: Components, metrics: Metrics) -> Any:
+def graphql_app(parts: Components, metrics: Metrics) -> LedgerGraphQL:
     settings, documents = parts.settings, parts.stores.documents
     page = settings.max_page_size
     context = Context(

@@ -169,6 +169,7 @@ async def make_wiring(limits: Limits | None = None, auth: AuthSettings | None = 
     parts = await start_components(settings, stack, Monitoring(), workers=False, api=False)
     group = consumers(settings, parts, new_owner_id())
     app = graphql_app(parts, Metrics())
+    assert isinstance(app.schema, strawberry.Schema)
     context = _with_auth(app.base, auth)
     return Wiring(parts, [group[name] for name in group.names], context, app.schema, stack)
 
