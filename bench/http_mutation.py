@@ -1,6 +1,6 @@
 """Deposit mutations over HTTP: the real server vs a trivial strawberry app (target >= 0.6x).
 
-The real server is ``server:create_app`` with ``STORE=memory`` (dev auth);
+The real server is ``runtime.bootstrap:create_app`` with ``STORE=memory`` (dev auth);
 the ceiling is ``bench.trivial_app:app``. Both run under uvicorn with the
 same settings (``bench/servers.py``), one worker each, and are loaded
 alternately by wrk (one thread, a Lua script rotating the account id in the
@@ -147,7 +147,7 @@ async def run_embedded(args: argparse.Namespace, wrk: str | None) -> dict[str, l
         EmbeddedMongo(Path(data_dir) / "db") as database,
     ):
         env = {**SERVER_ENV, "STORE": "mongo", "MONGODB_URL": database.url}
-        with uvicorn_server("server:create_app", factory=True, env=env) as ours:
+        with uvicorn_server("runtime.bootstrap:create_app", factory=True, env=env) as ours:
             ids = await open_accounts(ours.url, args.accounts)
             await check_deposit(ours.url, ids[0])
             return await alternate(
@@ -167,7 +167,7 @@ async def run(args: argparse.Namespace) -> Section:
     if args.store == "mongo":
         return report(args, results, wrk)
     with (
-        uvicorn_server("server:create_app", factory=True, env=SERVER_ENV) as ours,
+        uvicorn_server("runtime.bootstrap:create_app", factory=True, env=SERVER_ENV) as ours,
         uvicorn_server("bench.trivial_app:app") as trivial,
     ):
         ids = await open_accounts(ours.url, args.accounts)

@@ -1,7 +1,7 @@
 """CPU of an idle server plus its database (target <= 2% of a core over 60 s).
 
 The embedded database (nx-27017, as ``make run`` starts it) and the real
-server (``server:create_app``: every consumer, the sequencer, the live feed
+server (``runtime.bootstrap:create_app``: every consumer, the sequencer, the live feed
 and live read models) run in child processes; after a few deposits and a
 settling pause, the CPU time of the server, everything it started and the
 database is read from ``/proc`` at both ends of a window with no traffic.
@@ -112,7 +112,7 @@ async def one_run(args: argparse.Namespace) -> tuple[float, float, float, list[f
     ):
         assert database.process is not None
         env = {**SERVER_ENV, "STORE": "mongo", "MONGODB_URL": database.url}
-        with uvicorn_server("server:create_app", env=env, factory=True) as server:
+        with uvicorn_server("runtime.bootstrap:create_app", env=env, factory=True) as server:
             accounts = await open_accounts(server.url, 2)
             async with httpx.AsyncClient(timeout=10.0) as http:
                 for account in accounts:
@@ -126,7 +126,7 @@ async def one_run(args: argparse.Namespace) -> tuple[float, float, float, list[f
             db = used.get(database.process.pid, 0.0) / elapsed
             total = sum(used.values()) / elapsed
             seen: list[float] = []
-            with uvicorn_server("server:create_app", env=env, factory=True) as other:
+            with uvicorn_server("runtime.bootstrap:create_app", env=env, factory=True) as other:
                 async with httpx.AsyncClient(timeout=10.0) as http:
                     for number in range(args.visibility):
                         await asyncio.sleep(1.5)  # let the first server go idle again
@@ -140,8 +140,9 @@ async def run(args: argparse.Namespace) -> Section:
     results = [await one_run(args) for _ in range(args.runs)]
     section = Section("idle", "Idle cost on the embedded database")
     section.add(
-        f"`server:create_app` (STORE=mongo, every consumer, sequencer, live feed and read "
-        f"models) on an nx-27017 child process, {args.settle:.0f} s after a few deposits; CPU "
+        f"`runtime.bootstrap:create_app` (STORE=mongo, every consumer, sequencer, live feed "
+        f"and read models) on an nx-27017 child process, {args.settle:.0f} s after a few "
+        f"deposits; CPU "
         f"over {args.seconds:.0f} s with no traffic, as a share of one core; {args.runs} runs. "
         f"Then {args.visibility} deposits through a second server on the same database, each "
         f"1.5 s after the previous one (the first server idle again), timed from the deposit's "

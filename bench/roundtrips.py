@@ -1,6 +1,6 @@
 """Database operations per deposit, and per second at idle, on the embedded default.
 
-The real service (``server:create_app`` with its defaults: embedded nx-27017,
+The real service (``runtime.bootstrap:create_app`` with its defaults: embedded nx-27017,
 every consumer, the live feed and live read models) runs in this process under
 uvicorn. A PyMongo command listener (``pymongo.monitoring``, registered before
 the service builds its client) counts every command the service sends, by the

@@ -1,6 +1,6 @@
 """1,000 WebSocket subscribers on accountChanged of one account while 50 deposits/s arrive.
 
-The real server (``server:create_app``) runs under uvicorn, on the in-memory
+The real server (``runtime.bootstrap:create_app``) runs under uvicorn, on the in-memory
 store and on the embedded database (``STORE=mongo`` with its own nx-27017
 child, every consumer and the sequencer running: what ``make run`` gives);
 one asyncio process (this one) holds every subscriber (``websockets``, the
@@ -248,7 +248,7 @@ def target_server(args: argparse.Namespace, store: str) -> Iterator[RunningServe
         return
     with tempfile.TemporaryDirectory(prefix="bench-subscriptions-") as data_dir:
         env = {**SERVER_ENV, "STORE": store, "DATA_DIR": data_dir}
-        with uvicorn_server("server:create_app", factory=True, env=env) as server:
+        with uvicorn_server("runtime.bootstrap:create_app", factory=True, env=env) as server:
             yield server
 
 
@@ -314,7 +314,8 @@ def report(
     section.add(
         f"{args.subscribers} subscribers (one WebSocket each, one asyncio client process) on "
         f"{watched}; {args.rate:g} deposits/s for {args.seconds:g} s per run, {args.runs} runs on "
-        f"the same connections; server `server:create_app` with {STORES.get(store, store)}. "
+        f"the same connections; server `runtime.bootstrap:create_app` with "
+        f"{STORES.get(store, store)}. "
         "**The client process shares the machine's cores with the server.** Server CPU "
         "includes the processes it started (the database)."
     )
