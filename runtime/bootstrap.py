@@ -537,6 +537,7 @@ def service_app(
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings, app.state.metrics, app.state.health = settings, metrics, health
+    app.state.components = None  # set by the lifespan once everything started
     return app
 
 
@@ -609,9 +610,9 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
 
 
 def run_uvicorn(
-    make_app: Callable[[Settings], ASGIApp],
+    make_app: Callable[[Settings], Starlette],
     settings: Settings,
-    on_exit: Callable[[ASGIApp], None] | None = None,
+    on_exit: Callable[[Starlette], None] | None = None,
 ) -> None:
     """Log set-up, then serve ``make_app(settings)`` until a signal; exit 3 if it never started.
 
@@ -701,14 +702,14 @@ def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def stop_embedded_database(app: Any) -> None:
+def stop_embedded_database(app: Starlette) -> None:
     """uvicorn's exit hook: stop the embedded database if the lifespan did not.
 
     Normally the lifespan has stopped it; after a forced exit (a second Ctrl-C, or the
     bounded stop giving up while a stop still waits in a thread) it has not.
     """
-    components = getattr(app.state, "components", None)
-    database: DatabaseHandle | None = getattr(components, "database", None)
+    components: Components | None = app.state.components
+    database = components.database if components is not None else None
     if database is not None:
         database.close()
         database.kill_leftover()
