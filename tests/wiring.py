@@ -117,7 +117,7 @@ class Wiring:
         return self.parts.stores.events
 
     @property
-    def service(self) -> Any:
+    def service(self) -> ApplicationService:
         return self.parts.service
 
     @property
@@ -180,7 +180,7 @@ async def make_wiring(limits: Limits | None = None, auth: AuthSettings | None = 
 @dataclass
 class Served:
     url: str  # ws://127.0.0.1:<port>/graphql
-    service: Any
+    service: ApplicationService
     store: EventStore
     hub: Hub
     live: Live
@@ -418,7 +418,7 @@ def memory_backend() -> Backend:
     return Backend(stores.events, stores.snapshots, stores.command_log)
 
 
-async def open_account(service: Any, *, deposit: int = 0) -> str:
+async def open_account(service: ApplicationService, *, deposit: int = 0) -> str:
     """A new open EUR account, with ``deposit`` minor units on it if > 0."""
     account_id = new_account_id()
     await service.handle(OpenAccount(account_id, "Ada", "EUR"))
