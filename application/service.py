@@ -56,7 +56,6 @@ from application.ids import new_event_id
 from application.repository import AnyDecider, HistoryEntry, Loaded, Repository, StreamTypeMismatch
 from domain.aggregate import DomainError
 from domain.codec import EventRegistry
-from domain.errors import ERROR_TYPES
 from store.protocol import (
     AppendResult,
     CommandLog,
@@ -789,7 +788,7 @@ class ApplicationService:
 
     ``deciders`` maps each command class to its decider. ``rejection_types``
     lists the ``DomainError`` subclasses whose stored rejections are rebuilt by
-    code (default: the bank's ``domain.errors.ERROR_TYPES``). ``snapshot_every``
+    code (``domain.aggregate.rejection_types`` of the wired domains). ``snapshot_every``
     0 disables snapshots; its default is the ``SNAPSHOT_EVERY`` setting's (20),
     the interval at which rehydrating the worst case (19 events after the
     latest snapshot) stays within the rehydration target in BENCHMARKS.md.
@@ -816,14 +815,14 @@ class ApplicationService:
         max_attempts: int = 1_000,
         retry_seconds: float = 5.0,
         backoff: Backoff | None = None,
-        rejection_types: Iterable[type[DomainError]] | None = None,
+        rejection_types: Iterable[type[DomainError]] = (),
         event_ids: Callable[[], str] = new_event_id,
         observer: CommandObserver = UNOBSERVED,
     ) -> None:
         self._store = store
         self._observer = observer
         self._deciders = dict(deciders)
-        codes = RejectionCodes(ERROR_TYPES.values() if rejection_types is None else rejection_types)
+        codes = RejectionCodes(rejection_types)
         self._dedupe = CommandDeduplicator(command_log, codes)
         self._repository = Repository(
             store, snapshots, registry, self._deciders.values(),

@@ -15,12 +15,13 @@ import asyncio
 import itertools
 
 from bench.harness import Contender, Metrics, Stopwatch
-from bench.workload import DEPOSIT_MINOR, Backend, open_accounts, service_on
-from domain.account import Deposit
+from bench.workload import DEPOSIT_MINOR, EVENTS, Backend, open_accounts, service_on
+from domain.accounts import Deposit
+from projections.accounts import READ_SIDE as ACCOUNTS_READ
 from projections.accounts import AccountsProjector
-from projections.catalog import projector_factories
 from projections.checkpoints import CheckpointStore
 from projections.documents import DocumentStore
+from projections.projector import ConsumerDeps, ReadSides
 from projections.rebuild import Rebuilder
 from store.protocol import Leases
 
@@ -58,7 +59,7 @@ def rebuild_contender(
         documents,
         CheckpointStore(documents),
         leases,
-        projector_factories(documents, backend.store),
+        ReadSides([ACCOUNTS_READ]).factories(ConsumerDeps(documents, backend.store, EVENTS)),
         batch_size=batch,
         drop_grace=0.0,
     )
@@ -74,7 +75,7 @@ def rebuild_contender(
 def loop_contender(backend: Backend, documents: DocumentStore, batch: int) -> Contender:
     async def run() -> Metrics:
         collection = f"accounts_bench_{next(_runs)}"
-        projector = AccountsProjector(documents, physical=collection)
+        projector = AccountsProjector(documents, physical=collection, registry=EVENTS)
         await projector.prepare()  # indexes: not timed, unlike in the full rebuild
         position = count = 0
         with Stopwatch() as watch:

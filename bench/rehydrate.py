@@ -20,10 +20,17 @@ from bench import cli
 from bench.harness import COMPARISON_HEADER, Metrics, Stopwatch, alternate, compare, comparison_row
 from bench.report import Section, table
 from bench.workload import DEPOSIT_MINOR, Backend, memory_backend, service_on
-from domain.account import Deposit, OpenAccount
-from domain.bank import DECIDERS, EVENTS
+from domain.accounts import DOMAIN as ACCOUNT_DOMAIN
+from domain.accounts import Deposit, OpenAccount
+from domain.aggregate import deciders, rejection_types
+from domain.codec import build_registry
+from domain.transfers import DOMAIN as TRANSFER_DOMAIN
 from runtime.settings import Settings
 from store.memory import InMemorySnapshotStore
+
+BANK = (ACCOUNT_DOMAIN, TRANSFER_DOMAIN)
+DECIDERS = deciders(BANK)
+EVENTS = build_registry(BANK)
 
 QUICK = ["--long", "120", "--short", "5", "--loads", "2", "--runs", "1"]
 """Toy sizes for the smoke test (``run_all --quick``)."""
@@ -73,6 +80,7 @@ def uncached_reader(
         DECIDERS,
         cache_size=0,
         snapshot_every=snapshot_every,
+        rejection_types=rejection_types(BANK),
     )
 
 

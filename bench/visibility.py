@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.harness import Metrics, percentile
-from bench.workload import DEPOSIT_MINOR, Backend, open_accounts, service_on
-from domain.account import Deposit
+from bench.workload import DEPOSIT_MINOR, EVENTS, Backend, open_accounts, service_on
+from domain.accounts import Deposit
 from projections.accounts import AccountsProjector
 from projections.checkpoints import CheckpointStore
 from projections.consumer import Consumer, ConsumerSettings
@@ -54,7 +54,7 @@ async def read_side(
     backend: Backend, documents: DocumentStore, leases: Leases, hub: Hub
 ) -> AsyncIterator[Consumer]:
     """The accounts consumer (and the sequencer when the store needs one), running."""
-    projector = AccountsProjector(documents, hub=hub)
+    projector = AccountsProjector(documents, hub=hub, registry=EVENTS)
     consumer = Consumer(
         projector, backend.store, CheckpointStore(documents), leases, settings=SERVER_CONSUMER
     )

@@ -15,10 +15,17 @@ from dataclasses import dataclass
 from application.ids import new_account_id
 from application.service import ApplicationService
 from bench.harness import Metrics, Stopwatch
-from domain.account import Deposit, OpenAccount
-from domain.bank import DECIDERS, EVENTS
+from domain.accounts import DOMAIN as ACCOUNT_DOMAIN
+from domain.accounts import Deposit, OpenAccount
+from domain.aggregate import deciders, rejection_types
+from domain.codec import build_registry
+from domain.transfers import DOMAIN as TRANSFER_DOMAIN
 from store.memory import InMemoryCommandLog, InMemoryEventStore, InMemorySnapshotStore
 from store.protocol import CommandLog, EventStore, SnapshotStore
+
+BANK = (ACCOUNT_DOMAIN, TRANSFER_DOMAIN)
+DECIDERS = deciders(BANK)
+EVENTS = build_registry(BANK)
 
 DEPOSIT_MINOR = 100  # 1.00
 
@@ -48,6 +55,7 @@ def service_on(backend: Backend, *, snapshot_every: int = 100) -> ApplicationSer
         EVENTS,
         DECIDERS,
         snapshot_every=snapshot_every,
+        rejection_types=rejection_types(BANK),
     )
 
 

@@ -21,7 +21,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+from domain.aggregate import Domain
+
+UpcastStep = Callable[[dict[str, Any]], dict[str, Any]]
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -74,10 +76,10 @@ class EventRegistry:
         self._by_name: dict[str, type[Any]] = {}
         self._names: dict[type[Any], str] = {}
         self._versions: dict[str, int] = {}
-        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._upcasters: dict[tuple[str, int], UpcastStep] = {}
         self._wide: dict[type[Any], frozenset[str]] = {}
         # Field names per class, looked up once: ``dataclasses.fields`` rebuilds
-        # its tuple on every call, and every append encodes.
+        # its tuple on every call.
         self._fields: dict[type[Any], tuple[str, ...]] = {}
 
     def register(
@@ -102,7 +104,7 @@ class EventRegistry:
         if wide_fields:
             self._wide[cls] = wide_fields
 
-    def register_upcaster(self, type_name: str, from_version: int, upcaster: Upcaster) -> None:
+    def register_upcaster(self, type_name: str, from_version: int, upcaster: UpcastStep) -> None:
         """Register the step that turns ``from_version`` data into ``from_version + 1``."""
         self._upcasters[(type_name, from_version)] = upcaster
 
@@ -166,3 +168,18 @@ def _from_plain(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_from_plain(v) for v in value)
     return value
+
+
+def build_registry(domains: Iterable[Domain]) -> EventRegistry:
+    """A fresh registry with every event and upcaster of ``domains`` registered."""
+    registry = EventRegistry()
+    for domain in domains:
+        for cls in domain.events:
+            registry.register(
+                cls,
+                version=domain.schema_versions.get(cls, 1),
+                wide=domain.wide_fields.get(cls, ()),
+            )
+        for upcaster in domain.upcasters:
+            registry.register_upcaster(upcaster.event, upcaster.from_version, upcaster.step)
+    return registry

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from domain.errors import InvalidInput
+from domain.aggregate import InvalidInput
 
 MINOR_DIGITS = 2
 MAX_AMOUNT_MINOR = 10**15

@@ -6,7 +6,7 @@ naming the field. Typed ``object`` because the values are untrusted.
 
 from __future__ import annotations
 
-from domain.errors import InvalidInput
+from domain.aggregate import InvalidInput
 
 MAX_ID_LENGTH = 100
 MAX_OWNER_LENGTH = 200

@@ -73,6 +73,7 @@ __all__ = [
     "ConsumerGroup",
     "ConsumerSettings",
     "EventHandler",
+    "consumer_group",
     "new_owner_id",
 ]
 
@@ -416,3 +417,30 @@ class Consumer:
 
     def _standby_wait(self) -> float:
         return min(self.settings.poll_interval, self.settings.lease_ttl / 3)
+
+
+def consumer_group(
+    handlers: Sequence[EventHandler],
+    store: EventStore,
+    checkpoints: CheckpointStore,
+    leases: Leases,
+    *,
+    settings: ConsumerSettings | None = None,
+    progress: ProgressBoard | None = None,
+    owner: str | None = None,
+) -> ConsumerGroup:
+    """One ``Consumer`` per handler, sharing settings, progress board and owner id."""
+    return ConsumerGroup(
+        [
+            Consumer(
+                handler,
+                store,
+                checkpoints,
+                leases,
+                settings=settings,
+                owner=owner,
+                progress=progress,
+            )
+            for handler in handlers
+        ]
+    )

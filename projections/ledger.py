@@ -1,4 +1,4 @@
-"""The ``ledger`` read model: totals per currency.
+"""The ledger feature's read side: the ``ledger`` read model, totals per currency.
 
 ``{_id: currency, open_accounts, total_balance, total_deposited,
 total_withdrawn, position}``. The three totals are sums over every event of
@@ -13,19 +13,27 @@ beyond their position, so replays and overlapping batches are no-ops.
 
 Most account events do not name their currency; the account's currency comes
 from its ``AccountOpened`` (seen in this run, or read from the event store).
+
+``READ_SIDE`` registers the projector, the ``LedgerView`` the API queries and the
+live ``ledger`` topic (every account event may change it).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from domain.codec import EventRegistry, storable_int, stored_int
-from projections.documents import DocumentStore, GuardedWrite
+from projections.documents import DocumentStore, GuardedWrite, Query
 from projections.projector import (
     ChangePublisher,
+    ConsumerDeps,
+    ConsumerSpec,
+    LiveSpec,
     ReadModelProjector,
+    ReadSide,
     change_note,
     payload,
     position_of,
@@ -113,11 +121,11 @@ class LedgerProjector(ReadModelProjector):
         documents: DocumentStore,
         store: EventStore,
         *,
+        registry: EventRegistry,
         hub: ChangePublisher | None = None,
-        registry: EventRegistry | None = None,
         physical: str | None = None,
     ) -> None:
-        super().__init__(documents, hub=hub, registry=registry, physical=physical)
+        super().__init__(documents, registry=registry, hub=hub, physical=physical)
         self._store = store
         self._currencies: OrderedDict[str, str] = OrderedDict()
 
@@ -175,3 +183,73 @@ class LedgerProjector(ReadModelProjector):
         self._currencies.move_to_end(account_id)
         if len(self._currencies) > CACHE_SIZE:
             self._currencies.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class LedgerTotals:
+    currency: str
+    open_accounts: int
+    total_balance: int
+    total_deposited: int
+    total_withdrawn: int
+    position: int
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> LedgerTotals:
+        return cls(
+            currency=doc["_id"],
+            open_accounts=int(doc["open_accounts"]),
+            total_balance=stored_int(doc["total_balance"]),
+            total_deposited=stored_int(doc["total_deposited"]),
+            total_withdrawn=stored_int(doc["total_withdrawn"]),
+            position=int(doc["position"]),
+        )
+
+
+class LedgerView:
+    """Totals per currency."""
+
+    def __init__(self, documents: DocumentStore) -> None:
+        self._docs = documents
+
+    async def get(self, currency: str) -> LedgerTotals | None:
+        doc = await self._docs.get(await self._docs.resolve(NAME), currency)
+        return LedgerTotals.from_doc(doc) if doc is not None else None
+
+    async def all(self) -> list[LedgerTotals]:
+        collection = await self._docs.resolve(NAME)
+        docs = await self._docs.find(collection, Query(limit=1000))
+        return [LedgerTotals.from_doc(doc) for doc in docs]
+
+
+# -- the read side ---------------------------------------------------------------------
+
+
+def _ledger(deps: ConsumerDeps, physical: str | None) -> LedgerProjector:
+    return LedgerProjector(
+        deps.documents, deps.store, registry=deps.registry, hub=deps.hub, physical=physical
+    )
+
+
+def _views(documents: DocumentStore, max_page_size: int) -> tuple[object, ...]:
+    return (LedgerView(documents),)
+
+
+def _loader(documents: DocumentStore) -> Callable[[str], Any]:
+    view = LedgerView(documents)
+
+    async def totals(_: str) -> list[LedgerTotals]:
+        return await view.all()
+
+    return totals
+
+
+def _route(event: RecordedEvent) -> tuple[str, ...]:
+    return (TOPIC,) if event.stream_type == "account" else ()
+
+
+READ_SIDE = ReadSide(
+    consumers=(ConsumerSpec(NAME, _ledger),),
+    views=_views,
+    live=(LiveSpec(TOPIC, NAME, _loader, _route),),
+)

@@ -6,42 +6,29 @@ subscriber on process B sees changes caused by a mutation on process A.
 ``Live`` is the facade ``schema.subscriptions`` uses; ``create_live`` wires it.
 
 Topics and the change/source records live in ``projections.live_topics``,
-the worker in ``projections.live_read_models``, the sources in
-``projections.live_sources``; the most used names are re-exported here.
+the worker in ``projections.live_read_models``; the features' read sides say
+where their documents come from (``projections.projector.ReadSides.live_sources``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 from projections.checkpoints import CheckpointStore
-from projections.documents import DocumentStore
 from projections.feed import Feed
 from projections.hub import Hub
 from projections.live_read_models import LiveReadModels
-from projections.live_sources import checkpoint_reader, view_sources
-from projections.live_topics import LEDGER_TOPIC, ReadModelChange, ReadModelSource, topic_for
+from projections.live_topics import CheckpointReader, ReadModelChange, ReadModelSource
 from projections.progress import ProgressBoard
-from projections.readmodels import AccountsView, LedgerView, TransfersView
 from store.protocol import EventStore, RecordedEvent
-
-__all__ = [  # re-exported: these names used to live here
-    "LEDGER_TOPIC",
-    "Live",
-    "LiveReadModels",
-    "ReadModelChange",
-    "ReadModelSource",
-    "create_live",
-    "topic_for",
-]
 
 
 class Live:
     """The live services one server process runs: the feed tail and read-model changes.
 
-    ``server.py`` builds one, starts it in the lifespan and puts it in the
+    ``runtime/bootstrap.py`` builds one, starts it in the lifespan and puts it in the
     GraphQL context (``context.live``); ``schema.subscriptions`` uses only
     ``events`` and ``changes``.
     """
@@ -81,10 +68,25 @@ class Live:
         return await self.read_models.current(topic)
 
 
+def checkpoint_reader(
+    checkpoints: CheckpointStore, progress: ProgressBoard | None = None
+) -> CheckpointReader:
+    """A consumer's position: in-process progress when it already reaches ``needed``
+    (no database read), else the newer of it and the durable checkpoint."""
+
+    async def read(name: str, needed: int) -> int:
+        known = (progress.position(name) if progress is not None else None) or 0
+        if known >= needed:
+            return known
+        return max(known, (await checkpoints.load(name)).position)
+
+    return read
+
+
 def create_live(
     store: EventStore,
-    documents: DocumentStore,
     checkpoints: CheckpointStore,
+    sources: Mapping[str, ReadModelSource],
     *,
     hub: Hub | None = None,
     progress: ProgressBoard | None = None,
@@ -92,11 +94,13 @@ def create_live(
     queue_size: int = 1000,
     wait_timeout: float = 10.0,
 ) -> Live:
-    """Wire the live services of one process (``server.py`` calls this).
+    """Wire the live services of one process (``runtime/bootstrap.py`` calls this).
 
-    Pass the same ``hub`` the projectors publish their change notes to.
-    The store's ``notifier`` wakes the feed. ``await live.start()``
-    after the consumers started; ``await live.stop()`` before the store closes.
+    ``sources``: how to read each kind of read-model document and which topics an
+    event changes (topic kind -> source). Pass the same ``hub`` the projectors
+    publish their change notes to. The store's ``notifier`` wakes the feed.
+    ``await live.start()`` after the consumers started; ``await live.stop()``
+    before the store closes.
     """
     hub = hub or Hub()
     feed = Feed(
@@ -108,7 +112,7 @@ def create_live(
     )
     read_models = LiveReadModels(
         hub,
-        view_sources(AccountsView(documents), TransfersView(documents), LedgerView(documents)),
+        sources,
         checkpoint_reader(checkpoints, progress),
         poll_interval=poll_interval,
         wait_timeout=wait_timeout,

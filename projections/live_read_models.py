@@ -3,7 +3,7 @@
 Every process tails the same global feed (``projections.feed``), so a
 subscriber on process B sees changes caused by a mutation on process A. For
 each event the tail sees, ``LiveReadModels`` works out which read-model
-documents it affects (``route``), and only for topics somebody watches:
+documents it affects (each source's ``route``), and only for topics somebody watches:
 
 1. remembers the highest affecting position per topic (coalesced: a burst of
    100 deposits to one account costs one read, not 100);
@@ -39,7 +39,6 @@ from projections.live_topics import (
     ReadModelSource,
     describe,
     live_topic,
-    route,
     split_topic,
 )
 from projections.subscription import position_of
@@ -118,9 +117,10 @@ class LiveReadModels:
             now = asyncio.get_running_loop().time()
             for event in batch:
                 assert event.position is not None
-                for topic in route(event):
-                    if topic in self._watching and split_topic(topic)[0] in self.sources:
-                        self._note_pending(topic, event.position, now)
+                for source in self.sources.values():
+                    for topic in source.route(event):
+                        if topic in self._watching:
+                            self._note_pending(topic, event.position, now)
         if self._pending:
             self._wake.set()
 

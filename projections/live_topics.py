@@ -1,6 +1,8 @@
-"""Read-model topics, how events route to them, and the change/source records.
+"""Read-model topics and the change/source records.
 
-Topics: ``"account:<id>"``, ``"transfer:<id>"``, ``"ledger"``. Projectors
+A topic is ``"<kind>:<key>"`` (``"account:<id>"``) or a kind alone
+(``"ledger"``); each kind's ``ReadModelSource`` says how to read its documents
+and which of its topics an event may change. Projectors
 publish change notes ``{id, version, position}`` on the topic itself;
 documents go to ``live_topic(topic)``, so a note never displaces a document
 in a subscriber's queue (``projections.live_read_models``).
@@ -15,7 +17,6 @@ from typing import Any
 from projections.subscription import position_of
 from store.protocol import RecordedEvent
 
-LEDGER_TOPIC = "ledger"
 LIVE_PREFIX = "live:"
 Loader = Callable[[str], Awaitable[Any]]
 CheckpointReader = Callable[[str, int], Awaitable[int]]
@@ -38,18 +39,20 @@ class ReadModelChange:
 
 @dataclass(frozen=True)
 class ReadModelSource:
-    """How to read one kind of document and which consumer writes it.
+    """How to read one kind of document, which consumer writes it, what changes it.
 
     ``load(key)`` returns the document: a record or mapping with ``version``
     and ``position``, a list of them (the ledger), or ``None`` if absent.
+    ``route(event)`` names the topics of this kind the event may change.
     """
 
     consumer: str
     load: Loader
+    route: Callable[[RecordedEvent], tuple[str, ...]]
 
 
 def topic_for(kind: str, key: str = "") -> str:
-    """``"account:<id>"``, ``"transfer:<id>"`` or ``"ledger"``."""
+    """``"<kind>:<key>"``, or ``kind`` alone when there is no key."""
     return f"{kind}:{key}" if key else kind
 
 
@@ -65,15 +68,6 @@ def live_topic(topic: str) -> str:
 def split_topic(topic: str) -> tuple[str, str]:
     kind, _, key = topic.partition(":")
     return kind, key
-
-
-def route(event: RecordedEvent) -> tuple[str, ...]:
-    """The read-model topics an event may change."""
-    if event.stream_type == "account":
-        return (topic_for("account", event.stream_id), LEDGER_TOPIC)
-    if event.stream_type == "transfer":
-        return (topic_for("transfer", event.stream_id),)
-    return ()
 
 
 def describe(document: Any) -> tuple[int | None, int]:

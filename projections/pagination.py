@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from domain.errors import InvalidInput
+from domain.aggregate import InvalidInput
 from projections.documents import DocumentStore, Query, SortKey, sort_values
 
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""Pieces every projector shares: its target collection, event payloads, change notes.
+"""Pieces every projector shares, and the descriptor a feature's read side exports.
 
 A projector is an ``EventHandler`` (``projections.consumer``) that writes one
 read-model collection. It writes to a *physical* collection: the one the
@@ -7,19 +7,29 @@ given by a rebuild. ``ReadModelProjector`` holds what every projector keeps
 (target, hub, registry); ``StreamDocumentsProjector`` is a whole projector for
 one document per stream. ``relevant``, ``version_writes`` and ``publish_notes``
 are the batch steps the projectors have in common.
+
+A feature's projections module (``projections/accounts.py``) exports one
+``ReadSide``: its consumers (``ConsumerSpec``: projectors and process managers),
+its read views and its live topics (``LiveSpec``). ``ReadSides`` composes a list
+of them into what the wiring needs: the consumer names, the handlers, projector
+factories for rebuilds, the views, the live read-model sources and routing, the
+needs-attention counters and the retry follow-ups. Nothing here knows a feature.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from domain.bank import EVENTS
+from application.service import CommandContext
 from domain.codec import EventRegistry
 from projections.documents import DocumentStore, GuardedWrite, SortKey
-from store.protocol import RecordedEvent
+from projections.handler import EventHandler
+from projections.live_topics import Loader, ReadModelSource
+from store.protocol import EventStore, RecordedEvent
 
 
 class ChangePublisher(Protocol):
@@ -69,15 +79,19 @@ def payload(registry: EventRegistry, event: RecordedEvent) -> dict[str, Any]:
     return registry.upcast(event.type, event.schema_version, event.data)
 
 
-def default_registry() -> EventRegistry:
-    return EVENTS
-
-
 @functools.lru_cache(maxsize=4096)
 def iso(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds and a ``Z``: sortable as a string."""
     text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
     return text.replace("+00:00", "Z")
+
+
+def parse_time(value: Any) -> datetime:
+    """A stored ISO-8601 string (or datetime) as an aware UTC datetime (``iso`` read back)."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def position_of(event: RecordedEvent) -> int:
@@ -167,13 +181,13 @@ class ReadModelProjector:
         self,
         documents: DocumentStore,
         *,
+        registry: EventRegistry,
         hub: ChangePublisher | None = None,
-        registry: EventRegistry | None = None,
         physical: str | None = None,
     ) -> None:
         self.target = Target(documents, self.name, self.indexes, physical=physical)
         self._hub = hub
-        self._registry = registry or default_registry()
+        self._registry = registry
 
     async def prepare(self) -> None:
         await self.target.prepare()
@@ -197,3 +211,154 @@ class StreamDocumentsProjector(ReadModelProjector):
         writes = version_writes(events, self.stream_type, self.fields, self._registry)
         await self.target.documents.apply(self.target.name, writes)
         publish_notes(self._hub, write_notes(self.stream_type, writes))
+
+
+# -- the read side of a feature ---------------------------------------------------------
+
+
+class CommandSender(Protocol):
+    """Where a process manager's commands go (``application.service.ApplicationService`` fits)."""
+
+    async def handle(self, command: Any, context: CommandContext) -> Any: ...
+
+
+AttentionCounter = Callable[[int], Awaitable[int]]
+"""``(cap) -> how many items wait for an operator``, counted up to ``cap``."""
+
+Followup = Callable[[], Awaitable[object]]
+"""What an operator's retry of a consumer does besides resuming it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsumerDeps:
+    """What building a consumer may need; ``sender`` only process managers use."""
+
+    documents: DocumentStore
+    store: EventStore
+    registry: EventRegistry
+    hub: ChangePublisher | None = None
+    sender: CommandSender | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsumerSpec:
+    """One consumer of a feature.
+
+    - ``build(deps, physical)``: the handler; ``physical`` is None for the live
+      handler (it follows the logical collection) or the collection a rebuild
+      writes.
+    - ``read_model``: a projector (consistency waits for it; it can be
+      rebuilt). False for a process manager: it sends commands through
+      ``deps.sender``, is built only when a sender is given, and is never rebuilt
+      (a rebuild would send its commands again).
+    - ``attention(documents)``: counts what the consumer parked for an operator.
+    - ``retry_followup(sender, documents)``: what an operator's retry of the
+      consumer does besides resuming it.
+    """
+
+    name: str
+    build: Callable[[ConsumerDeps, str | None], EventHandler]
+    read_model: bool = True
+    attention: Callable[[DocumentStore], AttentionCounter] | None = None
+    retry_followup: Callable[[CommandSender, DocumentStore], Followup] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveSpec:
+    """One kind of live read-model topic (``"<kind>:<key>"``, or ``"<kind>"`` alone).
+
+    ``consumer`` writes the documents; ``load(documents)`` makes the loader that
+    reads one (``key -> document | None``) through the feature's read view, so a
+    rebuild's swap is followed; ``route(event)`` names the topics of this kind the
+    event may change.
+    """
+
+    kind: str
+    consumer: str
+    load: Callable[[DocumentStore], Loader]
+    route: Callable[[RecordedEvent], tuple[str, ...]]
+
+
+def _no_views(documents: DocumentStore, max_page_size: int) -> tuple[object, ...]:
+    return ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadSide:
+    """Everything a feature's projections module contributes.
+
+    ``views(documents, max_page_size)`` builds the read views the API queries
+    (one object per view class).
+    """
+
+    consumers: tuple[ConsumerSpec, ...] = ()
+    views: Callable[[DocumentStore, int], tuple[object, ...]] = _no_views
+    live: tuple[LiveSpec, ...] = ()
+
+
+class ReadSides:
+    """The read sides of every wired feature, composed. Names must be unique."""
+
+    def __init__(self, sides: Iterable[ReadSide]) -> None:
+        self.sides = tuple(sides)
+        self._consumers = {c.name: c for side in self.sides for c in side.consumers}
+        self._live = {spec.kind: spec for side in self.sides for spec in side.live}
+        if len(self._consumers) != sum(len(side.consumers) for side in self.sides):
+            raise ValueError("two read sides name the same consumer")
+        if len(self._live) != sum(len(side.live) for side in self.sides):
+            raise ValueError("two read sides name the same live topic kind")
+
+    @property
+    def consumers(self) -> tuple[str, ...]:
+        """Every consumer: the read models, then the process managers."""
+        return self.read_models + self.process_managers
+
+    @property
+    def read_models(self) -> tuple[str, ...]:
+        return tuple(name for name, c in self._consumers.items() if c.read_model)
+
+    @property
+    def process_managers(self) -> tuple[str, ...]:
+        return tuple(name for name, c in self._consumers.items() if not c.read_model)
+
+    def handlers(
+        self, deps: ConsumerDeps, names: Sequence[str] | None = None
+    ) -> list[EventHandler]:
+        """The live handlers named (default: all); process managers only with ``deps.sender``."""
+        wanted = self.consumers if names is None else names
+        return [
+            spec.build(deps, None)
+            for name in wanted
+            if (spec := self._consumers.get(name)) is not None
+            and (spec.read_model or deps.sender is not None)
+        ]
+
+    def factories(self, deps: ConsumerDeps) -> dict[str, Callable[[str], EventHandler]]:
+        """For each read model: physical collection -> projector writing there (rebuilds)."""
+        return {
+            name: functools.partial(self._consumers[name].build, deps) for name in self.read_models
+        }
+
+    def views(self, documents: DocumentStore, max_page_size: int) -> tuple[object, ...]:
+        return tuple(view for side in self.sides for view in side.views(documents, max_page_size))
+
+    def live_sources(self, documents: DocumentStore) -> dict[str, ReadModelSource]:
+        """Topic kind -> how to read its documents and which topics an event changes."""
+        return {
+            kind: ReadModelSource(spec.consumer, spec.load(documents), spec.route)
+            for kind, spec in self._live.items()
+        }
+
+    def attention(self, documents: DocumentStore) -> dict[str, AttentionCounter]:
+        return {
+            name: spec.attention(documents)
+            for name, spec in self._consumers.items()
+            if spec.attention is not None
+        }
+
+    def followups(self, sender: CommandSender, documents: DocumentStore) -> dict[str, Followup]:
+        return {
+            name: spec.retry_followup(sender, documents)
+            for name, spec in self._consumers.items()
+            if spec.retry_followup is not None
+        }

@@ -10,9 +10,12 @@ in this order (each step registers its own stop, so shutdown runs in the reverse
 2. the PyMongo async client and the stores (events, snapshots, command log,
    leases, read-model documents; in-memory ones with ``STORE=memory``);
 3. the Application Service, observed for metrics, log context and traces;
-4. the sequencer and the consumers (projectors, the transfer process manager);
+4. the sequencer and the consumers (the features' projectors and process managers);
 5. the hub's feed tail and the live read models;
 6. the GraphQL app at ``/graphql`` (HTTP, GraphiQL, both WebSocket protocols).
+
+What the service is made of (deciders, event registry, consumers, views, live topics,
+schema) is derived from the features the ``FEATURES`` setting names (``runtime/features.py``).
 
 ``/healthz``, ``/readyz`` and ``/metrics`` sit beside it; every started piece registers
 its readiness check and metric refresher on the ``Monitoring`` it is given. ``serve`` runs
@@ -33,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import functools
 import logging
 import os
 import signal
@@ -56,20 +58,17 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from application.service import ApplicationService
-from domain.bank import DECIDERS, EVENTS
-from projections.catalog import CONSUMERS, consumer_group, projector_factories, standard_handlers
 from projections.checkpoints import CheckpointStore
-from projections.consumer import ConsumerGroup, ConsumerSettings, new_owner_id
+from projections.consumer import ConsumerGroup, ConsumerSettings, consumer_group, new_owner_id
 from projections.documents import DocumentStore
 from projections.documents_memory import InMemoryDocumentStore
 from projections.documents_mongo import MongoDocumentStore
 from projections.hub import Hub
 from projections.live import Live, create_live
 from projections.progress import ProgressBoard
-from projections.readmodels import AccountsView, LedgerView, StatementView, TransfersView
+from projections.projector import ConsumerDeps
 from projections.rebuild import Rebuilder
 from projections.status import StatusReporter
-from projections.transfer_manager import retry_parked
 from projections.waiting import ReadYourWrites
 from runtime import graphiql, tracing
 from runtime.cors import cors_middleware
@@ -81,6 +80,7 @@ from runtime.database import (
     unreachable,
 )
 from runtime.embedded import EmbeddedDatabaseError
+from runtime.features import FeatureError, Features, load_features
 from runtime.gc_tuning import tune_after_startup, undo
 from runtime.health import (
     Health,
@@ -100,7 +100,7 @@ from runtime.probes import (
     consumer_refresher,
     head_refresher,
     jwks_refresher,
-    parked_transfers_refresher,
+    parked_refresher,
     sequencer_refresher,
 )
 from runtime.settings import (
@@ -111,7 +111,7 @@ from runtime.settings import (
     load_settings,
     persisted_from,
 )
-from schema.app import ExtensionFactory, LedgerGraphQL, build_schema, make_graphql_app
+from schema.app import ExtensionFactory, LedgerGraphQL, make_graphql_app
 from schema.auth import AuthSettings
 from schema.context import Context
 from schema.persisted import persisted_extensions
@@ -170,6 +170,7 @@ class Components:
     status: StatusReporter
     rebuilder: Rebuilder
     retrier: ProjectionRetrier
+    features: Features
     consumers: ConsumerGroup | None = None
     live: Live | None = None
     graphql: LedgerGraphQL | None = None
@@ -308,9 +309,10 @@ def enter_background_task(
 
 
 def consumers(settings: Settings, parts: Components, owner: str) -> ConsumerGroup:
-    handlers = standard_handlers(
-        parts.stores.documents, parts.events, sender=parts.service, hub=parts.hub, registry=EVENTS
+    deps = ConsumerDeps(
+        parts.stores.documents, parts.events, parts.features.registry, parts.hub, parts.service
     )
+    handlers = parts.features.read_sides.handlers(deps)
     handlers = tracing.traced_handlers(handlers)  # unchanged while tracing is off
     consumer_settings = ConsumerSettings(
         poll_interval=settings.poll_interval_seconds, lease_ttl=settings.lease_ttl_seconds
@@ -353,15 +355,16 @@ async def start_consumers(parts: Components, stack: AsyncExitStack, monitoring: 
         check = consumer_check(group[name], parts.stores.leases)
         monitoring.health.add(f"consumer:{name}", check)
     monitoring.refreshers.append(consumer_refresher(parts.status))
-    monitoring.refreshers.append(parked_transfers_refresher(TransfersView(parts.stores.documents)))
+    attention = parts.features.read_sides.attention(parts.stores.documents)
+    monitoring.refreshers.append(parked_refresher(attention))
 
 
 async def start_live(parts: Components, stack: AsyncExitStack, *, queue_size: int = 1000) -> None:
     """The feed tail and the live read models; ``queue_size``: a subscriber's queue bound."""
     live = create_live(
         parts.events,
-        parts.stores.documents,
         parts.checkpoints,
+        parts.features.read_sides.live_sources(parts.stores.documents),
         hub=parts.hub,
         progress=parts.progress,
         poll_interval=min(parts.settings.poll_interval_seconds, 0.1),
@@ -382,10 +385,8 @@ def graphql_app(parts: Components, metrics: Metrics) -> LedgerGraphQL:
     context = Context(
         service=parts.service,
         events=parts.events,
-        accounts=AccountsView(documents, max_page_size=page),
-        statements=StatementView(documents, max_page_size=page),
-        transfers=TransfersView(documents, max_page_size=page),
-        ledger=LedgerView(documents),
+        views=parts.features.views(documents, page),
+        catalog=parts.features.catalog,
         waiting=ReadYourWrites(documents, parts.checkpoints, progress=parts.progress),
         status=parts.status,
         retrier=parts.retrier,
@@ -402,7 +403,7 @@ def graphql_app(parts: Components, metrics: Metrics) -> LedgerGraphQL:
         *([tracing.OperationSpans] if tracing.enabled() else []),
         *persisted_extensions(persisted),
     ]
-    schema = build_schema(context.limits, extensions=extensions)
+    schema = parts.features.schema(context.limits, extensions=extensions)
     app = make_graphql_app(context, schema, allowed_origins=settings.effective_cors_origins)
     if settings.graphiql_enabled:
         app.graphiql_html = graphiql.page_for(settings.graphiql_assets_dir)
@@ -427,6 +428,7 @@ async def core_components(
     set_clock_skew(settings.clock_skew_seconds)  # 0 outside tests of disagreeing clocks
     if not tracing.enabled() and tracing.configure():  # OTEL_* (runtime/tracing.py)
         stack.callback(tracing.shutdown)
+    features = load_features(settings.features)
     instruments = Instruments(metrics)
     database, stores = await open_stores(settings, stack, health, instruments)
     events = stores.events
@@ -434,28 +436,26 @@ async def core_components(
         events,
         stores.snapshots,
         stores.command_log,
-        EVENTS,
-        tracing.traced_deciders(DECIDERS),
+        features.registry,
+        tracing.traced_deciders(features.deciders),
         snapshot_every=settings.snapshot_every,
         observer=instruments,
+        rejection_types=features.rejection_types,
     )
     stack.push_async_callback(service.close)
-    checkpoints = CheckpointStore(stores.documents)
+    checkpoints, documents = CheckpointStore(stores.documents), stores.documents
+    read_sides, consumers = features.read_sides, features.read_sides.consumers
+    factories = read_sides.factories(ConsumerDeps(documents, events, features.registry))
     return Components(
         settings, database, stores, events, service, checkpoints,
         ProgressBoard(), Hub(),
-        StatusReporter(events, checkpoints, stores.leases, CONSUMERS, attention={
-            "transfer_manager": TransfersView(stores.documents).count_parked,
-        }),
-        Rebuilder(events, stores.documents, checkpoints, stores.leases,
-                  projector_factories(stores.documents, events, registry=EVENTS),
+        StatusReporter(events, checkpoints, stores.leases, consumers,
+                       attention=read_sides.attention(documents)),
+        Rebuilder(events, documents, checkpoints, stores.leases, factories,
                   lease_ttl=settings.lease_ttl_seconds),
-        ProjectionRetrier(checkpoints, CONSUMERS, followups={
-            # Retrying the transfer manager re-decides the steps of parked transfers.
-            "transfer_manager": functools.partial(
-                retry_parked, service, TransfersView(stores.documents)
-            ),
-        }),
+        ProjectionRetrier(checkpoints, consumers,
+                          followups=read_sides.followups(service, documents)),
+        features,
     )  # fmt: skip
 
 
@@ -731,7 +731,8 @@ def main() -> None:
     """``python server.py``: serve with the settings from the environment."""
     try:
         settings = load_settings()
-    except SettingsError as error:
+        load_features(settings.features)  # a bad FEATURES entry ends it before serving
+    except (SettingsError, FeatureError) as error:
         raise SystemExit(f"ledger: {error}") from None
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     serve(settings)

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 from application.service import ApplicationService, CommandContext
-from domain.account_messages import Deposit, OpenAccount, Withdraw
+from domain.accounts import Deposit, OpenAccount, Withdraw
 from domain.money import parse_amount
-from domain.transfer_messages import RequestTransfer
+from domain.transfers import RequestTransfer
 from runtime.database import DatabaseUnreachable
 from runtime.logging import configure_logging
 from runtime.operations import UnknownProjection
@@ -368,7 +368,7 @@ async def _run_with(
 
 
 async def _seed(parts: Components, args: argparse.Namespace, out: TextIO) -> int:
-    from projections.readmodels import TransfersView
+    from projections.transfers import TransfersView
 
     report = await seed(
         parts.service, TransfersView(parts.stores.documents), wait_seconds=args.wait
@@ -420,10 +420,9 @@ def _status_dict(row: Any) -> dict[str, object]:
 
 
 async def _rebuild(parts: Components, args: argparse.Namespace, out: TextIO) -> int:
-    from projections.catalog import PROCESS_MANAGERS
     from projections.rebuild import RebuildError
 
-    if args.name in PROCESS_MANAGERS:
+    if parts.retrier.knows(args.name) and args.name not in parts.rebuilder.names:
         known = ", ".join(parts.rebuilder.names)
         sys.stderr.write(
             f"ledger: {args.name!r} is a process manager, not a read model: it sends commands, "

@@ -7,8 +7,10 @@ only read (head position, checkpoints, leases): a scrape never changes state.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
+from projections.projector import AttentionCounter
 from runtime.metrics import Metrics, Refresher
 from schema.oidc import JwksKeys
 from store.protocol import EventStore
@@ -38,11 +40,13 @@ def sequencer_refresher(events: EventStore, cap: int = 10_000) -> Refresher:
     return refresh
 
 
-def parked_transfers_refresher(transfers: Any, cap: int = 10_000) -> Refresher:
-    """Transfers parked by the transfer manager, from a ``TransfersView`` (up to ``cap``)."""
+def parked_refresher(counters: Mapping[str, AttentionCounter], cap: int = 10_000) -> Refresher:
+    """What consumers parked for an operator (the transfer manager's NEEDS_ATTENTION
+    transfers), from their attention counters (``ReadSides.attention``), up to ``cap``."""
 
     async def refresh(metrics: Metrics) -> None:
-        metrics.transfers_parked.set(await transfers.count_parked(cap))
+        parked = [await count(cap) for count in counters.values()]
+        metrics.transfers_parked.set(min(sum(parked), cap))
 
     return refresh
 

@@ -247,6 +247,13 @@ class Settings(BaseSettings):
         "other operations are labelled by their root field.",
     )
 
+    # What the service is made of.
+    features: str = Field(
+        "schema.accounts,schema.transfers,schema.ledger",
+        description="The features served: import paths of modules exporting FEATURE, "
+        "comma-separated (runtime/features.py).",
+    )
+
     # Background work: leases and polling.
     lease_ttl_seconds: float = Field(
         10.0, gt=0, le=600, description="Lease of the sequencer and each consumer (takeover time)."

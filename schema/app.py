@@ -1,8 +1,11 @@
-"""Assembling the schema and the ASGI GraphQL app.
+"""Features, assembling the schema, and the ASGI GraphQL app.
 
-``build_schema(limits)`` puts Query, Mutation and Subscription together with
-the scalar map, parser and validation caches, the limit extensions and error
-masking. ``make_graphql_app(context)`` wraps it in strawberry's Starlette app
+A ``Feature`` is what one feature contributes to the service (its domain, its
+read side, its GraphQL mixins); ``build_schema(features, limits)`` composes
+the features' Query, Mutation and Subscription mixins with the generic ones
+(``CoreQuery``, ``CoreMutation``, ``CoreSubscription``) and adds the scalar
+map, parser and validation caches, the limit extensions and error masking.
+``make_graphql_app(context, schema)`` wraps it in strawberry's Starlette app
 with both WebSocket protocols; every request gets a copy of ``context`` with
 its caller filled in (``schema.auth``).
 
@@ -15,7 +18,8 @@ parse errors are the client's to see and are passed through.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 
@@ -30,9 +34,11 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
+from domain.aggregate import Domain
+from projections.projector import ReadSide
 from schema.auth import ANONYMOUS, AuthError, authenticate_header, authenticate_params
 from schema.caching import validation_cache
-from schema.context import Context
+from schema.context import Catalog, Context, NodeReader
 from schema.edge import (
     EdgeGraphQL,
     EdgeLegacyWSHandler,
@@ -45,12 +51,12 @@ from schema.graphql_http import GraphQLResponseMedia
 from schema.ide import GraphiQLPageView
 from schema.limits import Limits, bounded_response, limit_extensions
 from schema.masking import LeanMaskErrors, LedgerSchema
-from schema.mutations import Mutation
+from schema.operations import CoreMutation
 from schema.persisted import PersistedQueryView
-from schema.queries import Query
+from schema.queries import CoreQuery
 from schema.scalars import SCALAR_MAP
 from schema.sessions import ExpiringLegacyWSHandler, ExpiringTransportWSHandler
-from schema.subscriptions import Subscription
+from schema.subscriptions import CoreSubscription
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +80,60 @@ def should_mask(error: GraphQLError) -> bool:
 ExtensionFactory = type[SchemaExtension] | Callable[[], SchemaExtension]
 
 
+@dataclass(frozen=True)
+class Feature:
+    """One feature of the service, registered once: each layer's part of it.
+
+    - ``domain``: its aggregates (``domain.aggregate.Domain``), if it has any;
+    - ``read_side``: its consumers, read views and live topics
+      (``projections.projector.ReadSide``), if it has any;
+    - ``query`` / ``mutation`` / ``subscription``: strawberry types whose fields
+      ``build_schema`` composes into the root types (None: nothing to add);
+    - ``types``: further GraphQL types to include that no field reaches;
+    - ``nodes``: id prefix -> how ``node(id:)`` reads an id of that kind;
+    - ``stream_documents``: id prefix -> the read model holding one document
+      per stream of that kind (a query's ``consistency: {streamId, version}``).
+
+    A module exporting ``FEATURE = Feature(...)`` is enabled by naming it in
+    the ``FEATURES`` setting (``runtime.features``).
+    """
+
+    name: str
+    domain: Domain | None = None
+    read_side: ReadSide | None = None
+    query: type | None = None
+    mutation: type | None = None
+    subscription: type | None = None
+    types: tuple[type, ...] = ()
+    nodes: Mapping[str, NodeReader] = field(default_factory=dict)
+    stream_documents: Mapping[str, str] = field(default_factory=dict)
+
+
+def catalog(features: Sequence[Feature], read_models: Sequence[str]) -> Catalog:
+    """What generic resolvers need of ``features``; ``read_models``: the consumers
+    a ``consistency: {position}`` waits for."""
+    nodes: dict[str, NodeReader] = {}
+    stream_documents: dict[str, str] = {}
+    for feature in features:
+        nodes.update(feature.nodes)
+        stream_documents.update(feature.stream_documents)
+    return Catalog(tuple(read_models), stream_documents, nodes)
+
+
+def _root(name: str, mixins: Sequence[type | None], core: type) -> type:
+    """One root type with the fields of ``mixins`` (in order), then ``core``'s."""
+    bases = (*(mixin for mixin in mixins if mixin is not None), core)
+    composed: type = strawberry.type(type(name, bases, {}))
+    return composed
+
+
 def build_schema(
-    limits: Limits | None = None, *, extensions: Sequence[ExtensionFactory] = ()
+    features: Sequence[Feature],
+    limits: Limits | None = None,
+    *,
+    extensions: Sequence[ExtensionFactory] = (),
 ) -> strawberry.Schema:
-    """The service's schema; ``limits`` only change the extensions, not the SDL.
+    """The schema of ``features``; ``limits`` only change the extensions, not the SDL.
 
     ``extensions`` (classes or factories, e.g. the runtime's operation metrics)
     run outermost, before the schema's own (masking, caches, limits).
@@ -92,9 +148,10 @@ def build_schema(
         validation_cache(CACHE_SIZE),
     ]
     return LedgerSchema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
+        query=_root("Query", [f.query for f in features], CoreQuery),
+        mutation=_root("Mutation", [f.mutation for f in features], CoreMutation),
+        subscription=_root("Subscription", [f.subscription for f in features], CoreSubscription),
+        types=[kind for feature in features for kind in feature.types],
         extensions=[*extensions, *own],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         execution_context_class=SharingExecutor,  # subscribers share results (schema.fanout)
@@ -179,15 +236,14 @@ class LedgerGraphQL(GraphiQLPageView, PersistedQueryView, GraphQLResponseMedia, 
 
 def make_graphql_app(
     context: Context,
-    schema: strawberry.Schema | None = None,
+    schema: strawberry.Schema,
     *,
     allowed_origins: Sequence[str] = (),
 ) -> LedgerGraphQL:
     """The ASGI app serving ``/graphql`` (HTTP, GraphiQL, both WebSocket protocols).
 
     ``context`` is the process-wide template (services, auth, limits); its
-    ``user`` is replaced per request. ``schema`` defaults to
-    ``build_schema(context.limits)``. ``allowed_origins``: the other origins
+    ``user`` is replaced per request. ``allowed_origins``: the other origins
     whose pages may open a WebSocket (``runtime/cors.py``).
     """
-    return LedgerGraphQL(schema or build_schema(context.limits), context, allowed_origins)
+    return LedgerGraphQL(schema, context, allowed_origins)

@@ -1,27 +1,28 @@
-"""Sending commands from resolvers: auth checks, context, error mapping.
+"""Sending commands from mutation resolvers: input checks, context, error mapping, positions.
 
 ``send`` is the one path from a mutation to ``ApplicationService.handle``: it
 builds the ``CommandContext`` (command id, actor, expected version), runs the
 command and turns every ``DomainError`` (including the service's
 ``ConcurrencyConflict``) into a typed GraphQL error via ``error_from_domain``.
+Each mutation's result is a union of its success payload and typed errors
+(``schema.errors``); a refused command appends nothing. New ids are made by the
+API (``new_id_for``), never by clients. Money arrives as ``Decimal`` strings
+and is parsed with ``domain.money.parse_amount`` (``amount_of``).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from application.ids import derived_id, random_hex
 from application.service import CommandContext, CommandOutcome
-from domain.account import ACCOUNT
 from domain.aggregate import DomainError
-from domain.errors import AccountNotFound
+from domain.money import parse_amount
 from schema.context import Context
-from schema.errors import ErrorType, Forbidden, InvalidInput, error_from_domain, forbidden
+from schema.errors import ErrorType, InvalidInput, error_from_domain
 
 MAX_COMMAND_ID_LENGTH = 100
-ACCOUNT_ID = re.compile(r"acc-[0-9a-f]{32}", re.ASCII)
-TRANSFER_ID = re.compile(r"trf-[0-9a-f]{32}", re.ASCII)
+POSITION = "Global position of the command's last event; null until sequenced."
 
 
 def check_command_id(raw: str | None) -> InvalidInput | None:
@@ -42,10 +43,16 @@ def check_expected_version(value: int | None) -> InvalidInput | None:
     return None
 
 
-def check_account_id(value: str, field: str = "accountId") -> InvalidInput | None:
-    if ACCOUNT_ID.fullmatch(value) is None:
-        return InvalidInput(message=f"{field} is not an account id (acc-<32 hex>)", field=field)
-    return None
+def first_error(*checks: InvalidInput | None) -> InvalidInput | None:
+    return next((check for check in checks if check is not None), None)
+
+
+def amount_of(text: str, field: str = "amount") -> int | InvalidInput:
+    """``text`` as int minor units, or the typed ``InvalidInput`` naming ``field``."""
+    try:
+        return parse_amount(text, field)
+    except DomainError as error:
+        return InvalidInput(message=error.message, field=field)
 
 
 def namespaced_command_id(user: str, command_id: str) -> str:
@@ -54,9 +61,9 @@ def namespaced_command_id(user: str, command_id: str) -> str:
     The user part holds no ":", so the first ":" splits the pair back and no
     two (user, key) pairs collide (user ``carl:k`` with key ``open`` is
     ``carl%3Ak:open``, user ``carl`` with key ``k:open`` is ``carl:k:open``).
-    A user name without "%" or ":" keeps the ``<user>:<key>`` form earlier
-    versions wrote. Internal command ids (``cmd-<hex>``, ``seed-<hex>``) hold
-    no ":" and so are in no user's namespace.
+    A user name without "%" or ":" is unchanged (``<user>:<key>``), so command
+    ids already in the command log keep matching. Internal command ids
+    (``cmd-<hex>``, ``seed-<hex>``) hold no ":" and so are in no user's namespace.
     """
     escaped = user.replace("%", "%25").replace(":", "%3A")
     return f"{escaped}:{command_id}"
@@ -107,42 +114,21 @@ async def send(ctx: Context, command: Any, context: CommandContext) -> CommandOu
         return error_from_domain(error)
 
 
-async def account_access(ctx: Context, account_id: str) -> ErrorType | None:
-    """None when the caller may change ``account_id``; otherwise the typed refusal.
+def last_position(outcome: CommandOutcome) -> int | None:
+    """The global position of the outcome's last event, when the store already stamped it."""
+    return outcome.events[-1].position if outcome.events else None
 
-    Admins are not checked here (the command itself reports an unknown
-    account); a user must own the account, which is read from the event
-    stream (never a possibly lagging read model).
+
+async def current_position(
+    ctx: Context, stream_id: str, version: int, known: int | None
+) -> int | None:
+    """The global position of a stream's event ``version``, once the sequencer stamped it.
+
+    Stores that sequence after commit (MongoDB) return unstamped events from
+    ``append``; by the time a client reads the payload the in-process
+    sequencer has usually stamped them, so look once more (one indexed read).
     """
-    if ctx.user.is_admin:
-        return None
-    if not ctx.user.authenticated:
-        return forbidden("sign in to change accounts")
-    loaded = await ctx.service.load(ACCOUNT, account_id)
-    if not loaded.state.exists:
-        return error_from_domain(AccountNotFound(account_id))
-    if not ctx.user.owns(str(loaded.state.owner)):
-        return forbidden(f"account {account_id} belongs to another user")
-    return None
-
-
-def owner_access(ctx: Context, owner: str) -> Forbidden | None:
-    if ctx.user.owns(owner.strip()):
-        return None
-    return forbidden("users may open accounts only for themselves")
-
-
-async def transfer_access(ctx: Context, from_id: str, to_id: str) -> ErrorType | None:
-    """Both accounts must exist; a non-admin must own the source account.
-
-    Checked up front so that an obviously doomed transfer is refused at once
-    instead of failing later in the process manager.
-    """
-    refused = await account_access(ctx, from_id)
-    if refused is not None:
-        return refused
-    for account_id in (from_id, to_id) if ctx.user.is_admin else (to_id,):
-        loaded = await ctx.service.load(ACCOUNT, account_id)
-        if not loaded.state.exists:
-            return error_from_domain(AccountNotFound(account_id))
-    return None
+    if known is not None:
+        return known
+    events = await ctx.events.read_stream(stream_id, version, version)
+    return events[0].position if events else None

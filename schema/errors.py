@@ -15,7 +15,7 @@ import strawberry
 
 from application.service import ConcurrencyConflict as ConcurrencyConflictError
 from application.service import IdempotencyKeyReused as IdempotencyKeyReusedError
-from domain import errors as de
+from domain import accounts, aggregate, transfers
 from domain.aggregate import DomainError
 from domain.codec import stored_int
 from domain.money import format_amount
@@ -130,20 +130,20 @@ def _details(error: DomainError) -> dict[str, Any]:
 
 
 _MAPPING: dict[type[DomainError], Callable[[DomainError], ErrorType]] = {
-    de.InsufficientFunds: lambda e: InsufficientFunds(
+    accounts.InsufficientFunds: lambda e: InsufficientFunds(
         message=e.message,
         account_id=strawberry.ID(str(_details(e).get("account_id", ""))),
         balance=_money(_details(e).get("balance")),
         requested=_money(_details(e).get("requested")),
         currency=str(_details(e).get("currency", "")),
     ),
-    de.AccountNotFound: lambda e: AccountNotFound(
+    accounts.AccountNotFound: lambda e: AccountNotFound(
         message=e.message, account_id=strawberry.ID(str(_details(e).get("account_id", "")))
     ),
-    de.AccountIsClosed: lambda e: AccountClosed(
+    accounts.AccountIsClosed: lambda e: AccountClosed(
         message=e.message, account_id=strawberry.ID(str(_details(e).get("account_id", "")))
     ),
-    de.TransferNotFound: lambda e: TransferNotFound(
+    transfers.TransferNotFound: lambda e: TransferNotFound(
         message=e.message, transfer_id=strawberry.ID(str(_details(e).get("transfer_id", "")))
     ),
     ConcurrencyConflictError: lambda e: ConcurrencyConflict(
@@ -152,10 +152,10 @@ _MAPPING: dict[type[DomainError], Callable[[DomainError], ErrorType]] = {
         expected_version=int(_details(e).get("expected_version", 0)),
         actual_version=int(_details(e).get("actual_version", 0)),
     ),
-    de.InvalidInput: lambda e: InvalidInput(
+    aggregate.InvalidInput: lambda e: InvalidInput(
         message=e.message, field=camel_case(str(_details(e).get("field", "")))
     ),
-    de.BalanceNotZero: lambda e: BalanceNotZero(
+    accounts.BalanceNotZero: lambda e: BalanceNotZero(
         message=e.message,
         account_id=strawberry.ID(str(_details(e).get("account_id", ""))),
         balance=_money(_details(e).get("balance")),
@@ -165,7 +165,7 @@ _MAPPING: dict[type[DomainError], Callable[[DomainError], ErrorType]] = {
         message=e.message,
         original_command_type=str(_details(e).get("original_command_type", "")),
     ),
-    de.CurrencyMismatch: lambda e: CurrencyMismatch(
+    accounts.CurrencyMismatch: lambda e: CurrencyMismatch(
         message=e.message,
         account_id=strawberry.ID(str(_details(e).get("account_id", ""))),
         expected=str(_details(e).get("expected", "")),
@@ -179,7 +179,7 @@ def error_from_domain(error: DomainError) -> ErrorType:
 
     Looks up the class and then its bases, so a subclass maps like its parent.
     Details are read from ``error.details`` so that a rejection rebuilt from
-    the command log (``domain.errors.restore``) maps the same as the original.
+    the command log maps the same as the original.
     """
     for cls in type(error).__mro__:
         build = _MAPPING.get(cls)

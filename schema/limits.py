@@ -1,7 +1,7 @@
 """Limits that keep one request from costing the server too much.
 
 ``Limits`` mirrors the runtime settings of the same names (``MAX_QUERY_DEPTH``,
-``MAX_ALIASES``...); ``server.py`` copies them over. ``limit_extensions`` turns
+``MAX_ALIASES``...); ``runtime/settings.py`` copies them over. ``limit_extensions`` turns
 them into strawberry schema extensions. Before any resolver runs, a document
 is refused while parsing (token count) or, in this order, by the checks here
 and then by validation:

@@ -1,4 +1,4 @@
-"""Operator mutations (admin only): ``retryProjection``.
+"""Operator mutations (admin only): ``retryProjection`` (``CoreMutation``).
 
 A consumer that stopped on a poison event (state ``stopped_on_error``) never
 skips it; after the cause is fixed an admin asks it to try again. The request
@@ -41,3 +41,12 @@ async def retry_projection(info: strawberry.Info[Context], name: str) -> RetryPr
     report = await ctx.status.report()
     status = next(row for row in report if row.name == name)
     return RetryProjectionPayload(projection=ProjectionStatus.from_status(status))
+
+
+@strawberry.type
+class CoreMutation:
+    retry_projection: RetryProjectionResult = strawberry.mutation(
+        resolver=retry_projection,
+        description="Admin: ask a projection stopped on a failing event (`stopped_on_error`) "
+        "to try that event again, after the cause was fixed. Unknown names are InvalidInput.",
+    )

@@ -1,26 +1,43 @@
-"""Query helpers shared by ``schema.queries``, ``schema.types`` and payloads.
+"""Generic read helpers for query resolvers: page sizes, cursor windows, consistency, the audit log.
 
 Everything a query returns comes from the read-model views, the Application
 Service (time travel, history) or the store's read side (audit log), all
-reached through the request ``Context``. Authorization is checked here, next
-to the read it guards.
+reached through the request ``Context``. Authorization is checked next to the
+read it guards, in the feature modules (``schema.accounts``...).
+
+The views page with opaque keyset cursors, forwards (``first``/``after``) or
+backwards (``last``/``before``), and refuse bad cursors, page sizes or mixed
+directions with ``InvalidInput``; here that becomes a ``BAD_USER_INPUT``
+GraphQL error naming the argument. ``ensure_consistency`` implements the
+``consistency`` argument (read-your-writes) for the read models the features
+declare (``Context.catalog``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 import strawberry
+from strawberry import relay
 
-from domain.account import ACCOUNT
+from domain.aggregate import InvalidInput
+from projections.pagination import Page, check_directions
+from schema.audit_types import Event
 from schema.context import Context
-from schema.errors import ClientError, forbidden_query
+from schema.errors import CONSISTENCY_TIMEOUT, UNAVAILABLE, ClientError, forbidden_query
 from schema.limits import PageSizeError, page_size
-from schema.types import Account, Event, PageInfo
 from store.protocol import RecordedEvent
 
+T = TypeVar("T")
 MAX_EVENT_TYPES = 50
+MAX_ID_LENGTH = 100
+"""Longer ids cannot exist (``domain.validation``); such lookups answer "none" at once."""
+NODE_ID = "Globally unique: the same id every argument takes; `node(id:)` finds it."
+
+PageInfo = relay.PageInfo
 
 
 def first_of(ctx: Context, first: int | None) -> int:
@@ -40,10 +57,6 @@ def last_of(ctx: Context, last: int | None) -> int:
         raise ClientError(f"last must be between 1 and {maximum}, got {last}") from exc
 
 
-MAX_ID_LENGTH = 100
-"""Longer ids cannot exist (``domain.validation``); such lookups answer "none" at once."""
-
-
 def plausible_id(value: str) -> bool:
     return 0 < len(value) <= MAX_ID_LENGTH
 
@@ -53,74 +66,121 @@ def require_admin(ctx: Context, what: str) -> None:
         raise forbidden_query(f"{what} is only available to admins")
 
 
-async def _recorded_at(ctx: Context, stream_id: str, version: int) -> datetime | None:
+async def recorded_at(ctx: Context, stream_id: str, version: int) -> datetime | None:
+    """When event ``version`` of ``stream_id`` was recorded; None when there is none."""
     events: list[RecordedEvent] = await ctx.events.read_stream(stream_id, version, version)
     return events[0].recorded_at if events else None
 
 
-async def rebuilt_account(ctx: Context, account_id: str, version: int) -> Account:
-    """The account's state at ``version``, rebuilt from its events.
+@dataclass(frozen=True)
+class Window:
+    """One direction of a connection's arguments, page size checked against the limits."""
 
-    The caller has already been allowed to see the account.
+    first: int | None = None
+    after: str | None = None
+    last: int | None = None
+    before: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        ctx: Context,
+        first: int | None,
+        after: str | None,
+        last: int | None,
+        before: str | None,
+    ) -> Window:
+        """``first``/``after`` (the default) or ``last``/``before``; a ``ClientError`` if mixed."""
+        try:
+            check_directions(first, after, last, before)
+        except InvalidInput as error:
+            raise ClientError(f"{error.field}: {error.message}") from error
+        if last is not None or before is not None:
+            return cls(last=last_of(ctx, last), before=before)
+        return cls(first=first_of(ctx, first), after=after)
+
+
+async def paged(call: Awaitable[T]) -> T:
+    """Await a view's page; its ``InvalidInput`` becomes a client error naming the argument."""
+    try:
+        return await call
+    except InvalidInput as error:
+        raise ClientError(f"{error.field}: {error.message}") from error
+
+
+def page_info(page: Page[Any]) -> PageInfo:
+    return PageInfo(
+        has_next_page=page.has_next_page,
+        has_previous_page=page.has_previous_page,
+        start_cursor=page.start_cursor,
+        end_cursor=page.end_cursor,
+    )
+
+
+# -- read-your-writes -----------------------------------------------------------------
+
+
+@strawberry.input(
+    description="Wait until read models reflect a write: give `position`, or `streamId` "
+    "and `version` (from a mutation payload)."
+)
+class Consistency:
+    position: int | None = None
+    stream_id: strawberry.ID | None = None
+    version: int | None = None
+
+
+async def ensure_consistency(ctx: Context, consistency: Consistency | None) -> None:
+    """Wait (bounded) until read models reflect the given position or stream version.
+
+    ``position``: every read model (``Catalog.read_models``) processed it.
+    ``streamId`` + ``version``: the stream's own document (the read model its
+    id prefix names in ``Catalog.stream_documents``) reflects that version.
     """
-    loaded = await ctx.service.load(ACCOUNT, account_id, at_version=version)
-    opened = await _recorded_at(ctx, account_id, 1)
-    updated = await _recorded_at(ctx, account_id, loaded.version)
-    return Account.from_state(loaded.state, loaded.version, opened, updated)
-
-
-async def account_as_of(
-    ctx: Context, account_id: str, at_version: int | None, as_of: datetime | None
-) -> Account | None:
-    """Time travel: the account as of a version or a moment; None if it did not exist."""
-    if at_version is not None and as_of is not None:
-        raise ClientError("give atVersion or asOf, not both")
-    if at_version is not None and at_version < 1:
-        raise ClientError("atVersion must be >= 1")
-    if not plausible_id(account_id):
-        return None
-    if as_of is not None:
-        loaded = await ctx.service.load(ACCOUNT, account_id, as_of=as_of)
+    if consistency is None:
+        return
+    if ctx.waiting is None:
+        raise ClientError("consistency waits are not available here", UNAVAILABLE)
+    timeout = ctx.limits.consistency_timeout_seconds
+    position, stream_id, version = consistency.position, consistency.stream_id, consistency.version
+    if position is not None:
+        if position < 0:
+            raise ClientError("consistency.position must be >= 0")
+        read_models = ctx.catalog.read_models
+        reached = await ctx.waiting.until_all_processed(read_models, position, timeout)
+    elif stream_id is not None and version is not None:
+        collection = _collection_of(ctx, str(stream_id))
+        reached = await ctx.waiting.until_version(collection, str(stream_id), version, timeout)
     else:
-        loaded = await ctx.service.load(ACCOUNT, account_id, at_version=at_version)
-    if not loaded.state.exists or not ctx.user.owns(str(loaded.state.owner)):
-        return None
-    opened = await _recorded_at(ctx, account_id, 1)
-    updated = await _recorded_at(ctx, account_id, loaded.version)
-    return Account.from_state(loaded.state, loaded.version, opened, updated)
-
-
-@strawberry.type(description="An account's state right after one of its events.")
-class AccountHistoryEntry:
-    event: Event
-    account: Account
-
-
-async def account_history(
-    ctx: Context, account_id: str, from_version: int, first: int | None
-) -> list[AccountHistoryEntry]:
-    """Events ``from_version`` on (at most ``first``), each with the state after it."""
-    size = first_of(ctx, first)
-    if from_version < 1:
-        raise ClientError("fromVersion must be >= 1")
-    if not plausible_id(account_id):
-        return []
-    entries = await ctx.service.history(ACCOUNT, account_id, to_version=from_version + size - 1)
-    if not entries:
-        return []
-    if not ctx.user.owns(str(entries[-1].state.owner)):
-        raise forbidden_query("the history of another user's account is only available to admins")
-    opened = entries[0].event.recorded_at
-    return [
-        AccountHistoryEntry(
-            event=Event.from_recorded(entry.event),
-            account=Account.from_state(
-                entry.state, entry.event.version, opened, entry.event.recorded_at
-            ),
+        raise ClientError("consistency needs position, or streamId and version")
+    if not reached:
+        raise ClientError(
+            "read models did not reach the requested consistency in time; retry later",
+            CONSISTENCY_TIMEOUT,
         )
-        for entry in entries
-        if entry.event.version >= from_version
-    ]
+
+
+def _collection_of(ctx: Context, stream_id: str) -> str:
+    documents = ctx.catalog.stream_documents
+    for prefix, collection in documents.items():
+        if stream_id.startswith(prefix):
+            return collection
+    kinds = " or ".join(f"{prefix}<id>" for prefix in documents) or "no"
+    raise ClientError(f"consistency.streamId must be a stream id ({kinds})")
+
+
+async def read_node(ctx: Context, node_id: str) -> object | None:
+    """What ``node_id`` names, read by the feature its prefix belongs to (``Catalog.nodes``).
+
+    None for an id of no known kind, malformed, unknown or not the caller's.
+    """
+    for prefix, read in ctx.catalog.nodes.items():
+        if node_id.startswith(prefix):
+            return await read(ctx, node_id)
+    return None
+
+
+# -- the audit log --------------------------------------------------------------------
 
 
 @strawberry.type

@@ -15,8 +15,16 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types.scalar import ScalarDefinition
 
+from domain.money import format_amount
+
 DecimalString = NewType("DecimalString", str)
 """A decimal amount as text, e.g. "12.30" (GraphQL scalar ``Decimal``)."""
+
+
+def money(minor: int) -> DecimalString:
+    """An amount in int minor units (as read models and events hold it) as API text."""
+    return DecimalString(format_amount(minor))
+
 
 MAX_DECIMAL_TEXT = 64  # longer text cannot be a valid amount; refuse before parsing
 

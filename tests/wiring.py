@@ -10,7 +10,8 @@ settings (``memory_settings``) or the bootstrap's own arguments. On top of that:
 - ``serve``: the GraphQL app on uvicorn on a loopback port, with the consumers and
   the live read models running on the test's event loop;
 - ``World`` (``memory_world``): stores, service and consumer groups for the read
-  side's tests, on the bootstrap's in-memory stores or any other stores;
+  side's tests, on the bootstrap's in-memory stores or any other stores, built from
+  the features the bootstrap loads (``FEATURES``, ``runtime/features.py``);
 - ``Backend`` / ``open_account`` / ``with_id``: stores and Application Services
   for the write side's tests.
 """
@@ -37,25 +38,17 @@ from strawberry.types import ExecutionResult
 
 from application.ids import new_account_id, new_command_id, new_transfer_id
 from application.service import ApplicationService, CommandContext
-from domain.account_messages import CloseAccount, Deposit, OpenAccount, Withdraw
-from domain.bank import DECIDERS, EVENTS
-from domain.transfer_messages import RequestTransfer
-from projections.catalog import (
-    CONSUMERS,
-    PROJECTORS,
-    consumer_group,
-    projector_factories,
-    standard_handlers,
-)
+from domain.accounts import CloseAccount, Deposit, OpenAccount, Withdraw
+from domain.transfers import RequestTransfer
 from projections.checkpoints import CheckpointStore
-from projections.consumer import Consumer, ConsumerSettings, new_owner_id
+from projections.consumer import Consumer, ConsumerSettings, consumer_group, new_owner_id
 from projections.consumer_group import ConsumerGroup
 from projections.documents import Document, DocumentStore, Query
 from projections.documents_memory import InMemoryDocumentStore
 from projections.hub import Hub
 from projections.live import Live
 from projections.progress import ProgressBoard
-from projections.projector import ChangePublisher
+from projections.projector import ChangePublisher, ConsumerDeps
 from runtime.bootstrap import (
     Components,
     Monitoring,
@@ -67,6 +60,7 @@ from runtime.bootstrap import (
     start_live,
 )
 from runtime.embedded import free_port
+from runtime.features import load_features
 from runtime.metrics import Metrics
 from runtime.settings import Settings, load_settings
 from schema.auth import DEV_USER, AuthSettings, User
@@ -94,6 +88,16 @@ def memory_settings(limits: Limits | None = None, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return load_settings(env_file=None, store="memory", **values)
+
+
+# What the bootstrap composes on these settings: the features (``FEATURES``) and what
+# the read- and write-side tests take from them.
+FEATURES = load_features(memory_settings().features)
+READ_SIDES = FEATURES.read_sides
+EVENTS = FEATURES.registry
+DECIDERS = FEATURES.deciders
+PROJECTORS = READ_SIDES.read_models  # the rebuildable read models
+CONSUMERS = READ_SIDES.consumers  # and the process managers
 
 
 def _with_auth(context: Context, auth: AuthSettings | None) -> Context:
@@ -253,8 +257,16 @@ FAST = ConsumerSettings(
 def make_service(
     store: EventStore, snapshots: SnapshotStore, command_log: CommandLog, **options: Any
 ) -> ApplicationService:
-    """The Application Service with the bank's deciders and event registry."""
-    return ApplicationService(store, snapshots, command_log, EVENTS, DECIDERS, **options)
+    """The Application Service with the features' deciders, event registry and rejections."""
+    return ApplicationService(
+        store,
+        snapshots,
+        command_log,
+        EVENTS,
+        DECIDERS,
+        rejection_types=FEATURES.rejection_types,
+        **options,
+    )
 
 
 @dataclass
@@ -278,9 +290,8 @@ class World:
         hub: ChangePublisher | None = None,
         settings: ConsumerSettings = FAST,
     ) -> ConsumerGroup:
-        handlers = standard_handlers(
-            self.documents, self.store, sender=self.service, hub=hub, names=names
-        )
+        deps = ConsumerDeps(self.documents, self.store, EVENTS, hub=hub, sender=self.service)
+        handlers = READ_SIDES.handlers(deps, names)
         return consumer_group(
             handlers,
             self.store,
@@ -379,7 +390,7 @@ async def dump(documents: DocumentStore, names: tuple[str, ...] = PROJECTORS) ->
 async def rebuilt(store: EventStore, batch_size: int = 250) -> dict[str, Any]:
     """The read models projected from scratch into a fresh in-memory document store."""
     documents = InMemoryDocumentStore()
-    for name, factory in projector_factories(documents, store).items():
+    for name, factory in READ_SIDES.factories(ConsumerDeps(documents, store, EVENTS)).items():
         handler = factory(name)
         await handler.prepare()
         position = 0

@@ -22,9 +22,11 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from application.service import ApplicationService, CommandContext
-from domain.account import Withdraw
-from domain.aggregate import DomainError
-from domain.bank import DECIDERS, EVENTS
+from domain.accounts import DOMAIN as ACCOUNT_DOMAIN
+from domain.accounts import Withdraw
+from domain.aggregate import DomainError, deciders, rejection_types
+from domain.codec import build_registry
+from domain.transfers import DOMAIN as TRANSFER_DOMAIN
 from store.mongo_commands import MongoCommandLog
 from store.mongo_events import MongoEventStore
 from store.mongo_snapshots import MongoSnapshotStore
@@ -37,6 +39,10 @@ from store.protocol import (
     NewEvent,
 )
 from tests.application.doubles import NO_METADATA, ForwardingEventStore
+
+BANK = (ACCOUNT_DOMAIN, TRANSFER_DOMAIN)
+DECIDERS = deciders(BANK)
+EVENTS = build_registry(BANK)
 
 _stops = [1]  # the process stops before its first write only
 
@@ -93,6 +99,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             EVENTS,
             DECIDERS,
             cache_size=0,
+            rejection_types=rejection_types(BANK),
         )
         command = Withdraw(args.account, args.amount)
         try:

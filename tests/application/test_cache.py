@@ -6,8 +6,7 @@ import pytest
 
 from application.ids import new_transfer_id
 from application.repository import AggregateCache
-from domain.account import CreditForTransfer, Deposit, Withdraw
-from domain.errors import InsufficientFunds
+from domain.accounts import CreditForTransfer, Deposit, InsufficientFunds, Withdraw
 from tests.application.doubles import stored_rejection
 from tests.wiring import Backend, open_account, with_id
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from application.service import Backoff, CommandContext, ConcurrencyConflict
-from domain.account import Deposit, Withdraw
+from domain.accounts import Deposit, Withdraw
 from tests.wiring import Backend, open_account
 
 FAST = Backoff(base=0.001, cap=0.02)

@@ -7,8 +7,7 @@ import asyncio
 import pytest
 
 from application.service import CommandContext
-from domain.account import Deposit, Withdraw
-from domain.errors import InsufficientFunds
+from domain.accounts import Deposit, InsufficientFunds, Withdraw
 from tests.application.doubles import RecordingCommandLog, stored_rejection
 from tests.wiring import Backend, open_account, with_id
 

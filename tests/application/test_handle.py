@@ -9,17 +9,18 @@ import pytest
 from application.ids import new_account_id, new_transfer_id
 from application.repository import StreamTypeMismatch
 from application.service import CommandContext, fingerprint
-from domain.account import (
+from domain.accounts import (
     ACCOUNT,
+    AccountNotFound,
     AccountState,
     CreditForTransfer,
     DebitForTransfer,
     Deposit,
+    InsufficientFunds,
     OpenAccount,
     Withdraw,
 )
-from domain.errors import AccountNotFound, InsufficientFunds
-from domain.transfer import MarkTransferDebited, RequestTransfer
+from domain.transfers import MarkTransferDebited, RequestTransfer
 from store.protocol import CommitMetadata, NewEvent
 from tests.wiring import Backend, open_account
 

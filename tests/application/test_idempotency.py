@@ -10,13 +10,17 @@ import pytest
 
 from application.ids import new_command_id, new_event_id, new_transfer_id
 from application.service import CommandContext, IdempotencyKeyReused, command_type, fingerprint
-from domain.account import CloseAccount, Deposit, Withdraw
-from domain.bank import DECIDERS
-from domain.errors import InsufficientFunds
-from domain.transfer import RequestTransfer
+from domain.accounts import DOMAIN as ACCOUNT_DOMAIN
+from domain.accounts import CloseAccount, Deposit, InsufficientFunds, Withdraw
+from domain.aggregate import deciders
+from domain.transfers import DOMAIN as TRANSFER_DOMAIN
+from domain.transfers import RequestTransfer
 from store.protocol import CommitMetadata, NewEvent
 from tests.application.doubles import CountingStore, RecordingCommandLog, stored_rejection
 from tests.wiring import Backend, open_account, with_id
+
+BANK = (ACCOUNT_DOMAIN, TRANSFER_DOMAIN)
+DECIDERS = deciders(BANK)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,21 +7,20 @@ import pytest
 from application.ids import new_command_id
 from application.repository import StreamTypeMismatch
 from application.service import CommandContext, ConcurrencyConflict, RejectionCodes
-from domain.account import Deposit, Withdraw
-from domain.aggregate import DomainError
-from domain.errors import (
-    ERROR_TYPES,
+from domain.accounts import DOMAIN as ACCOUNT_DOMAIN
+from domain.accounts import (
     AccountAlreadyExists,
     AccountIsClosed,
     AccountNotFound,
     BalanceNotZero,
     CurrencyMismatch,
+    Deposit,
     InsufficientFunds,
-    InvalidInput,
-    InvalidTransferState,
-    TransferAlreadyExists,
-    TransferNotFound,
+    Withdraw,
 )
+from domain.aggregate import DomainError, InvalidInput, rejection_types
+from domain.transfers import DOMAIN as TRANSFER_DOMAIN
+from domain.transfers import InvalidTransferState, TransferAlreadyExists, TransferNotFound
 from tests.application.doubles import RecordingCommandLog, stored_rejection
 from tests.wiring import Backend, open_account
 
@@ -45,7 +44,7 @@ SAMPLES: list[DomainError] = [
 async def test_every_rejection_round_trips_through_the_command_log(
     backend: Backend, error: DomainError
 ) -> None:
-    codes = RejectionCodes(ERROR_TYPES.values())
+    codes = RejectionCodes(rejection_types((ACCOUNT_DOMAIN, TRANSFER_DOMAIN)))
     command_id = new_command_id()
     await backend.command_log.record_rejection(codes.to_record(command_id, "acc-1", error))
     stored = await stored_rejection(backend.command_log, command_id)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from application.repository import MAX_SNAPSHOT_FALLBACKS, SnapshotWriter
-from domain.account import ACCOUNT, Deposit
+from domain.accounts import ACCOUNT, Deposit
 from store.memory import InMemorySnapshotStore
 from store.protocol import Snapshot
 from tests.application.doubles import BrokenSnapshots, CountingSnapshots

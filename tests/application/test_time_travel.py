@@ -12,12 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from application.service import ApplicationService
-from domain.account import ACCOUNT, Deposit, Withdraw
-from domain.bank import EVENTS
-from domain.errors import InsufficientFunds
+from domain.accounts import ACCOUNT, Deposit, InsufficientFunds, Withdraw
+from domain.accounts import DOMAIN as ACCOUNT_DOMAIN
+from domain.codec import build_registry
+from domain.transfers import DOMAIN as TRANSFER_DOMAIN
 from store.memory import InMemoryCommandLog, InMemoryEventStore, InMemorySnapshotStore
 from store.protocol import EventStore
 from tests.wiring import Backend, open_account
+
+BANK = (ACCOUNT_DOMAIN, TRANSFER_DOMAIN)
+EVENTS = build_registry(BANK)
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -1,6 +1,6 @@
 """WebSocket sessions authenticated with OIDC (and HS256) tokens end when the token does.
 
-The real app on uvicorn in-process (``tests.live.harness``), real clients over
+The real app on uvicorn in-process (``tests.wiring``), real clients over
 loopback, the identity-provider stand-in for the keys.
 """
 
@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from application.ids import new_account_id
-from domain.account_messages import OpenAccount
+from domain.accounts import OpenAccount
 from schema.auth import AuthSettings, User, session_expired
 from schema.oidc import JwksKeys, OidcSettings, OidcVerifier
 from tests.auth.idp import AUDIENCE, IdP

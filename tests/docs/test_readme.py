@@ -9,6 +9,7 @@ import pytest
 from graphql import parse, validate
 
 from schema.app import build_schema
+from schema.export import BANK
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -23,7 +24,7 @@ def test_the_readme_shows_example_operations() -> None:
 
 @pytest.mark.parametrize("block", graphql_blocks())
 def test_each_example_operation_validates(block: str) -> None:
-    schema = build_schema()._schema
+    schema = build_schema(BANK)._schema
     for operation in re.split(r"\n(?=mutation|query|subscription)", block.strip()):
         errors = validate(schema, parse(operation))
         assert not errors, f"{operation}\n{errors}"

@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from domain.account import CreditForTransfer, DebitForTransfer, RefundForTransfer
-from domain.aggregate import DomainError
-from domain.bank import DECIDERS
-from domain.transfer import (
+from domain.accounts import DOMAIN as ACCOUNT_DOMAIN
+from domain.accounts import CreditForTransfer, DebitForTransfer, RefundForTransfer
+from domain.aggregate import DomainError, deciders
+from domain.transfers import DOMAIN as TRANSFER_DOMAIN
+from domain.transfers import (
     CompleteTransfer,
     FailTransfer,
     MarkTransferDebited,
@@ -20,6 +21,9 @@ from domain.transfer import (
     RefuseTransferCredit,
     TransferState,
 )
+
+BANK = (ACCOUNT_DOMAIN, TRANSFER_DOMAIN)
+DECIDERS = deciders(BANK)
 
 
 @dataclasses.dataclass

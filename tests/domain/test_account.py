@@ -6,14 +6,20 @@ from typing import Any
 
 import pytest
 
-from domain.account import (
+from domain.accounts import (
     ACCOUNT,
+    AccountAlreadyExists,
     AccountClosed,
+    AccountIsClosed,
+    AccountNotFound,
     AccountOpened,
+    BalanceNotZero,
     CloseAccount,
     CreditForTransfer,
+    CurrencyMismatch,
     DebitForTransfer,
     Deposit,
+    InsufficientFunds,
     MoneyCreditedForTransfer,
     MoneyDebitedForTransfer,
     MoneyDeposited,
@@ -23,20 +29,16 @@ from domain.account import (
     RefundForTransfer,
     Withdraw,
 )
-from domain.bank import EVENTS
-from domain.errors import (
-    AccountAlreadyExists,
-    AccountIsClosed,
-    AccountNotFound,
-    BalanceNotZero,
-    CurrencyMismatch,
-    InsufficientFunds,
-    InvalidInput,
-    InvalidTransferState,
-    restore,
-)
+from domain.accounts import DOMAIN as ACCOUNT_DOMAIN
+from domain.aggregate import InvalidInput
+from domain.codec import build_registry
 from domain.money import MAX_AMOUNT_MINOR, MAX_BALANCE_MINOR
+from domain.transfers import DOMAIN as TRANSFER_DOMAIN
+from domain.transfers import InvalidTransferState
 from tests.domain.gwt import given
+
+BANK = (ACCOUNT_DOMAIN, TRANSFER_DOMAIN)
+EVENTS = build_registry(BANK)
 
 A = "acc-0123456789abcdef0123456789abcdef"
 T = "trf-0123456789abcdef0123456789abcdef"
@@ -201,7 +203,7 @@ def test_refunds_past_the_storage_range_are_exact_in_events_snapshots_and_reject
     assert ACCOUNT.from_snapshot(snapshot) == state
     error = given(ACCOUNT, *events, decoded).when(CloseAccount(A)).then_error(BalanceNotZero)
     assert error.details["balance"] == str(huge)
-    assert restore(error.code, error.message, dict(error.details)).details == error.details
+    assert type(error)(**error.details).details == error.details
 
 
 # CloseAccount ---------------------------------------------------------------

@@ -11,18 +11,19 @@ import dataclasses
 
 import pytest
 
-from domain.account import (
+from domain.accounts import (
     ACCOUNT,
     AccountClosed,
     AccountEvent,
     AccountState,
+    Leg,
+    LegBook,
     MoneyCreditedForTransfer,
     MoneyDebitedForTransfer,
     MoneyDeposited,
     MoneyRefundedForTransfer,
     MoneyWithdrawn,
 )
-from domain.legs import Leg, LegBook
 
 A = "acc-0123456789abcdef0123456789abcdef"
 T = "trf-0123456789abcdef0123456789abcdef"

@@ -9,16 +9,28 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.account import (
+from domain.accounts import COMMANDS as ACCOUNT_COMMANDS
+from domain.accounts import DOMAIN as ACCOUNT_DOMAIN
+from domain.accounts import EVENTS as ACCOUNT_EVENTS
+from domain.accounts import (
     AccountOpened,
     MoneyDebitedForTransfer,
     MoneyDeposited,
     MoneyRefundedForTransfer,
 )
-from domain.account_messages import ACCOUNT_COMMANDS, ACCOUNT_EVENTS
-from domain.bank import DECIDERS, EVENTS
-from domain.codec import INT64_MAX, INT64_MIN, EventRegistry, storable_int, stored_int
-from domain.transfer import (
+from domain.aggregate import deciders
+from domain.codec import (
+    INT64_MAX,
+    INT64_MIN,
+    EventRegistry,
+    build_registry,
+    storable_int,
+    stored_int,
+)
+from domain.transfers import COMMANDS as TRANSFER_COMMANDS
+from domain.transfers import DOMAIN as TRANSFER_DOMAIN
+from domain.transfers import EVENTS as TRANSFER_EVENTS
+from domain.transfers import (
     TRANSFER,
     TransferDebitedAfterFailure,
     TransferFailed,
@@ -26,7 +38,10 @@ from domain.transfer import (
     TransferRequested,
     TransferStepRetried,
 )
-from domain.transfer_messages import TRANSFER_COMMANDS, TRANSFER_EVENTS
+
+BANK = (ACCOUNT_DOMAIN, TRANSFER_DOMAIN)
+DECIDERS = deciders(BANK)
+EVENTS = build_registry(BANK)
 
 SAMPLES: list[Any] = [
     AccountOpened("acc-1", "Ada", "USD"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.legs import Leg, LegBook
+from domain.accounts import Leg, LegBook
 
 
 def test_with_leg_leaves_the_old_book_untouched() -> None:

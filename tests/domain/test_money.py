@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.errors import InvalidInput
+from domain.aggregate import InvalidInput
 from domain.money import (
     MAX_AMOUNT_MINOR,
     check_amount,

@@ -11,7 +11,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.account import (
+from domain.accounts import DOMAIN as ACCOUNT_DOMAIN
+from domain.accounts import (
     AccountEvent,
     CloseAccount,
     CreditForTransfer,
@@ -26,9 +27,10 @@ from domain.account import (
     RefundForTransfer,
     Withdraw,
 )
-from domain.bank import DECIDERS
+from domain.aggregate import deciders
 from domain.money import MAX_AMOUNT_MINOR
-from domain.transfer import (
+from domain.transfers import DOMAIN as TRANSFER_DOMAIN
+from domain.transfers import (
     RequestTransfer,
     TransferCompleted,
     TransferCreditRefused,
@@ -36,6 +38,9 @@ from domain.transfer import (
     TransferRefunded,
 )
 from tests.domain.sim import Bank
+
+BANK = (ACCOUNT_DOMAIN, TRANSFER_DOMAIN)
+DECIDERS = deciders(BANK)
 
 ACCOUNTS = ["acc-a", "acc-b", "acc-c"]
 TRANSFERS = ["trf-1", "trf-2", "trf-3", "trf-4", "trf-5"]

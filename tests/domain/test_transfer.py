@@ -6,28 +6,26 @@ from typing import Any
 
 import pytest
 
-from domain.errors import (
-    InvalidInput,
-    InvalidTransferState,
-    TransferAlreadyExists,
-    TransferNotFound,
-)
+from domain.aggregate import InvalidInput
 from domain.money import MAX_AMOUNT_MINOR
-from domain.transfer import (
+from domain.transfers import (
     TRANSFER,
     CompleteTransfer,
     FailTransfer,
+    InvalidTransferState,
     MarkTransferDebited,
     MarkTransferRefunded,
     ParkTransfer,
     RefuseTransferCredit,
     RequestTransfer,
     RetryTransfer,
+    TransferAlreadyExists,
     TransferCompleted,
     TransferCreditRefused,
     TransferDebited,
     TransferDebitedAfterFailure,
     TransferFailed,
+    TransferNotFound,
     TransferParked,
     TransferRefunded,
     TransferRequested,

@@ -17,8 +17,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from application.ids import new_account_id, new_transfer_id
-from domain.account_messages import Deposit, OpenAccount
-from domain.transfer_messages import RequestTransfer
+from domain.accounts import Deposit, OpenAccount
+from domain.transfers import RequestTransfer
 from schema.auth import AuthSettings
 from tests.live.helpers import eventually, take
 from tests.wiring import Served, serve

@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from application.ids import new_account_id
-from domain.account_messages import Deposit, OpenAccount
+from domain.accounts import Deposit, OpenAccount
 from store.protocol import NewEvent
 from tests.live.helpers import eventually
 from tests.wiring import Served, serve

@@ -9,16 +9,23 @@ import pytest
 
 from application.ids import new_account_id
 from application.service import ApplicationService
-from domain.account_messages import Deposit, OpenAccount
-from domain.bank import DECIDERS, EVENTS
+from domain.accounts import DOMAIN as ACCOUNT_DOMAIN
+from domain.accounts import Deposit, OpenAccount
+from domain.aggregate import deciders, rejection_types
+from domain.codec import build_registry
+from domain.transfers import DOMAIN as TRANSFER_DOMAIN
+from projections.accounts import READ_SIDE as ACCOUNTS_READ
 from projections.accounts import AccountsProjector
 from projections.checkpoints import CheckpointStore
 from projections.consumer import Consumer, ConsumerSettings
 from projections.documents_memory import InMemoryDocumentStore
 from projections.hub import Hub
+from projections.ledger import READ_SIDE as LEDGER_READ
 from projections.ledger import LedgerProjector
 from projections.live import Live, create_live
 from projections.progress import ProgressBoard
+from projections.projector import ReadSides
+from projections.transfers import READ_SIDE as TRANSFERS_READ
 from store.memory import (
     InMemoryCommandLog,
     InMemoryEventStore,
@@ -26,6 +33,11 @@ from store.memory import (
     InMemorySnapshotStore,
 )
 from tests.live.helpers import take
+
+BANK = (ACCOUNT_DOMAIN, TRANSFER_DOMAIN)
+DECIDERS = deciders(BANK)
+EVENTS = build_registry(BANK)
+READ_SIDES = ReadSides((ACCOUNTS_READ, TRANSFERS_READ, LEDGER_READ))
 
 
 @dataclass
@@ -48,14 +60,21 @@ async def world() -> AsyncIterator[World]:
     consumers = [
         Consumer(handler, store, checkpoints, leases, settings=settings, progress=progress)
         for handler in (
-            AccountsProjector(documents, hub=hub),
-            LedgerProjector(documents, store, hub=hub),
+            AccountsProjector(documents, hub=hub, registry=EVENTS),
+            LedgerProjector(documents, store, hub=hub, registry=EVENTS),
         )
     ]
     service = ApplicationService(
-        store, InMemorySnapshotStore(), InMemoryCommandLog(store), EVENTS, DECIDERS
+        store,
+        InMemorySnapshotStore(),
+        InMemoryCommandLog(store),
+        EVENTS,
+        DECIDERS,
+        rejection_types=rejection_types(BANK),
     )
-    live = create_live(store, documents, checkpoints, hub=hub, progress=progress)
+    live = create_live(
+        store, checkpoints, READ_SIDES.live_sources(documents), hub=hub, progress=progress
+    )
     for consumer in consumers:
         consumer.start()
     await live.start()

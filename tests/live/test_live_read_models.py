@@ -10,11 +10,14 @@ from typing import Any
 
 import pytest
 
+from projections.accounts import READ_SIDE as ACCOUNTS_READ
 from projections.feed import Feed
 from projections.hub import Hub
+from projections.ledger import READ_SIDE as LEDGER_READ
 from projections.live import Live
 from projections.live_read_models import LiveReadModels
 from projections.live_topics import ReadModelChange, ReadModelSource
+from projections.transfers import READ_SIDE as TRANSFERS_READ
 from store.memory import InMemoryEventStore
 from tests.live.helpers import append, take
 
@@ -32,7 +35,7 @@ class Documents:
             self.loads += 1
             return self.docs.get(f"{kind}:{key}" if key else kind)
 
-        return ReadModelSource(consumer, load)
+        return ReadModelSource(consumer, load, ROUTES[kind])
 
     async def checkpoint(self, consumer: str, needed: int) -> int:
         return self.checkpoints.get(consumer, 0)
@@ -48,6 +51,12 @@ def documents() -> Documents:
 
 
 CONSUMERS = {"account": "accounts", "transfer": "transfers", "ledger": "ledger"}
+ROUTES = {
+    spec.kind: spec.route
+    for side in (ACCOUNTS_READ, TRANSFERS_READ, LEDGER_READ)
+    for spec in side.live
+}
+"""The bank's own routing: which topics of each kind an event changes."""
 
 
 @contextlib.asynccontextmanager

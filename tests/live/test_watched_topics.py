@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from projections.accounts import READ_SIDE as ACCOUNTS_READ
 from projections.hub import Hub
 from projections.live_read_models import LiveReadModels
 from projections.live_topics import ReadModelSource
@@ -25,7 +26,8 @@ async def no_checkpoint(consumer: str, needed: int) -> int:
 
 
 def read_models(hub: Hub) -> LiveReadModels:
-    sources = {"account": ReadModelSource("accounts", nothing)}
+    (account,) = ACCOUNTS_READ.live
+    sources = {"account": ReadModelSource("accounts", nothing, account.route)}
     return LiveReadModels(hub, sources, no_checkpoint)
 
 

@@ -12,7 +12,7 @@ from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 
 from application.ids import new_account_id
-from domain.account_messages import Deposit, OpenAccount
+from domain.accounts import Deposit, OpenAccount
 from schema.limits import Limits
 from tests.live.helpers import append, append_commit, take
 from tests.wiring import Served, serve

@@ -6,9 +6,8 @@ import asyncio
 import time
 from typing import Any
 
-from projections.catalog import CONSUMERS
 from projections.status import StatusReporter
-from tests.wiring import World
+from tests.wiring import CONSUMERS, World
 
 
 async def holders(world: World) -> set[str | None]:

@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-from domain.bank import EVENTS
 from domain.codec import stored_int
-from domain.transfer import TRANSFER
-from projections.catalog import PROJECTORS
+from domain.transfers import TRANSFER
 from projections.consumer_group import ConsumerGroup
 from projections.projector import payload
 from store.protocol import EventStore
-from tests.wiring import World, dump, rebuilt, settle
+from tests.wiring import EVENTS, PROJECTORS, World, dump, rebuilt, settle
 
 EVERYTHING = 10_000_000
 

@@ -14,16 +14,19 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from application.ids import new_event_id
-from domain.account_messages import AccountOpened, MoneyDeposited, MoneyWithdrawn
-from domain.bank import EVENTS
-from domain.codec import INT64_MAX, stored_int
+from domain.accounts import DOMAIN as ACCOUNT_DOMAIN
+from domain.accounts import AccountOpened, MoneyDeposited, MoneyWithdrawn
+from domain.codec import INT64_MAX, build_registry, stored_int
 from domain.money import MAX_AMOUNT_MINOR
+from domain.transfers import DOMAIN as TRANSFER_DOMAIN
 from projections.documents_memory import InMemoryDocumentStore
 from projections.documents_mongo import MongoDocumentStore
-from projections.ledger import LedgerProjector
-from projections.readmodels import LedgerView
+from projections.ledger import LedgerProjector, LedgerView
 from store.memory import InMemoryEventStore
 from store.protocol import EventStore, NewEvent
+
+BANK = (ACCOUNT_DOMAIN, TRANSFER_DOMAIN)
+EVENTS = build_registry(BANK)
 
 ROUNDS = 9_300
 """Deposit-then-withdraw rounds of the maximum amount: 18,600 events plus the openings."""
@@ -74,7 +77,7 @@ async def test_totals_of_18600_maximum_size_movements_stay_exact_on_mongodb(
     store = InMemoryEventStore()
     balances = await busy_accounts(store)
     documents = MongoDocumentStore(mongo_db, alias_ttl=0.0)
-    await project(LedgerProjector(documents, store), store, batch=500)
+    await project(LedgerProjector(documents, store, registry=EVENTS), store, batch=500)
 
     deposited = ROUNDS * MAX_AMOUNT_MINOR
     assert deposited > INT64_MAX  # the case that used to stop the projector
@@ -91,10 +94,10 @@ async def test_totals_of_18600_maximum_size_movements_stay_exact_on_mongodb(
     assert stored_int(stored["total_withdrawn"]) == deposited - sum(balances.values())
 
     # Read model equals a rebuild: from scratch, in other batch sizes, on both stores.
-    rebuilt_mongo = LedgerProjector(documents, store, physical="ledger_rebuilt")
+    rebuilt_mongo = LedgerProjector(documents, store, physical="ledger_rebuilt", registry=EVENTS)
     await project(rebuilt_mongo, store, batch=777)
     memory = InMemoryDocumentStore()
-    await project(LedgerProjector(memory, store), store, batch=1_000)
+    await project(LedgerProjector(memory, store, registry=EVENTS), store, batch=1_000)
     again = await documents.get("ledger_rebuilt", "EUR")
     assert again == stored
     assert await memory.get("ledger", "EUR") == stored
@@ -108,7 +111,7 @@ async def test_totals_written_as_int64_by_older_versions_keep_adding_up(
     await append(store, "acc-1", 1, MoneyDeposited("acc-1", 500, 500))
     await store.sequence()
     documents = MongoDocumentStore(mongo_db, alias_ttl=0.0)
-    projector = LedgerProjector(documents, store)
+    projector = LedgerProjector(documents, store, registry=EVENTS)
     await project(projector, store, batch=10)
     # A document as an older version wrote it, close to the int64 limit.
     near = INT64_MAX - 100

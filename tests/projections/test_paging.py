@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from domain.errors import InvalidInput
+from domain.aggregate import InvalidInput
 from projections.documents import DocumentStore
 from projections.documents_mongo import MongoDocumentStore
 from projections.documents_mongo_query import TIE_MARGIN

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.catalog import projector_factories
 from projections.documents_memory import InMemoryDocumentStore
+from projections.projector import ConsumerDeps
 from store.protocol import EventStore, RecordedEvent
-from tests.wiring import World, dump, memory_world, rebuilt, settle
+from tests.wiring import EVENTS, READ_SIDES, World, dump, memory_world, rebuilt, settle
 
 
 async def banking_day(world: World) -> dict[str, str]:
@@ -124,7 +124,7 @@ async def test_replaying_twice_gives_identical_collections() -> None:
 
 async def project(store: EventStore, batches: list[list[RecordedEvent]]) -> dict[str, Any]:
     documents = InMemoryDocumentStore()
-    for name, factory in projector_factories(documents, store).items():
+    for name, factory in READ_SIDES.factories(ConsumerDeps(documents, store, EVENTS)).items():
         handler = factory(name)
         await handler.prepare()
         for batch in batches:

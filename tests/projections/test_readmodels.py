@@ -6,11 +6,13 @@ import asyncio
 
 import pytest
 
-from domain.errors import InvalidInput
+from domain.aggregate import InvalidInput
+from projections.accounts import AccountsView, StatementView
 from projections.checkpoints import CheckpointStore
 from projections.documents import DocumentStore
+from projections.ledger import LedgerView
 from projections.pagination import InvalidCursor, encode_cursor
-from projections.readmodels import AccountsView, LedgerView, StatementView, TransfersView
+from projections.transfers import TransfersView
 from projections.waiting import ReadYourWrites
 from tests.wiring import World, memory_world, settle
 

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from projections.catalog import PROJECTORS, projector_factories
+from projections.accounts import AccountsView
 from projections.consumer import EventHandler
-from projections.readmodels import AccountsView
+from projections.projector import ConsumerDeps
 from projections.rebuild import Rebuilder, RebuildError
 from projections.status import StatusReporter, rebuild_lease_name
 from store.memory import InMemoryLeases
 from store.protocol import RecordedEvent
 from tests.projections.mongo_world import mongo_world
-from tests.wiring import FAST, World, dump, memory_world, rebuilt, settle
+from tests.wiring import (
+    EVENTS,
+    FAST,
+    PROJECTORS,
+    READ_SIDES,
+    World,
+    dump,
+    memory_world,
+    rebuilt,
+    settle,
+)
 
 
 async def workload(world: World) -> list[str]:
@@ -48,8 +58,16 @@ class Watched:
         await self.inner.handle_batch(events)
 
 
+def read_model_factories(world: World) -> dict[str, Callable[[str], EventHandler]]:
+    """Each read model's projector factory, as the service builds them for rebuilds."""
+    return READ_SIDES.factories(ConsumerDeps(world.documents, world.store, EVENTS))
+
+
 def rebuilder(world: World, **factories_override: object) -> Rebuilder:
-    factories = {**projector_factories(world.documents, world.store), **factories_override}
+    factories = {
+        **read_model_factories(world),
+        **factories_override,
+    }
     return Rebuilder(
         world.store,
         world.documents,
@@ -101,7 +119,7 @@ async def rebuild_reading(world: World, view: AccountsView, account_id: str) -> 
         assert (await reporter.report())[0].state == "rebuilding"
 
     def watched(physical: str) -> EventHandler:
-        inner = projector_factories(world.documents, world.store)["accounts"](physical)
+        inner = read_model_factories(world)["accounts"](physical)
         return Watched(inner, look)
 
     await rebuilder(world, accounts=watched).rebuild("accounts")
@@ -150,7 +168,7 @@ async def test_a_rebuild_hands_a_slow_projector_fewer_larger_batches() -> None:
     sizes: list[int] = []
 
     def slow(physical: str) -> EventHandler:
-        inner = projector_factories(world.documents, world.store)["accounts"](physical)
+        inner = read_model_factories(world)["accounts"](physical)
 
         async def write_slowly(events: Sequence[RecordedEvent]) -> None:
             sizes.append(len(events))
@@ -223,7 +241,7 @@ async def test_a_rebuild_paused_past_the_consumer_lease_switches_nothing() -> No
     inside, resume = asyncio.Event(), asyncio.Event()
 
     def stalling(physical: str) -> EventHandler:
-        inner = projector_factories(world.documents, world.store)["accounts"](physical)
+        inner = read_model_factories(world)["accounts"](physical)
 
         async def on_batch() -> None:
             holder = await world.leases.holder("accounts")
@@ -233,7 +251,10 @@ async def test_a_rebuild_paused_past_the_consumer_lease_switches_nothing() -> No
 
         return Watched(inner, on_batch)
 
-    factories = {**projector_factories(world.documents, world.store), "accounts": stalling}
+    factories = {
+        **read_model_factories(world),
+        "accounts": stalling,
+    }
     runner = Rebuilder(
         world.store,
         world.documents,

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from domain.account_messages import Deposit
+from domain.accounts import Deposit
 from projections.checkpoints import CheckpointStore
 from projections.consumer import SKIPPED_CHECKPOINT_DELAY, Consumer, ConsumerSettings
 from projections.documents_memory import InMemoryDocumentStore

@@ -11,21 +11,18 @@ from collections.abc import Callable
 import pytest
 
 from application.service import ApplicationService
-from domain.account import ACCOUNT
-from domain.aggregate import DomainError
-from domain.errors import InvalidInput
+from domain.accounts import ACCOUNT
+from domain.aggregate import DomainError, InvalidInput
 from domain.money import MAX_AMOUNT_MINOR, MAX_BALANCE_MINOR
-from domain.transfer import TRANSFER, FailTransfer
-from projections.catalog import CONSUMERS, PROJECTORS
-from projections.readmodels import TransfersView
+from domain.transfers import TRANSFER, FailTransfer
 from projections.status import StatusReporter
-from projections.transfer_manager import TransferManager, derived_command_id, retry_parked
+from projections.transfers import TransferManager, TransfersView, derived_command_id, retry_parked
 from runtime.metrics import Metrics
 from runtime.operations import ProjectionRetrier
-from runtime.probes import parked_transfers_refresher
+from runtime.probes import parked_refresher
 from store.protocol import CommandRejection
 from tests.projections.money import EVERYTHING, check_money, check_read_models, head
-from tests.wiring import World, memory_world, settle
+from tests.wiring import CONSUMERS, EVENTS, PROJECTORS, World, memory_world, settle
 
 
 async def drive(world: World, manager: TransferManager, rounds: int = 10) -> None:
@@ -47,10 +44,10 @@ async def test_completed_transfer_moves_the_money_once_despite_redelivery() -> N
     source = await world.open_account(deposit=1_000)
     target = await world.open_account()
     transfer = await world.transfer(source, target, 300)
-    await drive(world, TransferManager(world.service, world.store))
+    await drive(world, TransferManager(world.service, world.store, registry=EVENTS))
     head = await world.store.head_position()
     # A second instance (e.g. after a takeover) sees every event again.
-    await drive(world, TransferManager(world.service, world.store))
+    await drive(world, TransferManager(world.service, world.store, registry=EVENTS))
     assert await world.store.head_position() == head
     assert (await balance(world.service, source), await balance(world.service, target)) == (
         700,
@@ -65,7 +62,7 @@ async def test_commands_carry_derived_ids_and_the_workflow_metadata() -> None:
     source = await world.open_account(deposit=50)
     target = await world.open_account()
     transfer = await world.transfer(source, target, 20)
-    await drive(world, TransferManager(world.service, world.store))
+    await drive(world, TransferManager(world.service, world.store, registry=EVENTS))
     requested = (await world.store.read_stream(transfer))[0]
     debit = next(
         e for e in await world.store.read_stream(source) if e.type == "MoneyDebitedForTransfer"
@@ -87,7 +84,7 @@ async def test_refused_credit_is_refunded_and_fails_the_transfer() -> None:
     to_closed = await world.transfer(source, closed, 100)
     to_missing = await world.transfer(source, missing, 100)
     too_much = await world.transfer(source, closed, 10_000)
-    await drive(world, TransferManager(world.service, world.store))
+    await drive(world, TransferManager(world.service, world.store, registry=EVENTS))
     assert await balance(world.service, source) == 500
     for transfer, reason in [
         (to_closed, "account_closed"),
@@ -112,7 +109,7 @@ async def test_a_deposit_filling_the_account_between_debit_and_refund_cannot_blo
         closed = await world.open_account()
         await world.close(closed)
         transfer = await world.transfer(source, closed, MAX_AMOUNT_MINOR)
-        manager = TransferManager(world.service, world.store)
+        manager = TransferManager(world.service, world.store, registry=EVENTS)
         # The manager debits the source (it reacts to TransferRequested only, so far).
         await manager.handle_batch(await world.store.read_all(0, EVERYTHING))
         assert await balance(world.service, source) == 0
@@ -149,7 +146,7 @@ async def test_a_debit_landing_after_its_transfer_failed_is_refunded() -> None:
         source = await world.open_account(deposit=500)
         target = await world.open_account()
         transfer = await world.transfer(source, target, 200)
-        manager = TransferManager(world.service, world.store)
+        manager = TransferManager(world.service, world.store, registry=EVENTS)
         await manager.handle_batch(await world.store.read_all(0, EVERYTHING))  # the debit
         await world.send(FailTransfer(transfer, "insufficient_funds"))  # the stale twin
         await drive(world, manager)
@@ -179,7 +176,7 @@ async def test_a_step_refused_for_good_is_parked_the_manager_goes_on_and_a_retry
         closed = await world.open_account()
         await world.close(closed)
         stuck = await world.transfer(source, closed, 300)
-        manager = TransferManager(world.service, world.store)
+        manager = TransferManager(world.service, world.store, registry=EVENTS)
         await drive_until(world, manager, lambda types: "TransferCreditRefused" in types, stuck)
         # The refund was refused before this version (a deposit had filled the
         # account): its rejection is stored under the refund's derived command id.
@@ -209,14 +206,14 @@ async def test_a_step_refused_for_good_is_parked_the_manager_goes_on_and_a_retry
         assert [(t.id, t.parked_step, t.parked_attempt) for t in parked] == [(stuck, "refund", 1)]
         assert "invalid_input" in str(parked[0].reason)
         metrics = Metrics()
-        await parked_transfers_refresher(view)(metrics)
+        await parked_refresher({"transfer_manager": view.count_parked})(metrics)
         assert metrics.registry.get_sample_value("ledger_transfers_parked") == 1
         status = StatusReporter(
             world.store, world.checkpoints, world.leases, CONSUMERS,
             attention={"transfer_manager": view.count_parked},
         )  # fmt: skip
         assert await parked_by_consumer(status) == {"transfer_manager": 1}
-        # The operator retries (as ``retryProjection`` does, wired as in server.py):
+        # The operator retries (as ``retryProjection`` does, wired as in runtime/bootstrap.py):
         # the refund is decided again under a new command id.
         retrier = ProjectionRetrier(
             world.checkpoints,
@@ -230,7 +227,7 @@ async def test_a_step_refused_for_good_is_parked_the_manager_goes_on_and_a_retry
         assert await check_money(world) == {stuck: "FAILED", later: "COMPLETED"}
         await check_read_models(world, group)
         assert (await view.list(status="NEEDS_ATTENTION")).nodes == []
-        await parked_transfers_refresher(view)(metrics)
+        await parked_refresher({"transfer_manager": view.count_parked})(metrics)
         assert metrics.registry.get_sample_value("ledger_transfers_parked") == 0
         assert await parked_by_consumer(status) == {}
         record = await view.get(stuck)
@@ -314,7 +311,9 @@ async def test_two_manager_instances_at_once_move_every_transfer_exactly_once(se
     stop = asyncio.Event()
     twins = [
         asyncio.ensure_future(
-            run_manager(world, TransferManager(world.service, world.store), b, stop)
+            run_manager(
+                world, TransferManager(world.service, world.store, registry=EVENTS), b, stop
+            )
         )
         for b in (1, 7)
     ]
@@ -324,7 +323,7 @@ async def test_two_manager_instances_at_once_move_every_transfer_exactly_once(se
         await asyncio.wait_for(asyncio.gather(*twins), 30)
         # Both copies saw everything; a third pass changes nothing.
         before = await head(world.store)
-        await drive(world, TransferManager(world.service, world.store))
+        await drive(world, TransferManager(world.service, world.store, registry=EVENTS))
         assert await head(world.store) == before
         statuses = await check_money(world)
         assert set(statuses) == set(transfers)

@@ -15,11 +15,11 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from projections.catalog import consumer_group, standard_handlers
-from projections.consumer import ConsumerSettings
+from projections.consumer import ConsumerSettings, consumer_group
 from projections.consumer_group import ConsumerGroup
+from projections.projector import ConsumerDeps
 from tests.projections.mongo_world import mongo_world
-from tests.wiring import World
+from tests.wiring import EVENTS, READ_SIDES, World
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,7 +59,8 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def _group(world: World, settings: ConsumerSettings, owner: str) -> ConsumerGroup:
-    handlers = standard_handlers(world.documents, world.store, sender=world.service)
+    deps = ConsumerDeps(world.documents, world.store, EVENTS, sender=world.service)
+    handlers = READ_SIDES.handlers(deps)
     return consumer_group(
         handlers, world.store, world.checkpoints, world.leases, settings=settings, owner=owner
     )

@@ -10,9 +10,11 @@ import logging
 import pytest
 
 from application.service import ApplicationService, CommandContext
-from domain.account_messages import Deposit, OpenAccount
-from domain.bank import DECIDERS, EVENTS
-from domain.errors import AccountNotFound
+from domain.accounts import DOMAIN as ACCOUNT_DOMAIN
+from domain.accounts import AccountNotFound, Deposit, OpenAccount
+from domain.aggregate import deciders, rejection_types
+from domain.codec import build_registry
+from domain.transfers import DOMAIN as TRANSFER_DOMAIN
 from runtime.instrument import Instruments
 from runtime.logging import configure_logging
 from runtime.metrics import Metrics
@@ -21,6 +23,10 @@ from store.memory import (
     InMemoryEventStore,
     InMemorySnapshotStore,
 )
+
+BANK = (ACCOUNT_DOMAIN, TRANSFER_DOMAIN)
+DECIDERS = deciders(BANK)
+EVENTS = build_registry(BANK)
 
 ACCOUNT = "acc-" + "a" * 32
 
@@ -43,7 +49,14 @@ def _two_processes() -> tuple[Metrics, tuple[ApplicationService, ApplicationServ
     log, snapshots = InMemoryCommandLog(store), InMemorySnapshotStore()
     first, second = (
         ApplicationService(
-            store, snapshots, log, EVENTS, DECIDERS, cache_size=0, observer=instruments
+            store,
+            snapshots,
+            log,
+            EVENTS,
+            DECIDERS,
+            cache_size=0,
+            observer=instruments,
+            rejection_types=rejection_types(BANK),
         )
         for _ in range(2)
     )

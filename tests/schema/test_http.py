@@ -24,7 +24,7 @@ OPEN = 'mutation { openAccount(input: {owner: "alice", currency: "EUR"}) { __typ
 
 
 async def client_for(wiring: Wiring) -> httpx.AsyncClient:
-    app = make_graphql_app(wiring.context)
+    app = make_graphql_app(wiring.context, wiring.schema)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
 
 

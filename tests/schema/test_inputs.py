@@ -16,11 +16,13 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types.arguments import convert_argument
 from strawberry.types.base import get_object_definition
 
+from schema.accounts import AmountInput, CloseAccountInput, OpenAccountInput
 from schema.app import build_schema
+from schema.export import BANK
 from schema.inputs import flat_input
-from schema.mutations import AmountInput, CloseAccountInput, OpenAccountInput, RequestTransferInput
+from schema.transfers import RequestTransferInput
 
-SCHEMA = build_schema()
+SCHEMA = build_schema(BANK)
 A = "acc-0123456789abcdef0123456789abcdef"
 B = "acc-fedcba9876543210fedcba9876543210"
 

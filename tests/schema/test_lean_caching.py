@@ -16,6 +16,7 @@ from strawberry.types.graphql import OperationType
 
 from schema import caching
 from schema.app import build_schema
+from schema.export import BANK
 from schema.streaming import LeanSchema
 
 QUERIES = ["{ hello }", "{ hello nope }", "{ hello(x: 1) }", "query Q { hello } query Q { hello }"]
@@ -59,7 +60,7 @@ async def test_results_are_strawberrys_and_a_repeated_query_is_validated_once(
     assert len(validations) == len(QUERIES)
 
 
-SCHEMA = build_schema()
+SCHEMA = build_schema(BANK)
 
 
 def validate(extension: SchemaExtension, document: DocumentNode, rules: Any) -> list[str]:

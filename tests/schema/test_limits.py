@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from schema.app import build_schema
+from schema.export import BANK
 from schema.limits import Limits
 from tests.wiring import Wiring, make_wiring
 
@@ -105,7 +106,7 @@ def test_limits_do_not_change_the_sdl() -> None:
     from strawberry.printer import print_schema
 
     strict = Limits(max_query_depth=2, max_aliases=1, introspection=False)
-    assert print_schema(build_schema(strict)) == print_schema(build_schema())
+    assert print_schema(build_schema(BANK, strict)) == print_schema(build_schema(BANK))
 
 
 async def test_extra_extensions_run_on_every_operation(wiring: Wiring) -> None:
@@ -120,7 +121,7 @@ async def test_extra_extensions_run_on_every_operation(wiring: Wiring) -> None:
             yield
             seen.append(self.execution_context.operation_name or "anonymous")
 
-    wiring.schema = build_schema(extensions=[Recording])
+    wiring.schema = build_schema(BANK, extensions=[Recording])
     await wiring.run("query Named { __typename }")
     await wiring.run("{ nothing }")
     assert seen == ["Named", "anonymous"]

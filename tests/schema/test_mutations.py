@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from domain.errors import BalanceNotZero
+from domain.accounts import BalanceNotZero
 from domain.money import format_amount
 from schema.errors import BalanceNotZero as BalanceNotZeroType
 from schema.errors import error_from_domain

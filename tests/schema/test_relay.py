@@ -20,6 +20,7 @@ from graphql import parse
 from schema.app import build_schema
 from schema.auth import AuthSettings, User
 from schema.cost import Pages, query_cost
+from schema.export import BANK
 from tests.schema.helpers import TRANSFER, UNKNOWN_ACCOUNT, deposit, mutate, open_account
 from tests.wiring import SECRET, Wiring, make_wiring
 
@@ -235,7 +236,7 @@ async def test_mixed_directions_and_oversize_pages_are_typed_client_errors(
     assert statement.errors[0].message.startswith("last: give first or last")
 
 
-COST_SCHEMA = build_schema()._schema
+COST_SCHEMA = build_schema(BANK)._schema
 PAGES = Pages(default=20, maximum=100)
 
 

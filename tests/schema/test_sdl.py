@@ -17,7 +17,7 @@ from graphql import (
 )
 
 from schema.app import build_schema
-from schema.export import SDL_PATH, sdl
+from schema.export import BANK, SDL_PATH, sdl
 
 # type -> "field:NamedType ..." (object, interface and input types)
 FIELDS = {
@@ -101,7 +101,7 @@ def test_committed_sdl_equals_the_code() -> None:
 
 
 def _graphql_schema() -> GraphQLSchema:
-    built = build_schema()._schema
+    built = build_schema(BANK)._schema
     assert isinstance(built, GraphQLSchema)
     return built
 

@@ -21,8 +21,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from application.service import CommandContext, trace_id_of
-from domain.account_messages import Deposit, OpenAccount
-from domain.transfer_messages import RequestTransfer
+from domain.accounts import Deposit, OpenAccount
+from domain.transfers import RequestTransfer
 from runtime import tracing
 from runtime.bootstrap import Monitoring, start_components
 from runtime.settings import load_settings

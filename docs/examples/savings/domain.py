@@ -1,4 +1,4 @@
-"""Step 1 and 2 of docs/extending.md: the SavingsGoal aggregate, pure, as a decider.
+"""The savings feature's domain layer: the SavingsGoal aggregate, pure, as a decider.
 
 A goal belongs to an owner, has a target amount, collects savings and is
 reached when the savings meet the target. Invariants: the target and every
@@ -12,9 +12,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from domain.aggregate import Decider, DomainError
-from domain.codec import EventRegistry
-from domain.errors import InvalidInput
+from domain.aggregate import Domain, DomainError, InvalidInput
 from domain.money import check_amount
 
 # -- commands: imperative, frozen, plain values (ids arrive on the command) --------
@@ -185,16 +183,10 @@ class GoalDecider:
 
 GOAL = GoalDecider()
 
-# -- step 3: registration (in the bank: add these lines to domain/bank.py) -----------
+# -- the feature's domain, registered once ------------------------------------------
 
-
-def register_goal_events(registry: EventRegistry) -> EventRegistry:
-    for cls in GOAL_EVENTS:
-        registry.register(cls)
-    return registry
-
-
-GOAL_DECIDERS: dict[type, Decider[Any, Any, Any]] = dict.fromkeys(
-    (CreateGoal, SaveTowardsGoal, AbandonGoal), GOAL
+DOMAIN = Domain(
+    deciders=dict.fromkeys((CreateGoal, SaveTowardsGoal, AbandonGoal), GOAL),
+    events=GOAL_EVENTS,
+    errors=(GoalNotFound, GoalAlreadyExists, GoalIsClosed),
 )
-GOAL_ERRORS: tuple[type[DomainError], ...] = (GoalNotFound, GoalAlreadyExists, GoalIsClosed)

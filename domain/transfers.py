@@ -1,4 +1,5 @@
-"""The Transfer aggregate as a decider: ``TRANSFER`` (stream type "transfer").
+"""The transfers feature's domain: the Transfer aggregate as a decider, ``TRANSFER``
+(stream type "transfer"), its commands, events and rejections, exported as ``DOMAIN``.
 
 The stream id is the transfer id. A process manager drives it:
 
@@ -29,61 +30,244 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from domain.errors import (
-    InvalidInput,
-    InvalidTransferState,
-    TransferAlreadyExists,
-    TransferNotFound,
-)
+from domain.aggregate import Domain, DomainError, InvalidInput
 from domain.money import check_amount, parse_currency
-from domain.transfer_messages import (
-    CompleteTransfer,
-    FailTransfer,
-    MarkTransferDebited,
-    MarkTransferRefunded,
-    ParkTransfer,
-    RefuseTransferCredit,
-    RequestTransfer,
-    RetryTransfer,
-    TransferCommand,
-    TransferCompleted,
-    TransferCreditRefused,
-    TransferDebited,
-    TransferDebitedAfterFailure,
-    TransferEvent,
-    TransferFailed,
-    TransferParked,
-    TransferRefunded,
-    TransferRequested,
-    TransferStepRetried,
-)
 from domain.validation import check_id, check_reason, check_text
 
-__all__ = [
-    "TRANSFER",
-    "CompleteTransfer",
-    "FailTransfer",
-    "MarkTransferDebited",
-    "MarkTransferRefunded",
-    "ParkTransfer",
-    "RefuseTransferCredit",
-    "RequestTransfer",
-    "RetryTransfer",
-    "TransferCommand",
-    "TransferCompleted",
-    "TransferCreditRefused",
-    "TransferDebited",
-    "TransferDebitedAfterFailure",
-    "TransferDecider",
-    "TransferEvent",
-    "TransferFailed",
-    "TransferParked",
-    "TransferRefunded",
-    "TransferRequested",
-    "TransferState",
-    "TransferStatus",
-    "TransferStepRetried",
-]
+# rejections -----------------------------------------------------------------
+
+
+class TransferNotFound(DomainError):
+    code = "transfer_not_found"
+
+    def __init__(self, transfer_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"transfer {transfer_id} not found", transfer_id=transfer_id)
+        self.transfer_id = transfer_id
+
+
+class TransferAlreadyExists(DomainError):
+    code = "transfer_already_exists"
+
+    def __init__(self, transfer_id: str, message: str | None = None) -> None:
+        text = message or f"transfer {transfer_id} already exists"
+        super().__init__(text, transfer_id=transfer_id)
+        self.transfer_id = transfer_id
+
+
+class InvalidTransferState(DomainError):
+    """A transfer step is impossible now: ``status`` is what was found, ``action`` what was asked.
+
+    Raised by the transfer (status "REQUESTED", "DEBITED"...) and by an
+    account asked for an impossible leg (status "NOT_DEBITED", "CREDITED"...).
+    """
+
+    code = "invalid_transfer_state"
+
+    def __init__(
+        self, transfer_id: str, status: str, action: str, message: str | None = None
+    ) -> None:
+        text = message or f"transfer {transfer_id} is {status}: cannot {action}"
+        super().__init__(text, transfer_id=transfer_id, status=status, action=action)
+        self.transfer_id = transfer_id
+        self.status = status
+        self.action = action
+
+
+# commands -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestTransfer:
+    transfer_id: str
+    from_account_id: str
+    to_account_id: str
+    amount: int
+
+
+@dataclasses.dataclass(frozen=True)
+class MarkTransferDebited:
+    """The source account was debited; ``currency`` is the source account's."""
+
+    transfer_id: str
+    currency: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RefuseTransferCredit:
+    """The destination refused the credit; the source must now be refunded."""
+
+    transfer_id: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class MarkTransferRefunded:
+    """The source was refunded: records ``TransferRefunded`` then ``TransferFailed``."""
+
+    transfer_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CompleteTransfer:
+    transfer_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class FailTransfer:
+    """Only before any debit (the debit was refused); after a debit, refund instead."""
+
+    transfer_id: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ParkTransfer:
+    """A workflow ``step`` failed permanently (``reason``): an operator must look.
+
+    The process manager sends it instead of stopping; every other transfer goes on.
+    """
+
+    transfer_id: str
+    step: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryTransfer:
+    """Decide the parked step again; ``attempt`` names the park being retried.
+
+    A retry of a park that is no longer current (already retried, or the
+    workflow moved on) yields no events, so repeating a retry is harmless.
+    """
+
+    transfer_id: str
+    attempt: int
+
+
+TransferCommand = (
+    RequestTransfer
+    | MarkTransferDebited
+    | RefuseTransferCredit
+    | MarkTransferRefunded
+    | CompleteTransfer
+    | FailTransfer
+    | ParkTransfer
+    | RetryTransfer
+)
+
+
+# events ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferRequested:
+    transfer_id: str
+    from_account_id: str
+    to_account_id: str
+    amount: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferDebited:
+    transfer_id: str
+    currency: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferCreditRefused:
+    transfer_id: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferRefunded:
+    transfer_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferCompleted:
+    transfer_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferFailed:
+    transfer_id: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferDebitedAfterFailure:
+    """The source was debited after the transfer had failed (a stale twin's debit).
+
+    The money is held by nothing: the process manager refunds it, and the
+    transfer stays ``FAILED``.
+    """
+
+    transfer_id: str
+    currency: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferParked:
+    """``step`` failed permanently for ``reason``; ``attempt`` counts the parks (1, 2...)."""
+
+    transfer_id: str
+    step: str
+    reason: str
+    attempt: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferStepRetried:
+    """Park ``attempt`` of ``step`` is lifted: the step is decided again.
+
+    ``status`` and ``reason`` are the transfer's own again (as before the park).
+    """
+
+    transfer_id: str
+    step: str
+    attempt: int
+    status: str
+    reason: str | None
+
+
+TransferEvent = (
+    TransferRequested
+    | TransferDebited
+    | TransferCreditRefused
+    | TransferRefunded
+    | TransferCompleted
+    | TransferFailed
+    | TransferDebitedAfterFailure
+    | TransferParked
+    | TransferStepRetried
+)
+
+COMMANDS: tuple[type, ...] = (
+    RequestTransfer,
+    MarkTransferDebited,
+    RefuseTransferCredit,
+    MarkTransferRefunded,
+    CompleteTransfer,
+    FailTransfer,
+    ParkTransfer,
+    RetryTransfer,
+)
+EVENTS: tuple[type, ...] = (
+    TransferRequested,
+    TransferDebited,
+    TransferCreditRefused,
+    TransferRefunded,
+    TransferCompleted,
+    TransferFailed,
+    TransferDebitedAfterFailure,
+    TransferParked,
+    TransferStepRetried,
+)
+
+
+# state ----------------------------------------------------------------------
+
 
 TransferStatus = Literal["REQUESTED", "DEBITED", "COMPLETED", "FAILED"]
 _STATUSES = ("REQUESTED", "DEBITED", "COMPLETED", "FAILED")
@@ -328,3 +512,10 @@ class TransferDecider:
 
 
 TRANSFER = TransferDecider()
+
+
+DOMAIN = Domain(
+    deciders=dict.fromkeys(COMMANDS, TRANSFER),
+    events=EVENTS,
+    errors=(TransferNotFound, TransferAlreadyExists, InvalidTransferState),
+)

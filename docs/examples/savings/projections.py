@@ -1,4 +1,4 @@
-"""Step 4 of docs/extending.md: the ``goals`` read model, its projector and its view.
+"""The savings feature's read side: the ``goals`` read model, its projector, its view, live topic.
 
 ``{_id: goal_id, owner, name, target, saved, status, version, position,
 updated_at}``. Like every projector here it is idempotent: each write is
@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from projections.documents import DocumentStore
-from projections.projector import FieldsOf, StreamDocumentsProjector
+from projections.live_topics import topic_for
+from projections.projector import (
+    ConsumerDeps,
+    ConsumerSpec,
+    FieldsOf,
+    LiveSpec,
+    ReadSide,
+    StreamDocumentsProjector,
+)
 from store.protocol import RecordedEvent
 
 NAME = "goals"
@@ -38,8 +46,8 @@ class GoalsProjector(StreamDocumentsProjector):
 
     ``StreamDocumentsProjector`` writes one document per ``goal`` stream, each
     write guarded by the stream version (``version_writes``), and publishes a
-    change note on ``goal:<id>`` when given a hub. Pass ``registry=`` (the
-    goal events' registry) and, for a rebuild, ``physical=``.
+    change note on ``goal:<id>`` when given a hub. Built with the service's
+    event registry and, for a rebuild, ``physical=``.
     """
 
     name = NAME
@@ -57,6 +65,7 @@ class GoalRecord:
     saved: int
     status: str
     version: int
+    position: int | None = None
 
 
 class GoalsView:
@@ -70,4 +79,24 @@ class GoalsView:
         if doc is None:
             return None
         return GoalRecord(doc["_id"], doc["owner"], doc["name"], doc["target"], doc["saved"],
-                          doc["status"], doc["version"])  # fmt: skip
+                          doc["status"], doc["version"], doc.get("position"))  # fmt: skip
+
+
+# -- the feature's read side, registered once ------------------------------------------
+
+
+def _projector(deps: ConsumerDeps, physical: str | None) -> GoalsProjector:
+    """The live projector (``physical`` None) or one writing a rebuild's collection."""
+    return GoalsProjector(deps.documents, registry=deps.registry, hub=deps.hub, physical=physical)
+
+
+def _route(event: RecordedEvent) -> tuple[str, ...]:
+    """The live topic a goal's event changes: ``goal:<id>``."""
+    return (topic_for("goal", event.stream_id),) if event.stream_type == "goal" else ()
+
+
+READ_SIDE = ReadSide(
+    consumers=(ConsumerSpec(NAME, _projector),),
+    views=lambda documents, max_page_size: (GoalsView(documents),),
+    live=(LiveSpec("goal", NAME, lambda documents: GoalsView(documents).get, _route),),
+)
