@@ -1,6 +1,6 @@
 """``evolve`` builds account states field by field: it must keep every field it does not change.
 
-``domain.account`` names the fields of ``AccountState`` instead of calling
+``domain.accounts`` names the fields of ``AccountState`` instead of calling
 ``dataclasses.replace`` (cheaper on every deposit). These tests fail if a field
 is added to the state without updating it, or if an evolve step drops one.
 """
