@@ -29,7 +29,7 @@ from bench.rebuilding import fill, loop_contender, memory_raw_read, rebuild_cont
 from bench.report import Section, table
 from bench.visibility import measure_visibility
 from bench.workload import memory_backend
-from projections.documents_memory import InMemoryDocumentStore
+from projections.documents import InMemoryDocumentStore
 from store.memory import InMemoryLeases
 
 REBUILD, RAW = "rebuild accounts", "raw read in position order"

@@ -35,9 +35,8 @@ from typing import Any
 
 from domain.codec import storable_int, stored_int
 from domain.money import format_amount
-from projections.documents import DocumentStore
-from projections.live_topics import topic_for
-from projections.pagination import MAX_PAGE_SIZE, Page, PageSpec, fetch_page
+from projections.documents import MAX_PAGE_SIZE, DocumentStore, Page, PageSpec, fetch_page
+from projections.live import topic_for
 from projections.projector import (
     ConsumerDeps,
     ConsumerSpec,
@@ -145,7 +144,7 @@ class AccountRecord:
 class AccountsView:
     """Accounts by id, and pages of accounts (optionally one owner's) in id order.
 
-    Pages in either direction (``projections.pagination``); the ``owner`` index
+    Pages in either direction (``projections.documents.fetch_page``); the ``owner`` index
     serves one owner's accounts on both servers (nx-27017 refuses indexes with ``_id``).
     """
 

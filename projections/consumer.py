@@ -1,5 +1,11 @@
 """The consumer runtime shared by projectors and process managers.
 
+Public surface: ``Consumer`` (``start``, ``stop``, ``step``, ``retry``,
+``status``), ``ConsumerGroup`` (all the consumers of a process),
+``ConsumerSettings``, the ``EventHandler`` protocol a consumer drives,
+``new_owner_id``, ``take_lease`` (the verified lease acquisition rebuilds use
+too) and ``SharedLog``/``shared_log`` (one read of the global order per process).
+
 A ``Consumer`` reads ``store.read_all(after=checkpoint)`` in batches, hands each
 batch to its handler in position order, then moves its durable checkpoint.
 Delivery is at least once (a crash between handling and the checkpoint replays
@@ -7,9 +13,9 @@ the batch), so handlers must be idempotent.
 
 - One active instance per consumer name cluster-wide: the instance holding the
   lease ``name`` runs, the others stand by and take over once it expires.
-- Reading: through the process's ``SharedLog`` (``projections.shared_log``):
-  the consumers and the live feed of a process share one read of the global
-  order per new batch instead of one each.
+- Reading: through the process's ``SharedLog`` (below): the consumers and the
+  live feed of a process share one read of the global order per new batch
+  instead of one each.
 - Wake-up: the store's in-process ``notifier`` (``wait_beyond``). While
   someone in this process keeps it current (``watch_bound``: the store stamps
   every position here, or the sequencer watches the head), an idle consumer
@@ -34,6 +40,22 @@ the batch), so handlers must be idempotent.
   refused (``FencedOut``: this instance was paused or cut off past its lease and
   someone else took over) the instance stops handling at once and takes the
   lease again as a newcomer, re-reading checkpoint and target.
+
+Shared log: every consumer of a process and the live feed tail the same global
+order from nearly the same position. A ``SharedLog`` keeps the latest events
+read (a contiguous run of positions, at most ``keep`` of them) and reads past
+its end once, for everyone: readers at the end wait for that single read in
+flight and then take their slices. Readers behind the kept run (catching up,
+rebuilding) read the store directly. Sharing changes nothing a reader sees:
+positions tile 1, 2, 3, ... and a reader that has seen position p has seen
+every position below it (``store.stamping``), so ``read_all(after)`` is the
+same contiguous run whoever asks, and events never change once visible. A
+store whose positions a sequencer stamps (``MongoEventStore``) hands over,
+through ``add_stamp_listener``, the events each sequencer pass of this process
+stamped, before it advances the notifier: when they continue the kept run
+they are kept, and the readers woken for them read nothing from the database.
+``shared_log(store)`` gives the one ``SharedLog`` of a store object, so every
+``Consumer`` and ``Feed`` built on the same store shares it without wiring.
 """
 
 from __future__ import annotations
@@ -41,46 +63,300 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
-from projections.checkpoints import CheckpointStore, FencedOut
-from projections.consumer_group import ConsumerGroup
-from projections.handler import (
-    ConsumerSettings,
-    EventHandler,
-    attempt,
-    describe,
-    new_owner_id,
-    position_of,
-)
-from projections.leasing import ConsumerLease
-from projections.progress import ProgressBoard, wait_for_events
-from projections.shared_log import shared_log
-from projections.status import (
+from pymongo.errors import ConnectionFailure
+
+from projections.checkpoints import (
     REBUILDING,
     RUNNING,
     STANDBY,
     STOPPED,
     STOPPED_ON_ERROR,
+    CheckpointStore,
     ConsumerStatus,
+    ProgressBoard,
     status_at,
 )
-from store.protocol import EventStore, Leases, RecordedEvent
-
-__all__ = [
-    "Consumer",
-    "ConsumerGroup",
-    "ConsumerSettings",
-    "EventHandler",
-    "consumer_group",
-    "new_owner_id",
-]
+from projections.documents import FencedOut
+from store.notifier import HeadNotifier
+from store.protocol import EventStore, LeaseHolder, Leases, RecordedEvent
 
 log = logging.getLogger(__name__)
 
 # How long the checkpoint write for batches a handler ignores may wait (``_skip``).
 SKIPPED_CHECKPOINT_DELAY = 1.0
+
+# -- handlers and settings -----------------------------------------------------
+
+
+class EventHandler(Protocol):
+    """What a consumer drives: a projector or a process manager."""
+
+    name: str
+
+    async def prepare(self) -> None:
+        """Called each time this instance becomes the active one (resolve targets, indexes)."""
+        ...
+
+    async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
+        """Apply ``events`` (in position order) idempotently; raise to signal failure."""
+        ...
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    """Batch size, polling, lease TTL, and the poison-event retry schedule.
+
+    ``transient_errors`` (lost connections) are retried forever and never
+    stop a consumer; any other error is retried ``max_attempts`` times per
+    event with exponential backoff, then stops it.
+    """
+
+    batch_size: int = 500
+    poll_interval: float = 0.5
+    lease_ttl: float = 10.0
+    max_attempts: int = 5
+    backoff_initial: float = 0.05
+    backoff_max: float = 2.0
+    transient_errors: tuple[type[BaseException], ...] = (ConnectionFailure, ConnectionError)
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return float(min(self.backoff_initial * (2 ** (attempt - 1)), self.backoff_max))
+
+
+def new_owner_id() -> str:
+    """A lease owner id naming this process: ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+async def _attempt(
+    handler: EventHandler, event: RecordedEvent, settings: ConsumerSettings
+) -> BaseException | None:
+    """Try ``event`` up to ``max_attempts`` times; the last error, or None on success.
+
+    Transient errors propagate at once (the caller retries the whole cycle).
+    """
+    last: BaseException | None = None
+    for number in range(1, settings.max_attempts + 1):
+        try:
+            await handler.handle_batch([event])
+            return None
+        except settings.transient_errors:
+            raise
+        except Exception as error:
+            last = error
+            if number < settings.max_attempts:
+                await asyncio.sleep(settings.backoff(number))
+    return last
+
+
+def _position_of(event: RecordedEvent) -> int:
+    if event.position is None:
+        raise ValueError(f"event {event.event_id} has no global position")
+    return event.position
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+# -- leases --------------------------------------------------------------------
+
+
+async def take_lease(
+    leases: Leases, name: str, owner: str, ttl_seconds: float
+) -> LeaseHolder | None:
+    """Take ``name`` for ``owner`` as a newcomer (a new epoch); the acquisition, verified.
+
+    Trust but verify: nx-27017 0.8.1 applies an update whose filter is ``{_id, $or: [...]}``
+    to a different document, so a lease built on such a filter may report a false
+    success (and move another lease). One extra read per acquisition rules that out;
+    renewals filter on ``{_id, owner, epoch}`` and need no such read.
+    """
+    taken = await leases.acquire(name, owner, ttl_seconds)
+    if taken is None:
+        return None
+    holder = await leases.holder(name)
+    if holder is None or (holder.owner, holder.epoch) != (owner, taken.epoch):
+        return None
+    return taken
+
+
+class _ConsumerLease:
+    """Lease ``name`` held by ``owner``, renewed every third of ``ttl`` seconds.
+
+    ``current`` (the acquisition this instance works under, with its epoch)
+    changes only through ``settle``, ``lose`` and ``release``: a consumer that
+    just took the lease finishes taking over before it counts as holding, so
+    a take-over that fails is tried again (as a newcomer) on the next round.
+    """
+
+    def __init__(self, leases: Leases, name: str, owner: str, ttl: float) -> None:
+        self._leases = leases
+        self.name = name
+        self.owner = owner
+        self.ttl = ttl
+        self.current: LeaseHolder | None = None
+        self._renewed_at = 0.0
+
+    @property
+    def holding(self) -> bool:
+        return self.current is not None
+
+    @property
+    def epoch(self) -> int:
+        """The fencing token of the acquisition held; 0 when none is."""
+        return 0 if self.current is None else self.current.epoch
+
+    def fresh(self) -> bool:
+        """Held and renewed less than a third of the TTL ago: no need to renew yet."""
+        return self.holding and time.monotonic() - self._renewed_at < self.ttl / 3
+
+    def renew_in(self) -> float:
+        """Seconds until the next renewal is due (negative when overdue)."""
+        return self.ttl / 3 - (time.monotonic() - self._renewed_at)
+
+    async def acquire(self) -> LeaseHolder | None:
+        """Renew the acquisition held (same epoch) or, holding none, take a new one."""
+        if self.current is not None:
+            return await self._leases.renew(self.current, self.ttl)
+        return await take_lease(self._leases, self.name, self.owner, self.ttl)
+
+    def settle(self, held: LeaseHolder | None) -> None:
+        """Record the outcome of an acquisition (and when it happened)."""
+        self._renewed_at = time.monotonic()
+        self.current = held
+
+    def lose(self) -> None:
+        """A write under this epoch was refused: the next acquisition is a newcomer's."""
+        self.current = None
+
+    async def holder(self) -> LeaseHolder | None:
+        return await self._leases.holder(self.name)
+
+    async def clock_ms(self) -> int:
+        """Now on the clock the lease (and a rebuild's pause) is judged by."""
+        return await self._leases.clock_ms()
+
+    async def release(self) -> None:
+        """Give the lease up if held, so another instance takes over at once."""
+        if self.current is not None:
+            await self._leases.release(self.name, self.owner)
+        self.current = None
+
+
+# -- reading the global order --------------------------------------------------
+
+_ATTRIBUTE = "_shared_log"  # where a store object keeps its SharedLog
+
+
+class SharedLog:
+    """The global order of ``store`` read once per process (see "Shared log" above).
+
+    One event loop. ``read_all(after, limit)`` answers as ``store.read_all`` does
+    for the whole log (no stream or type filter).
+    """
+
+    def __init__(self, store: EventStore, *, batch_size: int = 500, keep: int = 2000) -> None:
+        self.store = store
+        self.batch_size = batch_size
+        self.keep = keep
+        self.reads = 0  # store reads made at the shared end (for tests and figures)
+        self._events: list[RecordedEvent] = []  # positions _start + 1, _start + 2, ...
+        self._start = 0
+        self._reading: asyncio.Task[None] | None = None
+        self.handed = 0  # events kept from this process's sequencer passes
+        store.add_stamp_listener(self._stamped)
+
+    @property
+    def end(self) -> int:
+        """The last position kept (or where the next shared read starts)."""
+        return self._start + len(self._events)
+
+    async def read_all(self, after: int, limit: int) -> list[RecordedEvent]:
+        kept = self._slice(after, limit)
+        if kept or limit <= 0:
+            return kept
+        if after != self.end:
+            if self._events or after < self.end or self._reading is not None:
+                # Behind the kept run (or ahead of a read in flight): read alone.
+                return await self.store.read_all(after, limit)
+            self._start = after  # nothing kept yet: the shared end starts here
+        if self._reading is None:
+            size = max(limit, self.batch_size)
+            self._reading = asyncio.get_running_loop().create_task(self._read_end(size))
+            self._reading.add_done_callback(_retrieve)
+        await asyncio.shield(self._reading)
+        return self._slice(after, limit)
+
+    def _slice(self, after: int, limit: int) -> list[RecordedEvent]:
+        first = after - self._start  # index of position after + 1
+        if first < 0 or first >= len(self._events):
+            return []
+        return self._events[first : first + limit]
+
+    async def _read_end(self, size: int) -> None:
+        try:
+            self.reads += 1
+            batch = await self.store.read_all(self.end, size)
+            self._keep(batch)
+        finally:
+            self._reading = None
+
+    def _stamped(self, events: Sequence[RecordedEvent]) -> None:
+        """Events a sequencer pass here just made visible, in position order."""
+        if events and events[0].position == self.end + 1:
+            self.handed += len(events)
+            self._keep(list(events))
+
+    def _keep(self, batch: list[RecordedEvent]) -> None:
+        if not batch or batch[0].position != self.end + 1:
+            return  # not the continuation (an empty read, or a commit straddling the end)
+        self._events.extend(batch)
+        excess = len(self._events) - self.keep
+        if excess > self.keep // 2:  # trim in steps: amortised, not per read
+            del self._events[:excess]
+            self._start += excess
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Every reader waiting for a failed read gets its error; none may be left waiting."""
+    if not task.cancelled():
+        task.exception()
+
+
+def shared_log(store: EventStore) -> SharedLog:
+    """The ``SharedLog`` of ``store`` (one per store object, made on first use)."""
+    # Kept on the store object itself (never through a proxy's __getattr__):
+    # it lives and dies with the store.
+    attributes = vars(store)
+    found = attributes.get(_ATTRIBUTE)
+    if not isinstance(found, SharedLog):
+        found = attributes[_ATTRIBUTE] = SharedLog(store)
+    return found
+
+
+async def _wait_for_events(notifier: HeadNotifier | None, position: int, timeout: float) -> None:  # noqa: ASYNC109
+    """Wait up to ``timeout`` seconds for events beyond ``position``.
+
+    Woken by the store's in-process ``notifier`` when it has one; without one,
+    or when it knows of positions not yet readable here, this polls instead.
+    """
+    if notifier is not None and notifier.head <= position:
+        await notifier.wait_beyond(position, timeout)
+    else:
+        await asyncio.sleep(timeout if notifier is None else min(timeout, 0.02))
+
+
+# -- consumers -----------------------------------------------------------------
 
 
 class Consumer:
@@ -107,7 +383,7 @@ class Consumer:
         self.state = STOPPED
         self.last_error: str | None = None
         self.error_position: int | None = None
-        self._lease = ConsumerLease(leases, handler.name, self.owner, self.settings.lease_ttl)
+        self._lease = _ConsumerLease(leases, handler.name, self.owner, self.settings.lease_ttl)
         self._retry = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._notifier = store.notifier
@@ -181,7 +457,7 @@ class Consumer:
                 # Lost connections, or a fault outside any event (reading the store,
                 # writing a checkpoint): not poison, so retry the cycle later.
                 failures += 1
-                self.last_error = describe(error)
+                self.last_error = _describe(error)
                 transient = isinstance(error, self.settings.transient_errors)
                 log.log(
                     logging.WARNING if transient else logging.ERROR,
@@ -258,7 +534,7 @@ class Consumer:
     async def _process(self, events: Sequence[RecordedEvent]) -> None:
         accepts = self._accepts
         if accepts is not None and not any(accepts(event) for event in events):
-            self._skip(position_of(events[-1]))
+            self._skip(_position_of(events[-1]))
             return
         try:
             await self.handler.handle_batch(events)
@@ -268,19 +544,19 @@ class Consumer:
             log.warning("consumer %s: batch failed, retrying event by event", self.name)
             await self._process_one_by_one(events)
             return
-        await self._advance(position_of(events[-1]))
+        await self._advance(_position_of(events[-1]))
 
     async def _process_one_by_one(self, events: Sequence[RecordedEvent]) -> None:
         for event in events:
-            error = await attempt(self.handler, event, self.settings)
+            error = await _attempt(self.handler, event, self.settings)
             if error is not None:
                 await self._stop_on_error(event, error)
                 return
-            await self._advance(position_of(event))
+            await self._advance(_position_of(event))
 
     async def _stop_on_error(self, event: RecordedEvent, error: BaseException) -> None:
         self.state = STOPPED_ON_ERROR
-        self.last_error = describe(error)
+        self.last_error = _describe(error)
         self.error_position = event.position
         log.error(
             "consumer %s stopped at position %s (%s %s): %s",
@@ -413,10 +689,37 @@ class Consumer:
             await notifier.wait_beyond(self.position, max(due, 0.0))
             return
         timeout = max(min(self.settings.poll_interval, due), 0.0)
-        await wait_for_events(notifier, self.position, timeout)
+        await _wait_for_events(notifier, self.position, timeout)
 
     def _standby_wait(self) -> float:
         return min(self.settings.poll_interval, self.settings.lease_ttl / 3)
+
+
+class ConsumerGroup:
+    """Starts, stops and reports every consumer of one process."""
+
+    def __init__(self, consumers: Sequence[Consumer]) -> None:
+        self._consumers = {c.name: c for c in consumers}
+
+    def __getitem__(self, name: str) -> Consumer:
+        return self._consumers[name]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._consumers)
+
+    def start(self) -> None:
+        for consumer in self._consumers.values():
+            consumer.start()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(c.stop() for c in self._consumers.values()))
+
+    def retry(self, name: str) -> None:
+        self._consumers[name].retry()
+
+    async def statuses(self) -> list[ConsumerStatus]:
+        return [await c.status() for c in self._consumers.values()]
 
 
 def consumer_group(

@@ -1,9 +1,14 @@
-"""In-process publish/subscribe with bounded per-subscriber queues.
+"""In-process publish/subscribe: the hub, its bounded subscriber queues, and their pacing.
+
+Public surface: ``Hub`` (``subscribe``, ``publish``, counts, topic-change
+callbacks and observers, ``close``), ``Subscription`` (an async iterator of
+messages; ``close``, ``bind``), ``SubscriberOverflow``, ``position_of``/``PositionOf``,
+and ``Pacer``/``PACER`` (how long a read-model stream pauses after each message).
 
 Topics used by the service: ``"account:<id>"``, ``"transfer:<id>"`` and
 ``"ledger"`` (projectors' change notes), ``"live:"`` + each of those (the
 documents pushed to subscribers, ``projections.live``), ``"events"`` and
-``"events:<stream_id>"`` (the feed, ``projections.feed``).
+``"events:<stream_id>"`` (the feed, ``projections.live.Feed``).
 
 Two kinds of subscriber, chosen at ``subscribe``:
 
@@ -20,17 +25,60 @@ Two kinds of subscriber, chosen at ``subscribe``:
 ``publish`` never blocks and never awaits: projectors and the feed call it from
 their loops, and one stuck subscriber cannot slow the others. Everything runs
 on one event loop; the hub is not thread-safe.
+
+Pacing: a topic's fan-out never runs ahead of the server. A read-model stream
+awaits ``PACER.pace(hub, topic)`` after each message it sent. The pause is
+``SECONDS_PER_MESSAGE`` times the topic's subscriber count in this process
+(1,000 subscribers: 0.4 s), so a topic costs at most ~2,500 messages/s however
+fast it changes; meanwhile the subscriber's latest-only queue keeps only the
+newest document, so a burst reaches it as its latest state and nothing stale
+piles up in front of a socket. The pause hardly adds to the age of what a
+subscriber receives: when it ends, the subscriber sends the newest document
+there is.
+
+The pause also adapts to the event loop: a pause that ends more than
+``LATE_SECONDS`` after it was due means the loop is behind (the machine is
+busy, or sending costs more than budgeted), and the pacer lengthens every
+pause a little, up to ``MAX_FACTOR``; pauses that end on time shorten it back.
+Mutations, queries and the projectors thus keep getting the loop however many
+subscribers there are. Each pause is jittered (0.8x-1.2x) so that subscribers
+woken together by one change spread out instead of returning as one burst.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import random
+from collections import deque
+from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Any
 
-from projections.subscription import PositionOf, SubscriberOverflow, Subscription, position_of
+PositionOf = Callable[[Any], int | None]
 
-__all__ = ["Hub", "PositionOf", "SubscriberOverflow", "Subscription", "position_of"]
+
+class SubscriberOverflow(Exception):
+    """A strict subscriber fell ``maxsize`` messages behind and was ended.
+
+    ``resume_after`` is the position of the last message the subscriber
+    received (``None`` if it received none): resuming after it misses nothing.
+    """
+
+    def __init__(self, topic: str, resume_after: int | None) -> None:
+        super().__init__(
+            f"subscriber to {topic!r} fell too far behind; resume after position {resume_after}"
+        )
+        self.topic = topic
+        self.resume_after = resume_after
+
+
+def position_of(message: Any) -> int | None:
+    """The ``position`` a message carries, as an attribute or a mapping key."""
+    if isinstance(message, Mapping):
+        value = message.get("position")
+    else:
+        value = getattr(message, "position", None)
+    return value if isinstance(value, int) else None
 
 
 class Hub:
@@ -138,3 +186,175 @@ class Hub:
     def _notify(self, topic: str, watched: bool) -> None:
         for callback in list(self._watchers):
             callback(topic, watched)
+
+
+class Subscription:
+    """One subscriber's queue; an async iterator of messages.
+
+    Iteration ends (``StopAsyncIteration``) after ``close()`` or ``Hub.close()``,
+    or raises ``SubscriberOverflow`` once a strict queue overflowed and drained.
+    ``close()`` is idempotent and detaches the subscriber from the hub at once.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        topic: str,
+        *,
+        latest_only: bool,
+        maxsize: int,
+        resume_position: PositionOf = position_of,
+    ) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self.topic = topic
+        self.latest_only = latest_only
+        self.maxsize = 1 if latest_only else maxsize
+        self._hub = hub
+        self._queue: deque[Any] = deque()
+        self._ready = asyncio.Event()
+        self._closed = False
+        self._overflowed = False
+        self._resume_position = resume_position
+        self._last_position: int | None = None
+        self._owner: asyncio.Future[Any] | None = None
+        self.dropped = 0  # messages replaced (latest only); for metrics and tests
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def overflowed(self) -> bool:
+        return self._overflowed
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def _offer(self, message: Any) -> bool:
+        """Queue ``message``; False when a strict queue just overflowed."""
+        if self.latest_only:
+            if self._queue:
+                self._queue.clear()
+                self.dropped += 1
+                self._hub.dropped += 1
+        elif len(self._queue) >= self.maxsize:
+            self._overflowed = True
+            self._ready.set()
+            return False
+        self._queue.append(message)
+        self._ready.set()
+        return True
+
+    def _end(self) -> None:
+        self._closed = True
+        self._ready.set()
+
+    def close(self) -> None:
+        """Stop receiving, drop pending messages and detach from the hub."""
+        if not self._closed:
+            self._end()
+            self._queue.clear()
+            self._hub._detach(self)
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.remove_done_callback(self._owner_done)
+
+    def bind(self, owner: asyncio.Future[Any]) -> None:
+        """Close this subscription as soon as ``owner`` (its consuming task) finishes.
+
+        A server that abandons a subscriber's generator without closing it
+        (strawberry's graphql-ws handler does, when a send to a vanished client
+        fails) would otherwise leave the queue in the hub until garbage
+        collection. Only bind the task that is the subscription's sole reader.
+        """
+        if owner.done():
+            self.close()
+            return
+        self._owner = owner
+        owner.add_done_callback(self._owner_done)
+
+    def _owner_done(self, _: asyncio.Future[Any]) -> None:
+        self.close()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            if self._queue:
+                message = self._queue.popleft()
+                position = self._resume_position(message)
+                if position is not None:
+                    self._last_position = position
+                return message
+            if self._overflowed:
+                self.close()
+                raise SubscriberOverflow(self.topic, self._last_position)
+            if self._closed:
+                raise StopAsyncIteration
+            self._ready.clear()
+            await self._ready.wait()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# -- pacing --------------------------------------------------------------------
+
+SECONDS_PER_MESSAGE = 0.0004
+MIN_PAUSE = 0.001  # shorter pauses are not worth a timer
+LATE_SECONDS = 0.05
+MAX_FACTOR = 5.0
+SLOWER, FASTER = 1.002, 0.999  # per late / on-time pause (thousands per second)
+
+
+class Pacer:
+    """Spaces each subscriber's messages; ``factor`` (>= 1) grows while the loop is late."""
+
+    def __init__(
+        self,
+        per_message: float = SECONDS_PER_MESSAGE,
+        *,
+        late: float = LATE_SECONDS,
+        max_factor: float = MAX_FACTOR,
+    ) -> None:
+        self.per_message = per_message
+        self.late = late
+        self.max_factor = max_factor
+        self.factor = 1.0
+
+    def pause_after(self, hub: Hub, topic: str) -> float:
+        """Seconds to pause after a message on ``topic`` (0 when not worth a timer), unjittered."""
+        pause = hub.subscriber_count(topic) * self.per_message * self.factor
+        return pause if pause >= MIN_PAUSE else 0.0
+
+    async def pace(self, hub: Hub, topic: str) -> None:
+        """Pause after a message on ``topic``; learn from how late the pause ends."""
+        pause = self.pause_after(hub, topic) * random.uniform(0.8, 1.2)
+        if not pause:
+            return
+        loop = asyncio.get_running_loop()
+        due = loop.time() + pause
+        await asyncio.sleep(pause)
+        self.observe(loop.time() - due)
+
+    def observe(self, lateness: float) -> None:
+        """Lengthen pauses a little after a late one, shorten them after one on time."""
+        if lateness > self.late:
+            self.factor = min(self.factor * SLOWER, self.max_factor)
+        else:
+            self.factor = max(self.factor * FASTER, 1.0)
+
+
+PACER = Pacer()
+"""The process-wide pacer the GraphQL read-model subscriptions use."""

@@ -26,9 +26,9 @@ from typing import Any, Protocol
 
 from application.service import CommandContext
 from domain.codec import EventRegistry
+from projections.consumer import EventHandler
 from projections.documents import DocumentStore, GuardedWrite, SortKey
-from projections.handler import EventHandler
-from projections.live_topics import Loader, ReadModelSource
+from projections.live import Loader, ReadModelSource
 from store.protocol import EventStore, RecordedEvent
 
 

@@ -82,9 +82,8 @@ from domain.transfers import (
     RetryTransfer,
 )
 from domain.validation import MAX_REASON_LENGTH
-from projections.documents import DocumentStore, Query
-from projections.live_topics import topic_for
-from projections.pagination import MAX_PAGE_SIZE, Page, PageSpec, fetch_page
+from projections.documents import MAX_PAGE_SIZE, DocumentStore, Page, PageSpec, Query, fetch_page
+from projections.live import topic_for
 from projections.projector import (
     AttentionCounter,
     CommandSender,

@@ -58,18 +58,14 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from application.service import ApplicationService
-from projections.checkpoints import CheckpointStore
+from projections.checkpoints import CheckpointStore, ProgressBoard, ReadYourWrites, StatusReporter
 from projections.consumer import ConsumerGroup, ConsumerSettings, consumer_group, new_owner_id
-from projections.documents import DocumentStore
-from projections.documents_memory import InMemoryDocumentStore
+from projections.documents import DocumentStore, InMemoryDocumentStore
 from projections.documents_mongo import MongoDocumentStore
 from projections.hub import Hub
 from projections.live import Live, create_live
-from projections.progress import ProgressBoard
 from projections.projector import ConsumerDeps
 from projections.rebuild import Rebuilder
-from projections.status import StatusReporter
-from projections.waiting import ReadYourWrites
 from runtime import graphiql, tracing
 from runtime.cors import cors_middleware
 from runtime.database import (

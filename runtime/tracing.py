@@ -74,9 +74,9 @@ if TYPE_CHECKING:
     from starlette.types import Scope
 
     from application.repository import AnyDecider
-    from projections.feed import Feed
-    from projections.handler import EventHandler
+    from projections.consumer import EventHandler
     from projections.hub import Hub
+    from projections.live import Feed
 
 log = logging.getLogger(__name__)
 

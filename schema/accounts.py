@@ -50,7 +50,7 @@ from projections.accounts import (
     StatementLine,
     StatementView,
 )
-from projections.live_topics import topic_for
+from projections.live import topic_for
 from schema import errors as e
 from schema.app import Feature
 from schema.audit_types import Event

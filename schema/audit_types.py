@@ -8,7 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from application.service import trace_id_of
-from projections.status import ConsumerStatus
+from projections.checkpoints import ConsumerStatus
 from store.protocol import RecordedEvent
 
 
@@ -82,7 +82,7 @@ class ProjectionStatus:
 
     @classmethod
     def from_status(cls, status: ConsumerStatus) -> ProjectionStatus:
-        """From ``projections.status.ConsumerStatus``."""
+        """From ``projections.checkpoints.ConsumerStatus``."""
         return cls(
             name=status.name,
             state=status.state,

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, TypeVar
 
 from application.service import ApplicationService
+from projections.checkpoints import ReadYourWrites, StatusReporter
 from projections.hub import Hub
 from projections.live import Live
-from projections.status import StatusReporter
-from projections.waiting import ReadYourWrites
 from schema.auth import ANONYMOUS, AuthSettings, User
 from schema.limits import Limits
 from store.protocol import EventStore

@@ -24,7 +24,7 @@ import strawberry
 from strawberry import relay
 
 from domain.aggregate import InvalidInput
-from projections.pagination import Page, check_directions
+from projections.documents import Page, check_directions
 from schema.audit_types import Event
 from schema.context import Context
 from schema.errors import CONSISTENCY_TIMEOUT, UNAVAILABLE, ClientError, forbidden_query

@@ -31,14 +31,12 @@ from typing import Any, TypeVar
 
 import strawberry
 
-from projections.live import Live
-from projections.live_topics import live_topic
-from projections.subscription import SubscriberOverflow
+from projections.hub import PACER, SubscriberOverflow
+from projections.live import Live, live_topic
 from schema.audit_types import Event
 from schema.context import Context
 from schema.errors import ClientError, forbidden_query
 from schema.fanout import shared
-from schema.pacing import PACER
 
 MAX_EVENT_TYPES = 50
 T = TypeVar("T")
@@ -68,7 +66,7 @@ async def documents(
     Every subscriber of the topic gets the same converted object for a change
     (``schema.fanout``), so its result is executed and encoded once per
     (query, variables, user), not once per subscriber. After each message the
-    subscriber pauses in proportion to the topic's subscribers (``schema.pacing``);
+    subscriber pauses in proportion to the topic's subscribers (``projections.hub.Pacer``);
     its latest-only queue meanwhile keeps the newest document.
     """
     live = live_of(ctx)

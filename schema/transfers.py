@@ -20,7 +20,7 @@ from strawberry import relay
 from application.repository import StreamTypeMismatch
 from application.service import CommandOutcome
 from domain.transfers import DOMAIN, TRANSFER, RequestTransfer, TransferState
-from projections.live_topics import topic_for
+from projections.live import topic_for
 from projections.transfers import NAME as TRANSFERS_READ_MODEL
 from projections.transfers import READ_SIDE, TransferRecord, TransfersView
 from schema import errors as e

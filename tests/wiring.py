@@ -40,14 +40,17 @@ from application.ids import new_account_id, new_command_id, new_transfer_id
 from application.service import ApplicationService, CommandContext
 from domain.accounts import CloseAccount, Deposit, OpenAccount, Withdraw
 from domain.transfers import RequestTransfer
-from projections.checkpoints import CheckpointStore
-from projections.consumer import Consumer, ConsumerSettings, consumer_group, new_owner_id
-from projections.consumer_group import ConsumerGroup
-from projections.documents import Document, DocumentStore, Query
-from projections.documents_memory import InMemoryDocumentStore
+from projections.checkpoints import CheckpointStore, ProgressBoard
+from projections.consumer import (
+    Consumer,
+    ConsumerGroup,
+    ConsumerSettings,
+    consumer_group,
+    new_owner_id,
+)
+from projections.documents import Document, DocumentStore, InMemoryDocumentStore, Query
 from projections.hub import Hub
 from projections.live import Live
-from projections.progress import ProgressBoard
 from projections.projector import ChangePublisher, ConsumerDeps
 from runtime.bootstrap import (
     Components,

@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from projections.feed import Feed
-from projections.hub import Hub
-from projections.subscription import SubscriberOverflow
+from projections.hub import Hub, SubscriberOverflow
+from projections.live import Feed
 from store.memory import InMemoryEventStore
 from store.protocol import RecordedEvent
 from tests.live.helpers import append, positions, take

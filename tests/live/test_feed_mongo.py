@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from projections.feed import Feed
 from projections.hub import Hub
+from projections.live import Feed
 from store.mongo_events import MongoEventStore
 from store.mongo_leases import MongoLeases
 from store.protocol import RecordedEvent

@@ -8,8 +8,8 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from projections.feed import Feed
 from projections.hub import Hub
+from projections.live import Feed
 from runtime.embedded import EmbeddedMongo
 from store.mongo_events import MongoEventStore
 from store.mongo_leases import MongoLeases

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from projections.hub import Hub
-from projections.subscription import SubscriberOverflow, Subscription
+from projections.hub import Hub, SubscriberOverflow, Subscription
 
 
 async def next_of(sub: Subscription) -> Any:

@@ -16,14 +16,13 @@ from domain.codec import build_registry
 from domain.transfers import DOMAIN as TRANSFER_DOMAIN
 from projections.accounts import READ_SIDE as ACCOUNTS_READ
 from projections.accounts import AccountsProjector
-from projections.checkpoints import CheckpointStore
+from projections.checkpoints import CheckpointStore, ProgressBoard
 from projections.consumer import Consumer, ConsumerSettings
-from projections.documents_memory import InMemoryDocumentStore
+from projections.documents import InMemoryDocumentStore
 from projections.hub import Hub
 from projections.ledger import READ_SIDE as LEDGER_READ
 from projections.ledger import LedgerProjector
 from projections.live import Live, create_live
-from projections.progress import ProgressBoard
 from projections.projector import ReadSides
 from projections.transfers import READ_SIDE as TRANSFERS_READ
 from store.memory import (

@@ -11,12 +11,9 @@ from typing import Any
 import pytest
 
 from projections.accounts import READ_SIDE as ACCOUNTS_READ
-from projections.feed import Feed
 from projections.hub import Hub
 from projections.ledger import READ_SIDE as LEDGER_READ
-from projections.live import Live
-from projections.live_read_models import LiveReadModels
-from projections.live_topics import ReadModelChange, ReadModelSource
+from projections.live import Feed, Live, LiveReadModels, ReadModelChange, ReadModelSource
 from projections.transfers import READ_SIDE as TRANSFERS_READ
 from store.memory import InMemoryEventStore
 from tests.live.helpers import append, take

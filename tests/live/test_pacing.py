@@ -1,4 +1,4 @@
-"""schema.pacing: pauses grow with a topic's subscribers and with the event loop's lateness."""
+"""projections.hub.Pacer: pauses grow with the subscriber count and the event loop's lateness."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-from projections.hub import Hub
-from schema.pacing import MIN_PAUSE, Pacer
+from projections.hub import MIN_PAUSE, Hub, Pacer
 
 
 def test_the_pause_grows_with_the_topic_subscribers() -> None:

@@ -11,8 +11,7 @@ from typing import Any
 
 from projections.accounts import READ_SIDE as ACCOUNTS_READ
 from projections.hub import Hub
-from projections.live_read_models import LiveReadModels
-from projections.live_topics import ReadModelSource
+from projections.live import LiveReadModels, ReadModelSource
 from store.memory import InMemoryEventStore
 from tests.live.helpers import append
 

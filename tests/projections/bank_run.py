@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from domain.aggregate import DomainError
 from domain.money import format_amount
-from projections.consumer_group import ConsumerGroup
+from projections.consumer import ConsumerGroup
 from tests.wiring import World, dump, rebuilt, settle
 
 

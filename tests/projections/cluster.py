@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from projections.status import StatusReporter
+from projections.checkpoints import StatusReporter
 from tests.wiring import CONSUMERS, World
 
 

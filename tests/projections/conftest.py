@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from projections.documents import DocumentStore
-from projections.documents_memory import InMemoryDocumentStore
+from projections.documents import DocumentStore, InMemoryDocumentStore
 from projections.documents_mongo import MongoDocumentStore
 
 

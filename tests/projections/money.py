@@ -7,7 +7,7 @@ from typing import Any
 
 from domain.codec import stored_int
 from domain.transfers import TRANSFER
-from projections.consumer_group import ConsumerGroup
+from projections.consumer import ConsumerGroup
 from projections.projector import payload
 from store.protocol import EventStore
 from tests.wiring import EVENTS, PROJECTORS, World, dump, rebuilt, settle

@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from projections.checkpoints import CheckpointStore, FencedOut, now_ms
+from projections.checkpoints import CheckpointStore, StatusReporter, now_ms
 from projections.consumer import Consumer
-from projections.documents_memory import InMemoryDocumentStore
-from projections.status import StatusReporter
+from projections.documents import FencedOut, InMemoryDocumentStore
 from store.memory import InMemoryEventStore, InMemoryLeases
 from store.protocol import LeaseHolder, NewEvent, RecordedEvent
 from tests.wiring import FAST, dump, memory_world, rebuilt, settle, wait_for

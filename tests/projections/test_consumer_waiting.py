@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from projections.checkpoints import CheckpointStore
 from projections.consumer import Consumer, ConsumerSettings
-from projections.documents_memory import InMemoryDocumentStore
+from projections.documents import InMemoryDocumentStore
 from store.memory import InMemoryEventStore, InMemoryLeases
 from store.protocol import NewEvent, RecordedEvent
 from tests.wiring import wait_for

@@ -18,7 +18,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from projections.status import StatusReporter
+from projections.checkpoints import StatusReporter
 from tests.projections.bank_run import Ledger, check_bank, open_accounts, run_clients
 from tests.projections.cluster import settled, until
 from tests.projections.mongo_world import mongo_world

@@ -19,10 +19,10 @@ from pymongo import AsyncMongoClient, monitoring
 
 from projections.checkpoints import CheckpointStore
 from projections.consumer import Consumer, ConsumerSettings
-from projections.documents_memory import InMemoryDocumentStore
+from projections.documents import InMemoryDocumentStore
 from projections.documents_mongo import MongoDocumentStore
-from projections.feed import Feed
 from projections.hub import Hub
+from projections.live import Feed
 from store.memory import InMemoryEventStore, InMemoryLeases
 from store.mongo_events import MongoEventStore
 from store.mongo_leases import MongoLeases

@@ -19,7 +19,7 @@ from domain.accounts import AccountOpened, MoneyDeposited, MoneyWithdrawn
 from domain.codec import INT64_MAX, build_registry, stored_int
 from domain.money import MAX_AMOUNT_MINOR
 from domain.transfers import DOMAIN as TRANSFER_DOMAIN
-from projections.documents_memory import InMemoryDocumentStore
+from projections.documents import InMemoryDocumentStore
 from projections.documents_mongo import MongoDocumentStore
 from projections.ledger import LedgerProjector, LedgerView
 from store.memory import InMemoryEventStore

@@ -20,10 +20,15 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 
 from domain.aggregate import InvalidInput
-from projections.documents import DocumentStore
-from projections.documents_mongo import MongoDocumentStore
-from projections.documents_mongo_query import TIE_MARGIN
-from projections.pagination import InvalidCursor, Page, PageSpec, encode_cursor, fetch_page
+from projections.documents import (
+    DocumentStore,
+    InvalidCursor,
+    Page,
+    PageSpec,
+    encode_cursor,
+    fetch_page,
+)
+from projections.documents_mongo import TIE_MARGIN, MongoDocumentStore
 
 TIMES = [f"2026-01-01T00:00:00.{micro:06d}+00:00" for micro in (5, 5, 7, 9, 9, 9, 3, 9, 1, 5)]
 SPEC = PageSpec("t", [("at", -1), ("_id", -1)], default_size=3, max_size=5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.documents_memory import InMemoryDocumentStore
+from projections.documents import InMemoryDocumentStore
 from projections.projector import ConsumerDeps
 from store.protocol import EventStore, RecordedEvent
 from tests.wiring import EVENTS, READ_SIDES, World, dump, memory_world, rebuilt, settle

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from projections.read_ahead import ReadAhead
+from projections.rebuild import ReadAhead
 from store.memory import InMemoryEventStore
 from store.protocol import EventStore, RecordedEvent
 from tests.live.helpers import append

@@ -8,12 +8,10 @@ import pytest
 
 from domain.aggregate import InvalidInput
 from projections.accounts import AccountsView, StatementView
-from projections.checkpoints import CheckpointStore
-from projections.documents import DocumentStore
+from projections.checkpoints import CheckpointStore, ReadYourWrites
+from projections.documents import DocumentStore, InvalidCursor, encode_cursor
 from projections.ledger import LedgerView
-from projections.pagination import InvalidCursor, encode_cursor
 from projections.transfers import TransfersView
-from projections.waiting import ReadYourWrites
 from tests.wiring import World, memory_world, settle
 
 

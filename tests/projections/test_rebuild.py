@@ -10,10 +10,10 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from projections.accounts import AccountsView
+from projections.checkpoints import StatusReporter, rebuild_lease_name
 from projections.consumer import EventHandler
 from projections.projector import ConsumerDeps
 from projections.rebuild import Rebuilder, RebuildError
-from projections.status import StatusReporter, rebuild_lease_name
 from store.memory import InMemoryLeases
 from store.protocol import RecordedEvent
 from tests.projections.mongo_world import mongo_world

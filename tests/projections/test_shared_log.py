@@ -1,7 +1,7 @@
 """One read of the global order per process, and the database operations a deposit costs.
 
 The consumers and the live feed of a process share one read per new batch
-(``projections.shared_log``); events stamped by this process's sequencer reach
+(``projections.consumer.SharedLog``); events stamped by this process's sequencer reach
 them without a read; consumers whose handler ignores a batch hold its
 checkpoint write back. Counted, never timed: ``read_all`` calls on the memory
 store, database commands (a PyMongo command listener) on nx-27017.
@@ -19,12 +19,17 @@ from pymongo import AsyncMongoClient
 
 from domain.accounts import Deposit
 from projections.checkpoints import CheckpointStore
-from projections.consumer import SKIPPED_CHECKPOINT_DELAY, Consumer, ConsumerSettings
-from projections.documents_memory import InMemoryDocumentStore
+from projections.consumer import (
+    SKIPPED_CHECKPOINT_DELAY,
+    Consumer,
+    ConsumerSettings,
+    SharedLog,
+    shared_log,
+)
+from projections.documents import InMemoryDocumentStore
 from projections.documents_mongo import MongoDocumentStore
-from projections.feed import Feed
 from projections.hub import Hub
-from projections.shared_log import SharedLog, shared_log
+from projections.live import Feed
 from store.memory import InMemoryEventStore, InMemoryLeases
 from store.mongo_commands import MongoCommandLog
 from store.mongo_events import MongoEventStore

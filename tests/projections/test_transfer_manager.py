@@ -15,7 +15,7 @@ from domain.accounts import ACCOUNT
 from domain.aggregate import DomainError, InvalidInput
 from domain.money import MAX_AMOUNT_MINOR, MAX_BALANCE_MINOR
 from domain.transfers import TRANSFER, FailTransfer
-from projections.status import StatusReporter
+from projections.checkpoints import StatusReporter
 from projections.transfers import TransferManager, TransfersView, derived_command_id, retry_parked
 from runtime.metrics import Metrics
 from runtime.operations import ProjectionRetrier

@@ -15,8 +15,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from projections.consumer import ConsumerSettings, consumer_group
-from projections.consumer_group import ConsumerGroup
+from projections.consumer import ConsumerGroup, ConsumerSettings, consumer_group
 from projections.projector import ConsumerDeps
 from tests.projections.mongo_world import mongo_world
 from tests.wiring import EVENTS, READ_SIDES, World

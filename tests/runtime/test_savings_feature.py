@@ -37,7 +37,7 @@ from docs.examples.savings.domain import (
 from docs.examples.savings.projections import GoalsProjector, GoalsView
 from domain.aggregate import InvalidInput, deciders, rejection_types
 from domain.codec import build_registry
-from projections.documents_memory import InMemoryDocumentStore
+from projections.documents import InMemoryDocumentStore
 from runtime.features import load_features
 from runtime.settings import Settings
 from store.memory import InMemoryCommandLog, InMemoryEventStore, InMemorySnapshotStore

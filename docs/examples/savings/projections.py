@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from projections.documents import DocumentStore
-from projections.live_topics import topic_for
+from projections.live import topic_for
 from projections.projector import (
     ConsumerDeps,
     ConsumerSpec,

@@ -27,7 +27,7 @@ from docs.examples.savings.domain import (
     SaveTowardsGoal,
 )
 from docs.examples.savings.projections import NAME, READ_SIDE, GoalRecord, GoalsView
-from projections.live_topics import topic_for
+from projections.live import topic_for
 from schema import errors as e
 from schema.app import Feature
 from schema.commands import (
