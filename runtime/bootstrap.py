@@ -639,6 +639,7 @@ def run_uvicorn(
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(server.serve())
     finally:
+        server.settle()
         if on_exit is not None:
             on_exit(app)
     if not server.started:
@@ -652,6 +653,10 @@ class BoundedStop(uvicorn.Server):
     cancellation), a watchdog thread started by the first SIGTERM/SIGINT logs
     what happened, runs ``last_words`` (stopping the embedded database, a child
     process that must not be orphaned) and ends the process with status 1.
+
+    Exactly one of the two ends the process: the watchdog, or the normal stop
+    once ``settle`` returns. A watchdog that fires while the normal stop is
+    finishing wins, so its log line and the exit status always agree.
     """
 
     def __init__(self, config: uvicorn.Config, limit: float, last_words: Callable[[], None]):
@@ -659,6 +664,7 @@ class BoundedStop(uvicorn.Server):
         self._limit = limit
         self._last_words = last_words
         self._watchdog: threading.Timer | None = None
+        self._ending = threading.Lock()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._watchdog is None:
@@ -667,7 +673,15 @@ class BoundedStop(uvicorn.Server):
             self._watchdog.start()
         super().handle_exit(sig, frame)
 
+    def settle(self) -> None:
+        """The normal stop is done: disarm the watchdog, or wait for it to end the process."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._ending.acquire()  # never returns if the watchdog took it: it exits the process
+
     def _overrun(self) -> None:
+        if not self._ending.acquire(blocking=False):
+            return  # the normal stop finished first
         log.error("stopping took longer than %ss; exiting without finishing it", self._limit)
         try:
             self._last_words()
