@@ -408,8 +408,12 @@ def redact_url(url: str | None) -> str | None:
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
     """Read the settings; raise ``SettingsError`` with one line per problem.
 
-    ``overrides`` take precedence over the environment (used by tests and the CLI).
+    ``overrides`` take precedence over the environment (used by tests and the CLI);
+    a name that is not a setting is a ``TypeError``, not silently dropped.
     """
+    unknown = sorted(set(overrides) - set(Settings.model_fields))
+    if unknown:
+        raise TypeError(f"not settings: {', '.join(unknown)}")
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as error:

@@ -149,3 +149,8 @@ def test_the_readme_lists_every_variable() -> None:
     text = readme.read_text()
     missing = [n.upper() for n in Settings.model_fields if n.upper() not in text]
     assert not missing, f"README.md lacks {missing}; paste runtime.settings.settings_table()"
+
+
+def test_an_override_that_is_not_a_setting_is_refused() -> None:
+    with pytest.raises(TypeError, match="not settings: introspection_enabled"):
+        load_settings(None, introspection_enabled=False)
