@@ -10,8 +10,8 @@ events (``store.mongo_commits``).
 
 Rejections recorded by earlier versions in the ``rejections`` collection
 (``_id`` = command id) are moved into the ``events`` collection by
-``ensure_indexes`` (a commit for the same id, if any, stays the outcome, as it
-did), so a lookup stays one query.
+``ensure_indexes`` (a commit for the same id, if any, stays the outcome), so a
+lookup stays one query.
 """
 
 from __future__ import annotations

@@ -49,8 +49,8 @@ from store.records import NO_METADATA, Clock, check_append, epoch_ms, to_stored_
 from store.stamping import Stamper, read_head
 
 _KNOWN_ENDS_LIMIT = 100_000
-# Commits per reply when reading a stream: servers default to 101 in the first
-# batch, so a long replay paid one getMore round trip per 101 commits.
+# Commits per reply when reading a stream: with the server's default first
+# batch of 101, a long replay would take one getMore round trip per 101 commits.
 _STREAM_BATCH = 1000
 # Only commits sent with a command id are indexed (and must be unique) by it.
 COMMAND_ID_PARTIAL: dict[str, object] = {"$type": "string"}

@@ -41,8 +41,7 @@ def clock_skew_ms() -> int:
 
 def utc_now() -> datetime:
     """Now in UTC, truncated to milliseconds (what MongoDB can store)."""
-    # The clock of every append: whole milliseconds after the epoch cost one
-    # timedelta, half of ``datetime.now(UTC)`` plus ``replace(microsecond=...)``.
+    # The clock of every append: whole milliseconds after the epoch, skew applied.
     return _EPOCH + timedelta(milliseconds=time.time_ns() // 1_000_000 + _skew_ms)
 
 

@@ -1,6 +1,6 @@
 """Fenced leases judged by the database clock, with real ``server.py`` processes.
 
-The scenarios as reported: a server that holds the ``accounts`` consumer is
+The scenarios: a server that holds the ``accounts`` consumer is
 paused (SIGSTOP) past its lease while ``ledger projections rebuild accounts``
 runs, then resumed (SIGCONT) and a deposit follows; servers whose clocks run
 30 s ahead and behind share one database. After each: money conserved, every

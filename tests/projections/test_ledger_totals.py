@@ -80,7 +80,7 @@ async def test_totals_of_18600_maximum_size_movements_stay_exact_on_mongodb(
     await project(LedgerProjector(documents, store, registry=EVENTS), store, batch=500)
 
     deposited = ROUNDS * MAX_AMOUNT_MINOR
-    assert deposited > INT64_MAX  # the case that used to stop the projector
+    assert deposited > INT64_MAX  # totals past the int64 range, stored as digits
     totals = await LedgerView(documents).get("EUR")
     assert totals is not None
     assert totals.total_deposited == deposited

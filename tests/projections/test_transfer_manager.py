@@ -137,8 +137,8 @@ async def test_a_deposit_filling_the_account_between_debit_and_refund_cannot_blo
 
 
 async def test_a_debit_landing_after_its_transfer_failed_is_refunded() -> None:
-    # What a stale twin did before command ids had one outcome: it saw the debit
-    # refused and failed the transfer while the other copy's debit committed.
+    # A FailTransfer landing after the debit committed (as from a stale twin that
+    # saw the debit refused): the debit must be given back.
     world = memory_world()
     group = world.group(names=PROJECTORS)
     group.start()
@@ -178,8 +178,8 @@ async def test_a_step_refused_for_good_is_parked_the_manager_goes_on_and_a_retry
         stuck = await world.transfer(source, closed, 300)
         manager = TransferManager(world.service, world.store, registry=EVENTS)
         await drive_until(world, manager, lambda types: "TransferCreditRefused" in types, stuck)
-        # The refund was refused before this version (a deposit had filled the
-        # account): its rejection is stored under the refund's derived command id.
+        # A rejection of the refund (a full account, under a rule that refused
+        # refunds) is stored under the refund's derived command id.
         refused = next(
             e for e in await world.store.read_stream(stuck) if e.type.endswith("Refused")
         )

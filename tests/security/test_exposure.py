@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 TOKEN = "scrape-token-for-the-exposure-tests"
 OPERATOR = {"authorization": f"Bearer {TOKEN}"}
-FRESH_NAMES = 300  # the run used 3,000: each name made ~17 series
+FRESH_NAMES = 300  # operation names never seen before, each a would-be set of new series
 
 
 @pytest.fixture(scope="module")

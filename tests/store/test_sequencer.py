@@ -233,10 +233,10 @@ async def test_a_pass_that_died_after_claiming_is_finished_by_the_next(
 
 
 @pytest.mark.slow
-async def test_the_reported_stall_a_writer_8s_ahead_and_3600_commits_behind_it(
+async def test_a_stall_with_a_writer_8s_ahead_and_3600_commits_behind_it(
     two_processes: tuple[MongoEventStore, MongoEventStore],
 ) -> None:
-    """As reported: 4 hot streams, a writer 8 s ahead, thousands of commits pending
+    """4 hot streams, a writer 8 s ahead, thousands of commits pending
     after a sequencer outage; the sequencer loop (batches of 500) drains them all."""
     fast, normal = two_processes
     streams = [f"hot-{i}" for i in range(4)]
