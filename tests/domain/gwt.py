@@ -1,4 +1,7 @@
-"""A tiny given/when/then helper for deciders: ``given(D, *events).when(cmd).then(*events)``."""
+"""A tiny given/when/then helper for deciders: ``given(D, *events).when(cmd).then(*events)``.
+
+Its read-side counterpart, for projectors and process managers, is ``tests.projections.gwt``.
+"""
 
 from __future__ import annotations
 
