@@ -33,9 +33,9 @@ from application.context import CommandContext
 from domain.aggregate import DomainError
 from domain.bank import EVENTS
 from domain.codec import EventRegistry
+from projections.consumer import EventHandler
 from projections.documents import Document, DocumentStore, Query
 from projections.documents_memory import InMemoryDocumentStore
-from projections.handler import EventHandler
 from projections.projector import iso
 from store.memory import InMemoryEventStore
 from store.protocol import EventStore, NewEvent, RecordedEvent

@@ -16,7 +16,7 @@ from domain.account_messages import (
 )
 from domain.transfer_messages import TransferRequested
 from projections.accounts import AccountsProjector
-from projections.handler import EventHandler
+from projections.consumer import EventHandler
 from projections.statement import StatementProjector
 from tests.projections.gwt import Deps, Stored, at, given, newest_first
 

@@ -13,7 +13,7 @@ from docs.examples.savings.goal import (
 )
 from docs.examples.savings.projection import GoalsProjector
 from domain.bank import build_registry
-from projections.handler import EventHandler
+from projections.consumer import EventHandler
 from tests.projections.gwt import Deps, at, given, newest_first
 
 G = "goal-1"

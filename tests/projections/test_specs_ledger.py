@@ -17,7 +17,7 @@ from domain.account_messages import (
 )
 from domain.money import MAX_AMOUNT_MINOR
 from domain.transfer_messages import TransferRequested
-from projections.handler import EventHandler
+from projections.consumer import EventHandler
 from projections.ledger import LedgerProjector
 from tests.projections.gwt import Deps, Stored, given, newest_first
 

@@ -38,7 +38,7 @@ from domain.transfer_messages import (
     TransferRequested,
     TransferStepRetried,
 )
-from projections.handler import EventHandler
+from projections.consumer import EventHandler
 from projections.transfer_manager import TransferManager, derived_command_id
 from projections.transfers import TransfersProjector
 from store.protocol import EventStore, RecordedEvent
