@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from application.context import CommandContext
+from application.service import CommandContext
 from domain.aggregate import DomainError
 from domain.bank import EVENTS
 from domain.codec import EventRegistry

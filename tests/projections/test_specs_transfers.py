@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from application.context import CommandContext
-from application.errors import ConcurrencyConflict
+from application.service import CommandContext, ConcurrencyConflict
 from domain.account_messages import (
     AccountOpened,
     CreditForTransfer,
