@@ -1,6 +1,6 @@
 """How many of the service's source modules one deposit passes through.
 
-The real application (``server.create_app`` on the in-memory store) is served
+The real application (``runtime.bootstrap.create_app`` on the in-memory store) is served
 in this process by uvicorn; one WebSocket client subscribes to
 ``accountChanged`` of an account and one HTTP client sends deposits to it. A
 first deposit warms every path up; for the second, ``sys.setprofile`` records
@@ -97,9 +97,9 @@ async def graphql(client: httpx.AsyncClient, query: str, variables: dict[str, An
 
 async def deposit_path() -> tuple[set[str], int]:
     """The modules the second of two deposits passes through, and how many modules exist."""
+    from runtime.bootstrap import create_app
     from runtime.embedded import free_port
     from runtime.settings import load_settings
-    from server import create_app
 
     settings = load_settings(None, store="memory", port=free_port())
     config = uvicorn.Config(

@@ -141,7 +141,7 @@ def a_cycle(graph: dict[str, set[str]], component: list[str]) -> list[str]:
 
 KNOWN_CYCLES = """projections.consumer <-> projections.consumer_group,
 projections.hub <-> projections.subscription,
-schema.reads -> schema.types -> schema.views -> schema.reads, runtime <-> server"""
+schema.reads -> schema.types -> schema.views -> schema.reads"""
 
 
 def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
