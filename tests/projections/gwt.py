@@ -30,15 +30,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from application.service import CommandContext
+from domain.accounts import DOMAIN as ACCOUNTS
 from domain.aggregate import DomainError
-from domain.bank import EVENTS
-from domain.codec import EventRegistry
+from domain.codec import EventRegistry, build_registry
+from domain.transfers import DOMAIN as TRANSFERS
 from projections.consumer import EventHandler
 from projections.documents import Document, DocumentStore, Query
 from projections.documents_memory import InMemoryDocumentStore
 from projections.projector import iso
 from store.memory import InMemoryEventStore
 from store.protocol import EventStore, NewEvent, RecordedEvent
+
+BANK_EVENTS = build_registry((ACCOUNTS, TRANSFERS))
+"""The registry of the bank's events, the default of ``given``."""
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 """When the first event of every spec history was recorded."""
@@ -252,6 +256,6 @@ class Given:
         return Reacted(sender.sent, events)
 
 
-def given(*events: Any, registry: EventRegistry = EVENTS) -> Given:
+def given(*events: Any, registry: EventRegistry = BANK_EVENTS) -> Given:
     """A history of ``events`` (domain events or ``Stored``), in global order."""
     return Given(events, registry)

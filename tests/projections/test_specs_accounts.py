@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.account_messages import (
+from domain.accounts import (
     AccountClosed,
     AccountOpened,
     MoneyCreditedForTransfer,
@@ -14,10 +14,9 @@ from domain.account_messages import (
     MoneyRefundedForTransfer,
     MoneyWithdrawn,
 )
-from domain.transfer_messages import TransferRequested
-from projections.accounts import AccountsProjector
+from domain.transfers import TransferRequested
+from projections.accounts import AccountsProjector, StatementProjector
 from projections.consumer import EventHandler
-from projections.statement import StatementProjector
 from tests.projections.gwt import Deps, Stored, at, given, newest_first
 
 ACC = "acc-1"

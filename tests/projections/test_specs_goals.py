@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from docs.examples.savings.goal import (
+from docs.examples.savings.domain import DOMAIN as GOALS
+from docs.examples.savings.domain import (
     GoalAbandoned,
     GoalCreated,
     GoalReached,
     MoneySavedTowardsGoal,
-    register_goal_events,
 )
-from docs.examples.savings.projection import GoalsProjector
-from domain.bank import build_registry
+from docs.examples.savings.projections import GoalsProjector
+from domain.codec import build_registry
 from projections.consumer import EventHandler
 from tests.projections.gwt import Deps, at, given, newest_first
 
 G = "goal-1"
-REGISTRY = register_goal_events(build_registry())
+REGISTRY = build_registry([GOALS])
 
 
 def goals(deps: Deps) -> EventHandler:

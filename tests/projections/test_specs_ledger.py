@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from domain.account_messages import (
+from domain.accounts import (
     AccountClosed,
     AccountOpened,
     MoneyCreditedForTransfer,
@@ -16,7 +16,7 @@ from domain.account_messages import (
     MoneyWithdrawn,
 )
 from domain.money import MAX_AMOUNT_MINOR
-from domain.transfer_messages import TransferRequested
+from domain.transfers import TransferRequested
 from projections.consumer import EventHandler
 from projections.ledger import LedgerProjector
 from tests.projections.gwt import Deps, Stored, given, newest_first

@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 
 from application.service import CommandContext, ConcurrencyConflict
-from domain.account_messages import (
+from domain.accounts import (
+    AccountIsClosed,
     AccountOpened,
     CreditForTransfer,
     DebitForTransfer,
+    InsufficientFunds,
     MoneyCreditedForTransfer,
     MoneyDebitedForTransfer,
     MoneyDeposited,
@@ -19,10 +21,10 @@ from domain.account_messages import (
     RefundForTransfer,
 )
 from domain.codec import EventRegistry
-from domain.errors import AccountIsClosed, InsufficientFunds, InvalidTransferState
-from domain.transfer_messages import (
+from domain.transfers import (
     CompleteTransfer,
     FailTransfer,
+    InvalidTransferState,
     MarkTransferDebited,
     MarkTransferRefunded,
     ParkTransfer,
@@ -38,8 +40,7 @@ from domain.transfer_messages import (
     TransferStepRetried,
 )
 from projections.consumer import EventHandler
-from projections.transfer_manager import TransferManager, derived_command_id
-from projections.transfers import TransfersProjector
+from projections.transfers import TransferManager, TransfersProjector, derived_command_id
 from store.protocol import EventStore, RecordedEvent
 from tests.projections.gwt import (
     Deps,
