@@ -35,8 +35,7 @@ from domain.aggregate import DomainError
 from domain.codec import EventRegistry, build_registry
 from domain.transfers import DOMAIN as TRANSFERS
 from projections.consumer import EventHandler
-from projections.documents import Document, DocumentStore, Query
-from projections.documents_memory import InMemoryDocumentStore
+from projections.documents import Document, DocumentStore, InMemoryDocumentStore, Query
 from projections.projector import iso
 from store.memory import InMemoryEventStore
 from store.protocol import EventStore, NewEvent, RecordedEvent
