@@ -1,6 +1,6 @@
 """GraphiQL served by the service itself, so the page works without internet access.
 
-strawberry's GraphiQL page (``strawberry.http.ides.get_graphql_ide_html``)
+strawberry's GraphiQL page (``schema._engine.http.graphiql_template``)
 loads React, GraphiQL and its explorer plugin from the unpkg CDN, each pinned
 to an exact version with a subresource-integrity hash. ``graphiql_page``
 rewrites each of those URLs to ``/graphql/assets/<package>@<version>/<path>``
@@ -37,7 +37,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
-from strawberry.http.ides import get_graphql_ide_html
+
+from schema._engine.http import graphiql_template
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def graphiql_page(directory: Path, html: str | None = None) -> tuple[str, list[s
     ``html`` defaults to strawberry's page. Returns the page and the CDN paths
     that stay on the CDN (missing, or not matching the page's integrity hash).
     """
-    template = html if html is not None else get_graphql_ide_html("graphiql")
+    template = html if html is not None else graphiql_template()
     ready = assets_ready(directory)
     remote: list[str] = []
 

@@ -149,6 +149,11 @@ class Settings(BaseSettings):
     introspection: bool | None = Field(
         None, description="Allow schema introspection (default: on, off in production)."
     )
+    graphql_engine: Literal["tuned", "plain"] = Field(
+        "tuned",
+        description="`tuned`: the schema's engine over strawberry internals (schema/_engine); "
+        "`plain`: strawberry's own public behaviour (see UPGRADING.md).",
+    )
     persisted_queries: Literal["apq", "trusted", "off"] = Field(
         "apq",
         description="`apq`: automatic persisted queries (bounded store); `trusted`: only the "
@@ -553,6 +558,7 @@ def limits_from(settings: Settings) -> Limits:
         request_timeout_seconds=settings.request_timeout_seconds,
         introspection=settings.introspection_enabled,
         graphiql=settings.graphiql_enabled,
+        engine=settings.graphql_engine,
     )
 
 

@@ -47,7 +47,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from strawberry.extensions import SchemaExtension
-from strawberry.types.graphql import OperationType
 
 from application.service import valid_traceparent
 from store.protocol import RecordedEvent
@@ -300,7 +299,7 @@ class OperationSpans(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         tracer = _tracer
         context = self.execution_context
-        if tracer is None or context.operation_type is OperationType.SUBSCRIPTION:
+        if tracer is None or context.operation_type.value == "subscription":
             yield
             return
         kind = context.operation_type.value

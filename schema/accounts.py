@@ -52,6 +52,7 @@ from projections.accounts import (
 )
 from projections.live import topic_for
 from schema import errors as e
+from schema._engine.inputs import flat_input
 from schema.app import Feature
 from schema.audit_types import Event
 from schema.commands import (
@@ -68,7 +69,6 @@ from schema.commands import (
 )
 from schema.context import Context
 from schema.errors import ClientError, forbidden_query
-from schema.inputs import flat_input
 from schema.reads import (
     NODE_ID,
     Consistency,

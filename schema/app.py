@@ -13,12 +13,19 @@ Error masking: GraphQL errors caused by unexpected exceptions are replaced by
 "Unexpected error." for clients and logged here with their traceback.
 Validation errors, ``ClientError`` (bad cursor, forbidden...) and scalar
 parse errors are the client's to see and are passed through.
+
+``limits.engine`` (``GRAPHQL_ENGINE``) picks the engine: ``tuned`` adds the
+parts of ``schema._engine`` that replace strawberry's own behaviour (the tuned
+extension runner and masking, the validation cache keyed by document object,
+subscription fan-out); ``plain`` runs strawberry's public behaviour (its
+``MaskErrors`` and ``ValidationCache`` through their public hooks). The WebSocket
+handlers, the HTTP view's overrides and the overlap budget are on in both.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -30,32 +37,28 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.extensions import SchemaExtension
-from strawberry.schema.config import StrawberryConfig
+from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from domain.aggregate import Domain
 from projections.projector import ReadSide
+from schema._engine.extensions import TunedMaskErrors, TunedSchema
+from schema._engine.fanout import SharingExecutor, encode_message
+from schema._engine.http import HTTPView
+from schema._engine.validation import set_overlap_budget, validation_cache
+from schema._engine.websockets import LegacyWSHandler, TransportWSHandler
 from schema.auth import ANONYMOUS, AuthError, authenticate_header, authenticate_params
-from schema.caching import validation_cache
 from schema.context import Catalog, Context, NodeReader
-from schema.edge import (
-    EdgeGraphQL,
-    EdgeLegacyWSHandler,
-    EdgeTransportWSHandler,
-    SafeParserCache,
-)
+from schema.edge import EdgeGraphQL, SafeParserCache
 from schema.errors import ClientError
-from schema.fanout import SharingExecutor, encode_message
 from schema.graphql_http import GraphQLResponseMedia
 from schema.ide import GraphiQLPageView
-from schema.limits import Limits, bounded_response, limit_extensions
-from schema.masking import LeanMaskErrors, LedgerSchema
+from schema.limits import OVERLAP_BUDGET, Limits, bounded_response, limit_extensions
+from schema.masking import LedgerMaskErrors, LedgerSchema
 from schema.operations import CoreMutation
 from schema.persisted import PersistedQueryView
 from schema.queries import CoreQuery
-from schema.scalars import SCALAR_MAP
-from schema.sessions import ExpiringLegacyWSHandler, ExpiringTransportWSHandler
+from schema.scalars import scalar_config
 from schema.subscriptions import CoreSubscription
 
 log = logging.getLogger(__name__)
@@ -127,6 +130,21 @@ def _root(name: str, mixins: Sequence[type | None], core: type) -> type:
     return composed
 
 
+class CheckedValidationCache(ValidationCache):
+    """strawberry's ``ValidationCache`` that leaves a document the limits refused alone.
+
+    ``RequestLimits`` runs first and may set ``pre_execution_errors``;
+    strawberry's cache would replace them with the validation result. The
+    plain engine's validation cache (the tuned one keys by document object).
+    """
+
+    def on_validate(self) -> Iterator[None]:
+        if self.execution_context.pre_execution_errors is None:
+            yield from super().on_validate()
+        else:
+            yield
+
+
 def build_schema(
     features: Sequence[Feature],
     limits: Limits | None = None,
@@ -139,44 +157,38 @@ def build_schema(
     run outermost, before the schema's own (masking, caches, limits).
     """
     limits = limits or Limits()
+    set_overlap_budget(OVERLAP_BUDGET)
+    tuned = limits.engine == "tuned"
+    masking = TunedMaskErrors if tuned else LedgerMaskErrors
     own: list[ExtensionFactory] = [
-        partial(
-            LeanMaskErrors, should_mask_error=should_mask, hide_suggestions=not limits.introspection
-        ),
+        partial(masking, should_mask_error=should_mask, hide_suggestions=not limits.introspection),
         partial(SafeParserCache, maxsize=CACHE_SIZE),
         *limit_extensions(limits),
-        validation_cache(CACHE_SIZE),
+        validation_cache(CACHE_SIZE) if tuned else partial(CheckedValidationCache, CACHE_SIZE),
     ]
-    return LedgerSchema(
+    return (TunedSchema if tuned else LedgerSchema)(
         query=_root("Query", [f.query for f in features], CoreQuery),
         mutation=_root("Mutation", [f.mutation for f in features], CoreMutation),
         subscription=_root("Subscription", [f.subscription for f in features], CoreSubscription),
         types=[kind for feature in features for kind in feature.types],
         extensions=[*extensions, *own],
-        config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        execution_context_class=SharingExecutor,  # subscribers share results (schema.fanout)
+        config=scalar_config(),
+        # Subscribers share results (schema._engine.fanout).
+        execution_context_class=SharingExecutor if tuned else None,
     )
 
 
-# -- WebSocket handlers: the edge rules (schema.edge) and expiring sessions (schema.sessions)
-
-
-class TransportWSHandler(EdgeTransportWSHandler, ExpiringTransportWSHandler):
-    """``graphql-transport-ws``: message checks, errors answered, a vanished client is no error."""
-
-
-class LegacyWSHandler(EdgeLegacyWSHandler, ExpiringLegacyWSHandler):
-    """``graphql-ws``: the same rules as ``graphql-transport-ws`` (see ``schema.edge``)."""
-
-
-class LedgerGraphQL(GraphiQLPageView, PersistedQueryView, GraphQLResponseMedia, EdgeGraphQL):
+class LedgerGraphQL(
+    GraphiQLPageView, PersistedQueryView, GraphQLResponseMedia, EdgeGraphQL, HTTPView
+):
     """Strawberry's ASGI app with per-request contexts and authentication.
 
     HTTP: the ``Authorization`` header is checked before anything runs; an
     invalid or expired token gets 401. WebSocket: the token is read from the
     ``connection_init`` params (``Authorization: "Bearer <jwt>"`` or
     ``token``); an invalid one closes the socket (4403 / 1011 by protocol).
-    What a hostile client can send is handled by ``schema.edge``.
+    What a hostile client can send is handled by ``schema.edge`` and the
+    protocol handlers of ``schema._engine.websockets``.
     """
 
     graphql_transport_ws_handler_class = TransportWSHandler
@@ -198,7 +210,9 @@ class LedgerGraphQL(GraphiQLPageView, PersistedQueryView, GraphQLResponseMedia, 
         self.base = base
 
     def encode_json(self, data: object) -> str | bytes:
-        """A shared subscription result is encoded once for all subscribers (``schema.fanout``).
+        """A shared subscription result is encoded once for all subscribers.
+
+        (``schema._engine.fanout``; with the plain engine nothing is shared.)
 
         A response (or WebSocket result) over ``MAX_RESPONSE_BYTES`` is replaced
         by a ``RESPONSE_TOO_LARGE`` error (``schema.limits.bounded_response``).

@@ -46,7 +46,7 @@ class User:
     authenticated: bool = True
     # The token's ``exp`` (epoch seconds); None when the session never expires (dev
     # mode, anonymous). Not part of equality: results shared between subscribers of
-    # one user (``schema.fanout``) do not depend on which token they came with.
+    # one user (``schema._engine.fanout``) do not depend on which token they came with.
     expires_at: float | None = field(default=None, compare=False)
 
     @property

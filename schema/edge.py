@@ -21,71 +21,36 @@ cost the server a traceback, an unbounded wait or unbounded state:
 - A client that vanished while a subscription was sending to it is logged at
   debug; anything else that ends an operation task is a server error.
 
-strawberry offers public hooks for most of this (``parse_json``,
-``decode_json``, ``execute_single``, ``on_parse`` and the handler classes).
-Where it has none, the smallest override is used, and only here:
-
-- ``BaseGraphQLTransportWSHandler._get_pre_execution_close_reason`` (a static
-  method) always answers None, so pre-execution errors are sent as ``error``
-  messages instead of closing the socket;
-- ``BaseGraphQLWSHandler.handle_async_results`` is re-implemented to run
-  ``schema.stream`` (any operation type) instead of ``schema.subscribe``;
-- the handlers' ``handle``, ``handle_message`` and
-  ``handle_connection_init`` are wrapped (the init timeout, message checks and
-  the single init), and ``connection_acknowledged``, ``tasks`` and
-  ``subscriptions`` are read.
+This module holds what strawberry's public hooks allow (``parse_json``,
+``decode_json``, ``process_result``, ``on_parse``) and the message checks;
+the WebSocket handlers that apply them (``schema._engine.websockets``) and the
+refusal of subscriptions over HTTP (``schema._engine.http``) override
+non-public parts of strawberry.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import re
 from collections.abc import Iterator
 from contextlib import suppress
 from typing import Any
 
-from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.websockets import WebSocketDisconnect
-from starlette.websockets import WebSocketDisconnected as SendAfterClose
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import ParserCache
-from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.http.exceptions import WebSocketDisconnected
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler,
-)
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
-from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import (
-    ConnectionInitMessage,
-    OperationMessage,
-    StartMessage,
-)
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
-from strawberry.types.execution import PreExecutionError
-from strawberry.types.graphql import OperationType
-from uvicorn.protocols.utils import ClientDisconnected
 
 from schema.context import Context
 from schema.errors import INTERNAL_SERVER_ERROR
-
-log = logging.getLogger(__name__)
 
 MAX_JSON_DEPTH = 32
 """Deepest nesting of arrays and objects accepted in a request's JSON (HTTP or WebSocket)."""
 MAX_OPERATION_ID_LENGTH = 128
 """Longest operation ``id`` a WebSocket client may use."""
-SUBSCRIPTION_OVER_HTTP = (
-    "subscriptions need a WebSocket: connect to this URL with the "
-    "graphql-transport-ws (or legacy graphql-ws) subprotocol"
-)
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _CONTAINERS = (dict, list)
@@ -170,8 +135,8 @@ class _Undecodable:
 
 # -- WebSocket messages --------------------------------------------------------------
 
-_TRANSPORT_TYPES = frozenset({"connection_init", "ping", "pong", "subscribe", "complete"})
-_LEGACY_TYPES = frozenset({"connection_init", "connection_terminate", "start", "stop"})
+TRANSPORT_TYPES = frozenset({"connection_init", "ping", "pong", "subscribe", "complete"})
+LEGACY_TYPES = frozenset({"connection_init", "connection_terminate", "start", "stop"})
 _STARTS = frozenset({"subscribe", "start"})
 _WITH_ID = frozenset({"subscribe", "start", "complete", "stop"})
 
@@ -237,134 +202,11 @@ class SafeParserCache(ParserCache):
         yield
 
 
-# -- WebSocket handlers --------------------------------------------------------------
-
-# strawberry's, Starlette's (receive, and a send after the close) and uvicorn's
-# ways of saying that the client is gone.
-_CLIENT_GONE = (WebSocketDisconnected, WebSocketDisconnect, SendAfterClose, ClientDisconnected)
-
-
-def _log_task_failure(error: BaseException) -> None:
-    """Debug for a send to a client that is gone; error (with traceback) for anything else."""
-    if isinstance(error, _CLIENT_GONE):
-        log.debug("subscription ended: the WebSocket client is gone")
-    else:
-        log.error("subscription task failed", exc_info=error)
-
-
-def _retrieve_exception(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (error := task.exception()) is not None:
-        _log_task_failure(error)
-
-
-class EdgeTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """``graphql-transport-ws`` with message checks and ``error`` for pre-execution errors."""
-
-    async def handle_message(self, message: Message) -> None:
-        problem = message_problem(message, _TRANSPORT_TYPES)
-        if problem is not None:
-            await self.handle_invalid_message(problem)
-            return
-        await super().handle_message(message)
-
-    @staticmethod
-    def _get_pre_execution_close_reason(error: GraphQLError) -> str | None:
-        return None  # a client's bad document is answered, the socket stays open
-
-    async def handle_task_exception(self, error: Exception) -> None:
-        _log_task_failure(error)
-
-
-class EdgeLegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
-    """``graphql-ws`` (subscriptions-transport-ws) under the same rules as the newer protocol.
-
-    strawberry's legacy handler has no init timeout, acknowledges every
-    ``connection_init`` (a second one could switch the socket's user), lets a
-    malformed message end the handler with an exception, runs subscriptions
-    only, and never retrieves a failed operation task's exception (asyncio
-    then reports "Task exception was never retrieved" when it is collected).
-    """
-
-    _init_received = False
-
-    async def handle(self) -> None:
-        timeout = asyncio.create_task(self._close_without_init())
-        try:
-            await super().handle()
-        finally:
-            timeout.cancel()
-            with suppress(asyncio.CancelledError):
-                await timeout
-
-    async def _close_without_init(self) -> None:
-        await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
-        if not self._init_received:
-            with suppress(*_CLIENT_GONE, RuntimeError):
-                await self.websocket.close(4408, "Connection initialisation timeout")
-
-    async def handle_message(self, message: OperationMessage) -> None:
-        problem = message_problem(message, _LEGACY_TYPES)
-        if problem is not None:
-            await self.websocket.close(4400, problem[:120])
-            return
-        await super().handle_message(message)
-
-    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
-        if self._init_received:
-            await self.websocket.close(4429, "Too many initialisation requests")
-            return
-        self._init_received = True
-        await super().handle_connection_init(message)
-
-    async def handle_start(self, message: StartMessage) -> None:
-        await super().handle_start(message)
-        task = self.tasks.get(message["id"])
-        if task is not None:
-            task.add_done_callback(_retrieve_exception)
-
-    async def handle_async_results(
-        self,
-        operation_id: str,
-        query: str,
-        operation_name: str | None,
-        variables: dict[str, object] | None,
-    ) -> None:
-        """strawberry's loop over ``schema.stream``: queries and mutations run too."""
-        try:
-            result_source = await self.schema.stream(
-                query=query,
-                variable_values=variables,
-                operation_name=operation_name,
-                context_value=self.context,
-                root_value=self.root_value,
-            )
-            self.subscriptions[operation_id] = result_source
-            first = True
-            async for result in result_source:
-                if first and isinstance(result, PreExecutionError) and result.errors:
-                    error = result.errors[0].formatted
-                    await self.send_message({"type": "error", "id": operation_id, "payload": error})
-                    return
-                if isinstance(result, ExecutionResult):
-                    await self.send_data_message(result, operation_id)
-                first = False
-            await self.send_message({"type": "complete", "id": operation_id})
-        except asyncio.CancelledError:
-            await self.send_message({"type": "complete", "id": operation_id})
-        finally:
-            self.subscriptions.pop(operation_id, None)
-            self.tasks.pop(operation_id, None)
-
-
 # -- the view ------------------------------------------------------------------------
 
 
 class EdgeGraphQL(GraphQL[Context, None]):
-    """strawberry's ASGI view with the HTTP edge rules of this module.
-
-    The WebSocket rules are in ``EdgeTransportWSHandler`` and
-    ``EdgeLegacyWSHandler``, which the service's handler classes derive from.
-    """
+    """strawberry's ASGI view with the HTTP edge rules of this module."""
 
     def parse_json(self, data: str | bytes) -> Any:
         """HTTP JSON (a POST body, GET ``variables``/``extensions``): an object or 400."""
@@ -395,46 +237,13 @@ class EdgeGraphQL(GraphQL[Context, None]):
             extensions.setdefault("code", INTERNAL_SERVER_ERROR)
         return response
 
-    async def execute_single(
-        self,
-        request: Request,
-        request_adapter: AsyncHTTPRequestAdapter,
-        sub_response: Response,
-        context: Context,
-        root_value: None,
-        request_data: GraphQLRequestData,
-    ) -> ExecutionResult:
-        """strawberry's ``execute_single``, but a subscription is refused with 400."""
-        method = request_adapter.method
-        allowed = OperationType.from_http(method) - {OperationType.SUBSCRIPTION}
-        if not self.allow_queries_via_get and method == "GET":
-            allowed -= {OperationType.QUERY}
-        try:
-            return await self.schema.execute(
-                request_data.query,
-                root_value=root_value,
-                variable_values=request_data.variables,
-                context_value=context,
-                operation_name=request_data.operation_name,
-                allowed_operation_types=allowed,
-                operation_extensions=request_data.extensions,
-            )
-        except CannotGetOperationTypeError as error:
-            raise HTTPException(400, error.as_http_error_reason()) from error
-        except InvalidOperationTypeError as error:
-            if error.operation_type is OperationType.SUBSCRIPTION:
-                raise HTTPException(400, SUBSCRIPTION_OVER_HTTP) from error
-            raise HTTPException(400, error.as_http_error_reason(method)) from error
-        except MissingQueryError as error:
-            raise HTTPException(400, "No GraphQL query found in the request") from error
-
 
 __all__ = [
+    "LEGACY_TYPES",
     "MAX_JSON_DEPTH",
+    "TRANSPORT_TYPES",
     "BadJSON",
     "EdgeGraphQL",
-    "EdgeLegacyWSHandler",
-    "EdgeTransportWSHandler",
     "SafeParserCache",
     "decode_json_text",
     "message_problem",

@@ -23,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import pymongo
 from graphql import (
@@ -37,14 +38,12 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     InlineFragmentNode,
+    NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     SelectionSetNode,
 )
-from graphql.validation import NoSchemaIntrospectionCustomRule
-from graphql.validation.rules import overlapping_fields_can_be_merged
 from pymongo.errors import ConnectionFailure, PyMongoError
 from strawberry.extensions import SchemaExtension
-from strawberry.types.graphql import OperationType
 
 from schema.cost import CEILING, CostPlan, Pages, fragments_in_order
 from schema.errors import UNAVAILABLE
@@ -61,12 +60,34 @@ OVERLAP_BUDGET = 20_000
 queries use a few hundred; over the budget the document is refused."""
 
 
+Engine = Literal["tuned", "plain"]
+ENGINE_VARIABLE = "GRAPHQL_ENGINE"
+
+
+def engine_from_environment() -> Engine:
+    """``GRAPHQL_ENGINE`` (default ``tuned``): the engine of a ``Limits`` built without settings.
+
+    The service passes its ``Settings.graphql_engine`` explicitly; this default
+    lets every schema built from a bare ``Limits()`` (tests, the SDL export)
+    follow the same switch.
+    """
+    value = os.environ.get(ENGINE_VARIABLE, "tuned").strip().lower() or "tuned"
+    if value == "tuned":
+        return "tuned"
+    if value == "plain":
+        return "plain"
+    raise ValueError(f"{ENGINE_VARIABLE} must be 'tuned' or 'plain', not {value!r}")
+
+
 @dataclass(frozen=True)
 class Limits:
     """Per-request and per-connection bounds; defaults suit development.
 
     ``max_body_bytes`` is enforced in front of this app by the runtime's ASGI
     middleware (413); it is kept here so the whole set travels together.
+    ``engine`` picks the GraphQL engine (``schema._engine``): ``tuned`` or
+    ``plain`` (strawberry's own behaviour); it travels with the limits because
+    every schema and view is built from them.
     """
 
     max_query_depth: int = 15
@@ -83,6 +104,7 @@ class Limits:
     max_query_cost: int = 10_000
     max_response_bytes: int = 1_000_000
     request_timeout_seconds: float = 8.0
+    engine: Engine = field(default_factory=engine_from_environment)
 
 
 class PageSizeError(ValueError):
@@ -291,7 +313,7 @@ class RequestLimits(SchemaExtension):
     """Every limit of one operation, in one extension (one hook per stage).
 
     - Parsing gets the token limit (strawberry's ``MaxTokensLimiter`` option).
-    - ``on_validate`` runs before the validation cache (``schema.caching``):
+    - ``on_validate`` runs before the validation cache (``schema._engine.validation``):
       depth, aliases, then cost; a failed check sets ``pre_execution_errors``
       and the validation that would follow is skipped.
     - ``on_execute`` bounds a query or mutation in time (see below).
@@ -343,7 +365,7 @@ class RequestLimits(SchemaExtension):
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
-        if context.operation_type is OperationType.SUBSCRIPTION:
+        if context.operation_type.value == "subscription":
             yield
             return
         seconds = self.limits.request_timeout_seconds
@@ -410,5 +432,4 @@ def _too_large(response: dict[str, Any], error: dict[str, Any]) -> dict[str, Any
 
 def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
     """Factories of the strawberry extensions enforcing ``limits`` on every operation."""
-    overlapping_fields_can_be_merged.MAX_COMPLEXITY_BUDGET = OVERLAP_BUDGET
     return [partial(RequestLimits, limits, validation_rules(limits), DocumentChecks(limits))]

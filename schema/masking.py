@@ -17,23 +17,22 @@ traceback: they are not server errors. With introspection off, "Did you
 mean ...?" hints are removed from messages, since they reveal the schema
 piece by piece.
 
-``LeanMaskErrors`` masks exactly the errors strawberry's ``MaskErrors`` masks,
-looking at ``errors`` first: strawberry checks every result against a
-runtime-checkable ``Protocol`` (an ``isinstance`` that inspects the class's
-attributes each time), and a subscription with a thousand subscribers would
-pay it per message.
+``LedgerMaskErrors`` is strawberry's ``MaskErrors`` plus the codes, through its
+public hooks only; ``schema._engine.extensions.TunedMaskErrors`` does the same
+with less work per result.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import strawberry
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import MaskErrors
-from strawberry.extensions.mask_errors import default_should_mask_error
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult, StreamExecutionResult
 
 from schema.errors import (
     BAD_USER_INPUT,
@@ -42,7 +41,6 @@ from schema.errors import (
     INTERNAL_SERVER_ERROR,
     ClientError,
 )
-from schema.streaming import LeanSchema
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +75,18 @@ def without_suggestions(message: str) -> str:
     return _SUGGESTION.sub("", message) if "Did you mean" in message else message
 
 
-class LeanMaskErrors(MaskErrors):
-    """``MaskErrors`` that also sets every error's code; a result check is one attribute read.
+class LedgerMaskErrors(MaskErrors):
+    """``MaskErrors`` that also sets every error's code (see the module).
 
     ``hide_suggestions`` removes "Did you mean ...?" from messages (for a
-    schema whose introspection is off).
+    schema whose introspection is off). Masking runs first (strawberry's
+    hooks), then every remaining error gets its code; coding an error twice
+    changes nothing.
     """
 
     def __init__(
         self,
-        should_mask_error: Callable[[GraphQLError], bool] = default_should_mask_error,
+        should_mask_error: Callable[[GraphQLError], bool],
         error_message: str = "Unexpected error.",
         *,
         hide_suggestions: bool = False,
@@ -94,23 +94,29 @@ class LeanMaskErrors(MaskErrors):
         super().__init__(should_mask_error, error_message)
         self.hide_suggestions = hide_suggestions
 
-    def _process_result(self, result: object) -> None:
-        errors = getattr(result, "errors", None)
-        if errors:
-            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
+    def on_operation(self) -> Iterator[None]:
+        yield from super().on_operation()
+        self.code_errors(self.execution_context.result)
 
-    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        return [
-            self.anonymise_error(error) if self.should_mask_error(error) else self._coded(error)
-            for error in errors
-        ]
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        masking = super().on_stream_result(result)
+        next(masking)
+        self.code_errors(result)
+        yield None
+        next(masking, None)
+
+    def code_errors(self, result: object) -> None:
+        """Give each error of an execution result its code."""
+        if isinstance(result, GraphQLExecutionResult | ExecutionResult) and result.errors:
+            result.errors = [self.coded(error) for error in result.errors]
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         masked = super().anonymise_error(error)
         masked.extensions = {"code": INTERNAL_SERVER_ERROR}
         return masked
 
-    def _coded(self, error: GraphQLError) -> GraphQLError:
+    def coded(self, error: GraphQLError) -> GraphQLError:
+        """``error`` with its ``extensions.code`` (and without hints when they are hidden)."""
         code = error_code(error)
         message = without_suggestions(error.message) if self.hide_suggestions else error.message
         extensions = error.extensions
@@ -129,7 +135,7 @@ class LeanMaskErrors(MaskErrors):
         )
 
 
-class LedgerSchema(LeanSchema):
+class LedgerSchema(strawberry.Schema):
     """The service's schema class: logs each error by whose fault it is (see the module)."""
 
     def process_errors(

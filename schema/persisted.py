@@ -61,7 +61,6 @@ from starlette.responses import Response
 from strawberry.asgi import GraphQL
 from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLRequestData
-from strawberry.http.base import BaseRequestProtocol
 from strawberry.types import ExecutionResult
 
 from schema.context import Context
@@ -232,15 +231,13 @@ def persisted_extensions(policy: PersistedQueries) -> list[Callable[[], SchemaEx
 
 
 class PersistedQueryView(GraphQL[Context, None]):
-    """strawberry's ASGI view resolving persisted queries before execution."""
+    """strawberry's ASGI view resolving persisted queries before execution.
+
+    A GET naming a persisted query by hash is not taken for the IDE page
+    (``schema._engine.http.HTTPView``).
+    """
 
     persisted_queries: PersistedQueries = PersistedQueries()
-
-    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
-        """A GET naming a persisted query by hash (no ``query``) is a query, not the IDE."""
-        return "extensions" not in request.query_params and super().should_render_graphql_ide(
-            request
-        )
 
     async def execute_single(
         self,

@@ -13,7 +13,7 @@ from typing import Any, NewType
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.types.scalar import ScalarDefinition
+from strawberry.schema.config import StrawberryConfig
 
 from domain.money import format_amount
 
@@ -94,5 +94,7 @@ DATETIME = strawberry.scalar(
     parse_value=parse_datetime,
 )
 
-SCALAR_MAP: dict[object, ScalarDefinition] = {DecimalString: DECIMAL, datetime: DATETIME}
-"""Passed to ``StrawberryConfig(scalar_map=...)`` by ``schema.app.build_schema``."""
+
+def scalar_config() -> StrawberryConfig:
+    """A schema's config with the service's scalars (``schema.app.build_schema``)."""
+    return StrawberryConfig(scalar_map={DecimalString: DECIMAL, datetime: DATETIME})

@@ -9,7 +9,8 @@ instead of a new operation. The client re-authenticates by reconnecting
 with a fresh token.
 
 State per connection is one timer task, cancelled when the connection ends.
-The timer is set from the server's clock, never the client's.
+The timer is set from the server's clock, never the client's. The protocol
+handlers (``schema._engine.websockets``) arm it and end the session.
 """
 
 from __future__ import annotations
@@ -18,24 +19,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
-from typing import Any
 
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler,
-)
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
-    ConnectionInitMessage,
-    SubscribeMessage,
-)
-from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import (
-    ConnectionInitMessage as LegacyConnectionInitMessage,
-)
-from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
-
-from schema.auth import AuthSettings, User, session_expired
-from schema.context import Context
+from schema.auth import AuthSettings, User
 
 log = logging.getLogger(__name__)
 
@@ -71,64 +56,3 @@ class SessionTimer:
             await on_expiry()
         except Exception:  # the client is most likely gone already
             log.debug("closing an expired WebSocket session failed", exc_info=True)
-
-
-class ExpiringTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """``graphql-transport-ws`` with sessions that end when the token does."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.session_timer = SessionTimer()
-
-    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
-        was_acknowledged = self.connection_acknowledged
-        await super().handle_connection_init(message)
-        if self.connection_acknowledged and not was_acknowledged:
-            self.session_timer.arm(self.context.auth, self.context.user, self.end_session)
-
-    async def handle_subscribe(self, message: SubscribeMessage) -> None:
-        if self.connection_acknowledged and session_expired(self.context.auth, self.context.user):
-            await self.end_session()
-            return
-        await super().handle_subscribe(message)
-
-    async def shutdown(self) -> None:
-        self.session_timer.disarm()
-        await super().shutdown()
-
-    async def end_session(self) -> None:
-        await self.websocket.close(code=EXPIRED_CODE, reason=EXPIRED_REASON)
-
-
-class ExpiringLegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
-    """``graphql-ws`` with sessions that end when the token does.
-
-    Every ``connection_init`` authenticates again (strawberry's behaviour), so
-    the timer follows the latest accepted token.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.session_timer = SessionTimer()
-
-    async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
-        await super().handle_connection_init(message)
-        if self.connection_acknowledged:
-            self.session_timer.arm(self.context.auth, self.context.user, self.end_session)
-
-    async def handle_start(self, message: StartMessage) -> None:
-        if self.connection_acknowledged and session_expired(self.context.auth, self.context.user):
-            await self.end_session()
-            return
-        await super().handle_start(message)
-
-    async def cleanup(self) -> None:
-        self.session_timer.disarm()
-        await super().cleanup()
-
-    async def end_session(self) -> None:
-        with suppress(Exception):  # the close below still runs if the client is gone
-            await self.send_message(
-                {"type": "connection_error", "payload": {"message": EXPIRED_REASON}}
-            )
-        await self.websocket.close(code=EXPIRED_CODE, reason=EXPIRED_REASON)

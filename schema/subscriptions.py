@@ -33,10 +33,10 @@ import strawberry
 
 from projections.hub import PACER, SubscriberOverflow
 from projections.live import Live, live_topic
+from schema._engine.fanout import shared
 from schema.audit_types import Event
 from schema.context import Context
 from schema.errors import ClientError, forbidden_query
-from schema.fanout import shared
 
 MAX_EVENT_TYPES = 50
 T = TypeVar("T")
@@ -64,7 +64,7 @@ async def documents(
     """Converted documents of ``topic``; an absent document is not sent.
 
     Every subscriber of the topic gets the same converted object for a change
-    (``schema.fanout``), so its result is executed and encoded once per
+    (``schema._engine.fanout``), so its result is executed and encoded once per
     (query, variables, user), not once per subscriber. After each message the
     subscriber pauses in proportion to the topic's subscribers (``projections.hub.Pacer``);
     its latest-only queue meanwhile keeps the newest document.

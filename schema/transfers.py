@@ -24,6 +24,7 @@ from projections.live import topic_for
 from projections.transfers import NAME as TRANSFERS_READ_MODEL
 from projections.transfers import READ_SIDE, TransferRecord, TransfersView
 from schema import errors as e
+from schema._engine.inputs import flat_input
 from schema.accounts import (
     account_access,
     check_account_id,
@@ -45,7 +46,6 @@ from schema.commands import (
 )
 from schema.context import Context
 from schema.errors import forbidden_query
-from schema.inputs import flat_input
 from schema.reads import (
     NODE_ID,
     Consistency,

@@ -1,4 +1,4 @@
-"""schema.fanout: a change shared by many subscribers is converted, executed and encoded once."""
+"""Subscription fan-out (schema._engine.fanout): one change converted, executed, encoded once."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 import strawberry
 
-from schema.fanout import (
+from schema._engine.extensions import TunedMaskErrors, TunedSchema
+from schema._engine.fanout import (
     SHARED,
     EncodedData,
     FanoutCache,
@@ -17,8 +18,6 @@ from schema.fanout import (
     encode_message,
     shared,
 )
-from schema.masking import LeanMaskErrors
-from schema.streaming import LeanSchema
 
 CALLS = {"label": 0}
 
@@ -68,17 +67,17 @@ class Subscription:
             yield to_item(source)
 
 
-def build() -> LeanSchema:
-    return LeanSchema(
+def build() -> TunedSchema:
+    return TunedSchema(
         query=Query,
         subscription=Subscription,
-        extensions=[LeanMaskErrors],
+        extensions=[lambda: TunedMaskErrors(should_mask_error=lambda _: True)],
         execution_context_class=SharingExecutor,
     )
 
 
 async def results(
-    schema: LeanSchema,
+    schema: TunedSchema,
     sources: list[dict[str, int]],
     *,
     user: str = "u",

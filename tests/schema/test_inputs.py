@@ -1,6 +1,6 @@
 """``@flat_input`` builds exactly the value strawberry's own conversion builds.
 
-``schema.inputs.FlatInput`` replaces strawberry's per-value conversion of the
+``schema._engine.inputs.FlatInput`` replaces strawberry's per-value conversion of the
 mutation inputs (a cheaper path through its ``from_input`` hook). Every case
 here is converted both ways and must come out equal.
 """
@@ -13,33 +13,16 @@ from typing import Any
 import pytest
 import strawberry
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types.arguments import convert_argument
-from strawberry.types.base import get_object_definition
 
+from schema._engine.inputs import both_conversions, flat_input
 from schema.accounts import AmountInput, CloseAccountInput, OpenAccountInput
 from schema.app import build_schema
 from schema.export import BANK
-from schema.inputs import flat_input
 from schema.transfers import RequestTransferInput
 
 SCHEMA = build_schema(BANK)
 A = "acc-0123456789abcdef0123456789abcdef"
 B = "acc-fedcba9876543210fedcba9876543210"
-
-
-def both_ways(schema: strawberry.Schema, cls: type, value: dict[str, Any]) -> tuple[Any, Any]:
-    """``value`` converted by the hook, then by strawberry's conversion without it."""
-    registry = schema.schema_converter.scalar_registry
-    definition = get_object_definition(cls, strict=True)
-    hook = definition.from_input
-    assert hook is not None, "the input type is built by @flat_input"
-    flat = convert_argument(value, cls, registry, schema.config)
-    definition.from_input = None
-    try:
-        plain = convert_argument(value, cls, registry, schema.config)
-    finally:
-        definition.from_input = hook
-    return flat, plain
 
 
 CASES = [
@@ -55,8 +38,10 @@ CASES = [
 
 
 @pytest.mark.parametrize(("cls", "value"), CASES)
-def test_mutation_inputs_match_strawberrys_conversion(cls: type, value: dict[str, Any]) -> None:
-    flat, plain = both_ways(SCHEMA, cls, value)
+def test_mutation_inputs_match_strawberrys_conversion(
+    cls: type[object], value: dict[str, Any]
+) -> None:
+    flat, plain = both_conversions(SCHEMA, cls, value)
 
     assert type(flat) is cls
     assert vars(flat) == vars(plain)
@@ -111,7 +96,7 @@ OUTER_VALUES = [
 def test_fields_that_are_not_scalars_are_converted_by_strawberry(value: dict[str, Any]) -> None:
     schema = strawberry.Schema(query=Query)
 
-    flat, plain = both_ways(schema, Outer, value)
+    flat, plain = both_conversions(schema, Outer, value)
 
     assert vars(flat) == vars(plain)
     assert flat.colour in Colour
@@ -128,7 +113,7 @@ def test_each_schema_uses_its_own_names() -> None:
         (snake, {"name_text": "s", "colour": Colour.RED, "renamedField": "r"}),
         (camel, {"nameText": "c2", "colour": Colour.BLUE}),
     ):
-        flat, plain = both_ways(schema, Outer, value)
+        flat, plain = both_conversions(schema, Outer, value)
         assert vars(flat) == vars(plain)
 
 

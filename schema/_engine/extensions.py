@@ -1,22 +1,21 @@
-"""A schema whose extension hooks cost only what the hooks themselves do.
+"""The tuned schema: extension work skipped where it cannot change a result.
 
-For every stage of every operation strawberry looks each extension's hook up
-again and wraps it in fresh context managers; ``LeanExtensionsRunner`` looks
-them up once per tuple of extension classes and drives them itself, with the
-same order and exception semantics (``schema.hooks``).
-
-For every result of a subscription strawberry builds a fresh context manager
-over all extensions (looking each one's ``on_stream_result`` hook up again)
-and asks each extension for its ``get_results``. With a thousand subscribers
-that is paid a thousand times per change although, in this service, the only
-stream hook is error masking and no extension reports results.
-
-``LeanSchema`` keeps the behaviour and drops the cost:
+For every result of a subscription strawberry builds a context manager over
+all extensions (looking each one's ``on_stream_result`` hook up again), and
+for every operation it asks each extension for its ``get_results``. With many
+subscribers that is paid once per subscriber and change although, in this
+service, the only stream hook is error masking. ``TunedSchema`` keeps the
+behaviour of ``LedgerSchema`` and drops that work:
 
 - a result without errors skips the stream hooks when every extension that
   has one is a ``MaskErrors`` (masking only touches results with errors);
 - ``get_extensions_results`` asks only the extensions that override
   ``get_results`` (the base one returns ``{}``).
+
+``TunedMaskErrors`` masks and codes exactly as ``LedgerMaskErrors`` does, but
+looks at a result's ``errors`` attribute directly instead of strawberry's
+runtime-checkable ``Protocol`` check (an ``isinstance`` that inspects the
+class's attributes each time).
 """
 
 from __future__ import annotations
@@ -25,21 +24,14 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any, NamedTuple
 
-import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
-from strawberry.extensions.context import (
-    ExecutingContextManager,
-    OperationContextManager,
-    ParsingContextManager,
-    StreamResultContextManager,
-    ValidationContextManager,
-)
+from strawberry.extensions.context import StreamResultContextManager
 from strawberry.extensions.runner import SchemaExtensionsRunner
-from strawberry.types import ExecutionContext
-from strawberry.types.execution import StreamExecutionResult
+from strawberry.types import ExecutionContext, StreamExecutionResult
 from strawberry.utils.await_maybe import await_maybe
 
-from schema.hooks import HookPlan
+from schema.masking import LedgerMaskErrors, LedgerSchema
 
 
 class _NoStreamHooks(StreamResultContextManager):
@@ -81,7 +73,6 @@ def _overrides(cls: type[SchemaExtension], name: str) -> bool:
 class _Plan(NamedTuple):
     """What the runner needs to know about a tuple of extension classes."""
 
-    hooks: HookPlan
     masking_only: bool  # every class with a stream hook is a MaskErrors
     reporting: tuple[int, ...]  # positions of the classes overriding get_results
 
@@ -90,13 +81,12 @@ class _Plan(NamedTuple):
 def _plan(classes: tuple[type[SchemaExtension], ...]) -> _Plan:
     stream_hooks = [cls for cls in classes if _overrides(cls, "on_stream_result")]
     return _Plan(
-        HookPlan(classes),
         masking_only=all(issubclass(cls, MaskErrors) for cls in stream_hooks),
         reporting=tuple(i for i, cls in enumerate(classes) if _overrides(cls, "get_results")),
     )
 
 
-class LeanExtensionsRunner(SchemaExtensionsRunner):
+class TunedExtensionsRunner(SchemaExtensionsRunner):
     """``SchemaExtensionsRunner`` that skips hooks which cannot do anything; see the module."""
 
     def __init__(
@@ -104,18 +94,6 @@ class LeanExtensionsRunner(SchemaExtensionsRunner):
     ) -> None:
         super().__init__(execution_context, extensions)
         self.plan = _plan(tuple(map(type, self.extensions)))
-
-    def operation(self) -> OperationContextManager:
-        return self.plan.hooks.stage("on_operation", self.extensions) or super().operation()
-
-    def parsing(self) -> ParsingContextManager:
-        return self.plan.hooks.stage("on_parse", self.extensions) or super().parsing()
-
-    def validation(self) -> ValidationContextManager:
-        return self.plan.hooks.stage("on_validate", self.extensions) or super().validation()
-
-    def executing(self) -> ExecutingContextManager:
-        return self.plan.hooks.stage("on_execute", self.extensions) or super().executing()
 
     def on_stream_result(self, result: StreamExecutionResult) -> StreamResultContextManager:
         if self.plan.masking_only and not getattr(result, "errors", None):
@@ -130,10 +108,25 @@ class LeanExtensionsRunner(SchemaExtensionsRunner):
         return data
 
 
-class LeanSchema(strawberry.Schema):
-    """``strawberry.Schema`` running its extensions through ``LeanExtensionsRunner``."""
+class TunedSchema(LedgerSchema):
+    """``LedgerSchema`` running its extensions through ``TunedExtensionsRunner``."""
 
     def create_extensions_runner(
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
     ) -> SchemaExtensionsRunner:
-        return LeanExtensionsRunner(execution_context, extensions)
+        return TunedExtensionsRunner(execution_context, extensions)
+
+
+class TunedMaskErrors(LedgerMaskErrors):
+    """``LedgerMaskErrors`` whose result check is one attribute read (see the module)."""
+
+    def _process_result(self, result: object) -> None:
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        return [
+            self.anonymise_error(error) if self.should_mask_error(error) else self.coded(error)
+            for error in errors
+        ]

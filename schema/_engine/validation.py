@@ -1,13 +1,17 @@
-"""Validation results cached by document object, not by document value.
+"""graphql-core validation: results cached by document object, and the overlap budget.
 
 strawberry's ``ValidationCache`` keys an LRU cache with the parsed document,
-so every hit hashes the whole AST: graphql-core's nodes are frozen
-dataclasses hashed field by field, recursively, ~20 us for a deposit
-mutation. ``ParserCache`` already hands out one document object per query
+so every hit hashes the whole AST (graphql-core's nodes are frozen
+dataclasses hashed field by field, recursively); it also replaces errors an
+earlier extension set. ``ParserCache`` already hands out one document object per query
 text (and parse options), so the object itself is as good a key; a document
 parsed again (after the parser cache dropped it) is simply validated again.
 The result is the same list strawberry's cache returns: ``validate_document``
-for the schema, the document and the operation's validation rules.
+for the schema, the document and the operation's validation rules. Without
+this cache (``GRAPHQL_ENGINE=plain``) strawberry validates every document itself.
+
+``set_overlap_budget`` bounds the work of graphql-core's "overlapping fields
+can be merged" rule, which has no public setting for it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache, partial
 
 from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema
+from graphql.validation.rules import overlapping_fields_can_be_merged
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
@@ -37,9 +42,14 @@ class _Same:
         return isinstance(other, _Same) and other.document is self.document
 
 
+def validate(schema: GraphQLSchema, document: DocumentNode, rules: Rules) -> list[GraphQLError]:
+    """strawberry's validation: graphql-core's ``validate`` with ``rules`` plus strawberry's own."""
+    return validate_document(schema, document, rules)
+
+
 def _validate(same: _Same, schema: GraphQLSchema, rules: Rules) -> list[GraphQLError]:
     # A missing document is passed on as strawberry's cache would (validate refuses it).
-    return validate_document(schema, same.document, rules)  # type: ignore[arg-type]
+    return validate(schema, same.document, rules)  # type: ignore[arg-type]
 
 
 class DocumentValidationCache(SchemaExtension):
@@ -64,3 +74,8 @@ class DocumentValidationCache(SchemaExtension):
 def validation_cache(maxsize: int) -> Callable[[], SchemaExtension]:
     """A factory of ``DocumentValidationCache`` extensions sharing one LRU cache."""
     return partial(DocumentValidationCache, lru_cache(maxsize=maxsize)(_validate))
+
+
+def set_overlap_budget(budget: int) -> None:
+    """Bound graphql-core's overlapping-fields rule to ``budget`` comparisons (process-wide)."""
+    overlapping_fields_can_be_merged.MAX_COMPLEXITY_BUDGET = budget

@@ -2,11 +2,14 @@
 
 strawberry turns a GraphQL input value into its input class by working out,
 for every field of every value, the field's GraphQL name (camel-casing the
-Python name) and its type (resolving the annotation) again. For the
-mutations' small inputs of scalars that was about a tenth of the CPU
-instructions of a whole deposit request. ``@flat_input`` installs strawberry's
-``from_input`` hook (``StrawberryObjectDefinition.from_input``), which does
-the same with both worked out once per schema.
+Python name) and its type (resolving the annotation) again. ``@flat_input``
+installs strawberry's ``from_input`` hook (``StrawberryObjectDefinition.from_input``),
+which does the same with both worked out once per schema.
+
+The hook is installed on the input class when it is defined, so it is on with
+either engine; it builds the same values strawberry's own conversion does
+(``tests/schema/test_inputs.py``). It needs ``InputContext`` and the type
+definitions from non-public strawberry modules.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from collections.abc import Mapping
 from dataclasses import MISSING
 from typing import Any, TypeVar
 
+import strawberry
 from strawberry.relay import GlobalID
 from strawberry.scalars import is_scalar
-from strawberry.types.arguments import InputContext
+from strawberry.types.arguments import InputContext, convert_argument
 from strawberry.types.base import (
     StrawberryMaybe,
     StrawberryObjectDefinition,
@@ -28,6 +32,7 @@ from strawberry.types.base import (
 from strawberry.types.field import StrawberryField
 
 InputClass = TypeVar("InputClass", bound=type)
+Converted = TypeVar("Converted")
 Plan = tuple[tuple[str, str, StrawberryType | type | None], ...]
 
 
@@ -99,3 +104,27 @@ def flat_input(cls: InputClass) -> InputClass:
         raise TypeError(f"{cls.__name__}: @flat_input does not take Maybe fields")
     definition.from_input = FlatInput(definition)
     return cls
+
+
+def both_conversions(
+    schema: strawberry.Schema, cls: type[Converted], value: Mapping[str, Any]
+) -> tuple[Converted, Converted]:
+    """``value`` converted to ``cls`` through its hook, then by strawberry's own conversion.
+
+    The check that ``FlatInput`` and strawberry agree (run by the tests, and
+    worth running against a new strawberry version).
+    """
+    registry = schema.schema_converter.scalar_registry
+    definition = get_object_definition(cls, strict=True)
+    hook = definition.from_input
+    if hook is None:
+        raise TypeError(f"{cls.__name__} is not a @flat_input type")
+    flat = convert_argument(dict(value), cls, registry, schema.config)
+    definition.from_input = None
+    try:
+        plain = convert_argument(dict(value), cls, registry, schema.config)
+    finally:
+        definition.from_input = hook
+    if not isinstance(flat, cls) or not isinstance(plain, cls):
+        raise TypeError(f"{value!r} did not convert to {cls.__name__}")
+    return flat, plain

@@ -1,8 +1,9 @@
-"""LeanSchema runs every stage's hooks where strawberry.Schema does, with the same results.
+"""The tuned schema runs every stage's hooks where the plain one does, with the same results.
 
-Queries (async and sync), subscriptions, extension results, errors masked by ``LeanMaskErrors``,
-an async hook under ``execute_sync``; and the contract the runner keeps for
-an exception that a hook swallows.
+``TunedSchema`` with ``TunedMaskErrors`` against ``LedgerSchema`` with
+``LedgerMaskErrors``: queries (async and sync), subscriptions, extension
+results, masked errors and their codes, an async hook under ``execute_sync``;
+and the contract the runner keeps for an exception that a hook swallows.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 
-from schema.masking import LeanMaskErrors
-from schema.streaming import LeanExtensionsRunner, LeanSchema
+from schema._engine.extensions import TunedExtensionsRunner, TunedMaskErrors, TunedSchema
+from schema.masking import LedgerMaskErrors, LedgerSchema
 
 LOG: list[str] = []
 
@@ -78,12 +79,23 @@ class AsyncOperation(SchemaExtension):
         LOG.append("/async operation")
 
 
-def schema(cls: type[strawberry.Schema], *extensions: type[SchemaExtension]) -> strawberry.Schema:
-    return cls(query=Query, subscription=Subscription, extensions=[*extensions, LeanMaskErrors])
+ENGINES = ((LedgerSchema, LedgerMaskErrors), (TunedSchema, TunedMaskErrors))
+
+
+def schema(
+    engine: tuple[type[strawberry.Schema], type[LedgerMaskErrors]],
+    *extensions: type[SchemaExtension],
+) -> strawberry.Schema:
+    cls, masking = engine
+    return cls(
+        query=Query,
+        subscription=Subscription,
+        extensions=[*extensions, lambda: masking(should_mask_error=lambda _: True)],
+    )
 
 
 def seen(result: ExecutionResult) -> tuple[Any, ...]:
-    errors = [e.message for e in result.errors or ()]
+    errors = [(e.message, (e.extensions or {}).get("code")) for e in result.errors or ()]
     return result.data, errors, result.extensions, list(LOG)
 
 
@@ -93,9 +105,9 @@ QUERIES = ["{ hello }", "{ broken }", "{ nope }", "{ hello", "subscription { cou
 @pytest.mark.parametrize("query", QUERIES)
 async def test_execute_runs_the_hooks_as_strawberry_does(query: str) -> None:
     outcomes = []
-    for cls in (strawberry.Schema, LeanSchema):
+    for engine in ENGINES:
         LOG.clear()
-        outcomes.append(seen(await schema(cls, Lifecycle, AsyncOperation).execute(query)))
+        outcomes.append(seen(await schema(engine, Lifecycle, AsyncOperation).execute(query)))
     assert outcomes[1] == outcomes[0]
     if query == "{ hello }":
         assert [
@@ -103,7 +115,7 @@ async def test_execute_runs_the_hooks_as_strawberry_does(query: str) -> None:
             *("execute", "resolve", "/execute", "/async operation", "/operation"),
         ] == LOG
     if query == "{ broken }":
-        assert outcomes[1][1] == ["Unexpected error."]
+        assert outcomes[1][1] == [("Unexpected error.", "INTERNAL_SERVER_ERROR")]
 
 
 @pytest.mark.parametrize("query", QUERIES)
@@ -112,10 +124,10 @@ def test_execute_sync_runs_the_hooks_as_strawberry_does(
     query: str, extensions: tuple[type[SchemaExtension], ...]
 ) -> None:
     outcomes = []
-    for cls in (strawberry.Schema, LeanSchema):
+    for engine in ENGINES:
         LOG.clear()
         try:
-            outcomes.append(seen(schema(cls, *extensions).execute_sync(query)))
+            outcomes.append(seen(schema(engine, *extensions).execute_sync(query)))
         except Exception as exc:  # e.g. the async hook: "failed to complete synchronously"
             outcomes.append((type(exc), str(exc), list(LOG)))
     assert outcomes[1] == outcomes[0]
@@ -125,14 +137,14 @@ def test_execute_sync_runs_the_hooks_as_strawberry_does(
 async def test_subscriptions_run_the_hooks_and_mask_as_strawberry_does(fail: bool) -> None:
     query = "subscription ($fail: Boolean!) { count(fail: $fail) }"
     outcomes = []
-    for cls in (strawberry.Schema, LeanSchema):
+    for engine in ENGINES:
         LOG.clear()
-        stream = await schema(cls, Lifecycle).subscribe(query, variable_values={"fail": fail})
+        stream = await schema(engine, Lifecycle).subscribe(query, variable_values={"fail": fail})
         assert not isinstance(stream, ExecutionResult)
         outcomes.append([seen(result) async for result in stream])
     assert outcomes[1] == outcomes[0]
     if fail:
-        assert outcomes[1][-1][1] == ["Unexpected error."]
+        assert outcomes[1][-1][1] == [("Unexpected error.", "INTERNAL_SERVER_ERROR")]
 
 
 class Outer(SchemaExtension):
@@ -155,7 +167,7 @@ class Swallowing(SchemaExtension):
 
 async def test_a_swallowed_exception_skips_the_outer_hooks_but_leaves_the_block() -> None:
     LOG.clear()
-    runner = LeanExtensionsRunner(None, [Outer(), Swallowing()])  # type: ignore[arg-type]
+    runner = TunedExtensionsRunner(None, [Outer(), Swallowing()])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="boom"):
         async with runner.operation():
             raise ValueError("boom")

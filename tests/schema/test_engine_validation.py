@@ -7,17 +7,22 @@ from typing import Any
 
 import pytest
 import strawberry
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse
-from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    NoSchemaIntrospectionCustomRule,
+    parse,
+    specified_rules,
+)
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
-from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext
-from strawberry.types.graphql import OperationType
 
-from schema import caching
+from schema._engine import validation
+from schema._engine.extensions import TunedSchema
 from schema.app import build_schema
 from schema.export import BANK
-from schema.streaming import LeanSchema
 
 QUERIES = ["{ hello }", "{ hello nope }", "{ hello(x: 1) }", "query Q { hello } query Q { hello }"]
 
@@ -34,9 +39,10 @@ def validations(monkeypatch: pytest.MonkeyPatch) -> list[DocumentNode]:
 
     def counting(schema: GraphQLSchema, document: DocumentNode, rules: Any) -> list[GraphQLError]:
         seen.append(document)
-        return validate_document(schema, document, rules)
+        return strawberrys(schema, document, rules)
 
-    monkeypatch.setattr("schema.caching.validate_document", counting)
+    strawberrys = validation.validate
+    monkeypatch.setattr(validation, "validate", counting)
     return seen
 
 
@@ -47,7 +53,7 @@ def messages(errors: list[GraphQLError] | None) -> list[str]:
 async def test_results_are_strawberrys_and_a_repeated_query_is_validated_once(
     validations: list[DocumentNode],
 ) -> None:
-    ours = LeanSchema(query=Query, extensions=[ParserCache, caching.validation_cache(16)])
+    ours = TunedSchema(query=Query, extensions=[ParserCache, validation.validation_cache(16)])
     theirs = strawberry.Schema(query=Query, extensions=[ParserCache, ValidationCache])
     for _ in range(3):
         for query in QUERIES:
@@ -67,7 +73,7 @@ def validate(extension: SchemaExtension, document: DocumentNode, rules: Any) -> 
     extension.execution_context = ExecutionContext(
         query=None,
         schema=SCHEMA,
-        allowed_operations={OperationType.QUERY},
+        allowed_operations=(),
         graphql_document=document,
         validation_rules=rules,
     )
@@ -80,7 +86,7 @@ def validate(extension: SchemaExtension, document: DocumentNode, rules: Any) -> 
 def test_the_rules_and_the_document_object_are_part_of_the_key(
     validations: list[DocumentNode],
 ) -> None:
-    factory = caching.validation_cache(16)
+    factory = validation.validation_cache(16)
     document = parse("{ __schema { queryType { name } } }")
     plain: tuple[type[ASTValidationRule], ...] = tuple(specified_rules)
     closed = (*plain, NoSchemaIntrospectionCustomRule)
