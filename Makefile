@@ -24,7 +24,8 @@ DEV_STAMP := $(VENV)/.synced-dev
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-slow test-all-pythons lint types unit bench lock lock-upgrade lock-check clean
+.PHONY: run test test-slow test-all-pythons lint types unit test-plain-engine bench lock lock-upgrade
+.PHONY: lock-check clean
 .PHONY: graphiql-assets
 
 $(UV_STAMP):
@@ -69,7 +70,13 @@ unit: $(DEV_STAMP)
 	@$(BIN)/python -c 'import platform; print("pytest on Python", platform.python_version())'
 	$(BIN)/pytest -q $(PYTEST_ARGS) || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest ran no tests"; exit $$rc; }
 
-test: lint types unit
+# The schema, live, end-to-end and security suites again on strawberry's own public behaviour
+# (GRAPHQL_ENGINE=plain: schema/_engine's tuned parts off), with the same assertions.
+PLAIN_ENGINE_SUITES := tests/schema tests/live tests/e2e tests/security
+test-plain-engine: $(DEV_STAMP)
+	GRAPHQL_ENGINE=plain $(BIN)/pytest -q $(PYTEST_ARGS) $(PLAIN_ENGINE_SUITES)
+
+test: lint types unit test-plain-engine
 
 test-slow: $(DEV_STAMP)
 	$(BIN)/pytest -q -m slow $(PYTEST_ARGS) || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest ran no tests"; exit $$rc; }
