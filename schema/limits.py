@@ -313,9 +313,10 @@ class RequestLimits(SchemaExtension):
     """Every limit of one operation, in one extension (one hook per stage).
 
     - Parsing gets the token limit (strawberry's ``MaxTokensLimiter`` option).
-    - ``on_validate`` runs before the validation cache (``schema._engine.validation``):
-      depth, aliases, then cost; a failed check sets ``pre_execution_errors``
-      and the validation that would follow is skipped.
+    - ``on_validate`` runs before the validation cache
+      (``schema.app.CheckedValidationCache``): depth, aliases, then cost; a
+      failed check sets ``pre_execution_errors`` and the validation that would
+      follow is skipped.
     - ``on_execute`` bounds a query or mutation in time (see below).
     - ``get_results`` puts ``{"cost": {"requested", "limit"}}`` in the
       response's ``extensions`` (0 requested when the document did not parse;

@@ -18,8 +18,7 @@ mean ...?" hints are removed from messages, since they reveal the schema
 piece by piece.
 
 ``LedgerMaskErrors`` is strawberry's ``MaskErrors`` plus the codes, through its
-public hooks only; ``schema._engine.extensions.TunedMaskErrors`` does the same
-with less work per result.
+public hooks only.
 """
 
 from __future__ import annotations

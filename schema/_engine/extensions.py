@@ -11,11 +11,6 @@ behaviour of ``LedgerSchema`` and drops that work:
   has one is a ``MaskErrors`` (masking only touches results with errors);
 - ``get_extensions_results`` asks only the extensions that override
   ``get_results`` (the base one returns ``{}``).
-
-``TunedMaskErrors`` masks and codes exactly as ``LedgerMaskErrors`` does, but
-looks at a result's ``errors`` attribute directly instead of strawberry's
-runtime-checkable ``Protocol`` check (an ``isinstance`` that inspects the
-class's attributes each time).
 """
 
 from __future__ import annotations
@@ -24,14 +19,13 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any, NamedTuple
 
-from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.extensions.context import StreamResultContextManager
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.types import ExecutionContext, StreamExecutionResult
 from strawberry.utils.await_maybe import await_maybe
 
-from schema.masking import LedgerMaskErrors, LedgerSchema
+from schema.masking import LedgerSchema
 
 
 class _NoStreamHooks(StreamResultContextManager):
@@ -115,18 +109,3 @@ class TunedSchema(LedgerSchema):
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
     ) -> SchemaExtensionsRunner:
         return TunedExtensionsRunner(execution_context, extensions)
-
-
-class TunedMaskErrors(LedgerMaskErrors):
-    """``LedgerMaskErrors`` whose result check is one attribute read (see the module)."""
-
-    def _process_result(self, result: object) -> None:
-        errors = getattr(result, "errors", None)
-        if errors:
-            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
-
-    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        return [
-            self.anonymise_error(error) if self.should_mask_error(error) else self.coded(error)
-            for error in errors
-        ]

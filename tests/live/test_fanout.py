@@ -9,7 +9,7 @@ from typing import Any
 
 import strawberry
 
-from schema._engine.extensions import TunedMaskErrors, TunedSchema
+from schema._engine.extensions import TunedSchema
 from schema._engine.fanout import (
     SHARED,
     EncodedData,
@@ -18,6 +18,7 @@ from schema._engine.fanout import (
     encode_message,
     shared,
 )
+from schema.masking import LedgerMaskErrors
 
 CALLS = {"label": 0}
 
@@ -71,7 +72,7 @@ def build() -> TunedSchema:
     return TunedSchema(
         query=Query,
         subscription=Subscription,
-        extensions=[lambda: TunedMaskErrors(should_mask_error=lambda _: True)],
+        extensions=[lambda: LedgerMaskErrors(should_mask_error=lambda _: True)],
         execution_context_class=SharingExecutor,
     )
 

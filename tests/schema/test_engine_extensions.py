@@ -1,8 +1,8 @@
 """The tuned schema runs every stage's hooks where the plain one does, with the same results.
 
-``TunedSchema`` with ``TunedMaskErrors`` against ``LedgerSchema`` with
-``LedgerMaskErrors``: queries (async and sync), subscriptions, extension
-results, masked errors and their codes, an async hook under ``execute_sync``;
+``TunedSchema`` against ``LedgerSchema``, both with ``LedgerMaskErrors``:
+queries (async and sync), subscriptions, extension results, masked errors and
+their codes, an async hook under ``execute_sync``;
 and the contract the runner keeps for an exception that a hook swallows.
 """
 
@@ -16,7 +16,7 @@ import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 
-from schema._engine.extensions import TunedExtensionsRunner, TunedMaskErrors, TunedSchema
+from schema._engine.extensions import TunedExtensionsRunner, TunedSchema
 from schema.masking import LedgerMaskErrors, LedgerSchema
 
 LOG: list[str] = []
@@ -79,18 +79,16 @@ class AsyncOperation(SchemaExtension):
         LOG.append("/async operation")
 
 
-ENGINES = ((LedgerSchema, LedgerMaskErrors), (TunedSchema, TunedMaskErrors))
+ENGINES = (LedgerSchema, TunedSchema)
 
 
 def schema(
-    engine: tuple[type[strawberry.Schema], type[LedgerMaskErrors]],
-    *extensions: type[SchemaExtension],
+    engine: type[strawberry.Schema], *extensions: type[SchemaExtension]
 ) -> strawberry.Schema:
-    cls, masking = engine
-    return cls(
+    return engine(
         query=Query,
         subscription=Subscription,
-        extensions=[*extensions, lambda: masking(should_mask_error=lambda _: True)],
+        extensions=[*extensions, lambda: LedgerMaskErrors(should_mask_error=lambda _: True)],
     )
 
 
