@@ -11,7 +11,7 @@ JSON-encode the result. Here:
   subscription event whose payload is shared once per *sharing key*
   (document text, operation name, variables, user) and replays that result to every
   other subscriber with the same key. A result with errors is never shared:
-  each subscriber then executes, masks and logs for itself as before;
+  each subscriber then executes, masks and logs for itself;
 - the data of a shared result is an ``EncodedData`` dict that JSON-encodes
   itself once; ``encode_message`` builds a protocol message around it
   (``next`` of graphql-transport-ws, ``data`` of graphql-ws) without
@@ -24,7 +24,9 @@ resolver, at subscribe time, before it receives any payload.
 
 Both caches are small LRUs keyed by identity that keep their keys alive (an
 id is never reused while its object is cached). A miss only costs sharing:
-the payload is then executed for that subscriber alone.
+the payload is then executed for that subscriber alone. With the plain engine
+(``GRAPHQL_ENGINE=plain``) the schema runs strawberry's own executor: payloads
+are still converted once, but every subscriber executes and encodes its own.
 """
 
 from __future__ import annotations
@@ -35,8 +37,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
-from graphql import ExecutionResult
-from graphql.execution import Executor
+from graphql import ExecutionResult, Executor
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 T = TypeVar("T")
