@@ -1,6 +1,6 @@
 """Deposits over HTTP with each GraphQL engine: server CPU time per deposit.
 
-``server:create_app`` (``STORE=memory``, dev auth) runs under uvicorn once
+``runtime.bootstrap:create_app`` (``STORE=memory``, dev auth) runs under uvicorn once
 per engine (``GRAPHQL_ENGINE=tuned|plain``, ``schema/_engine``); the engines
 are loaded alternately, ``--runs`` times each, by the same generator as
 ``bench.http_mutation``. Each run reads the server process's CPU time
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 async def one_run(engine: str, args: argparse.Namespace, wrk: str | None) -> Run:
     extra = dict(item.split("=", 1) for item in args.env)
     env = {**SERVER_ENV, **extra, "GRAPHQL_ENGINE": engine}
-    with uvicorn_server("server:create_app", env=env, factory=True) as server:
+    with uvicorn_server("runtime.bootstrap:create_app", env=env, factory=True) as server:
         ids = await open_accounts(server.url, args.accounts)
         await check_deposit(server.url, ids[0])
         script = lua_script(DEPOSIT, VARIABLES, ids)

@@ -558,7 +558,7 @@ def limits_from(settings: Settings) -> Limits:
         request_timeout_seconds=settings.request_timeout_seconds,
         introspection=settings.introspection_enabled,
         graphiql=settings.graphiql_enabled,
-        engine=settings.graphql_engine,
+        graphql_engine=settings.graphql_engine,
     )
 
 

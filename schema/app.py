@@ -14,7 +14,7 @@ Error masking: GraphQL errors caused by unexpected exceptions are replaced by
 Validation errors, ``ClientError`` (bad cursor, forbidden...) and scalar
 parse errors are the client's to see and are passed through.
 
-``limits.engine`` (``GRAPHQL_ENGINE``) picks the engine: ``tuned`` adds the
+``limits.graphql_engine`` (``GRAPHQL_ENGINE``) picks the engine: ``tuned`` adds the
 parts of ``schema._engine`` that replace strawberry's own behaviour (the
 extension runner that skips stream hooks which cannot change a result, and
 subscription fan-out); ``plain`` runs strawberry's public behaviour. The WebSocket
@@ -156,7 +156,7 @@ def build_schema(
     """
     limits = limits or Limits()
     set_overlap_budget(OVERLAP_BUDGET)
-    tuned = limits.engine == "tuned"
+    tuned = limits.graphql_engine == "tuned"
     own: list[ExtensionFactory] = [
         partial(
             LedgerMaskErrors,

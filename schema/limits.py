@@ -85,7 +85,7 @@ class Limits:
 
     ``max_body_bytes`` is enforced in front of this app by the runtime's ASGI
     middleware (413); it is kept here so the whole set travels together.
-    ``engine`` picks the GraphQL engine (``schema._engine``): ``tuned`` or
+    ``graphql_engine`` picks the GraphQL engine (``schema._engine``): ``tuned`` or
     ``plain`` (strawberry's own behaviour); it travels with the limits because
     every schema and view is built from them.
     """
@@ -104,7 +104,7 @@ class Limits:
     max_query_cost: int = 10_000
     max_response_bytes: int = 1_000_000
     request_timeout_seconds: float = 8.0
-    engine: Engine = field(default_factory=engine_from_environment)
+    graphql_engine: Engine = field(default_factory=engine_from_environment)
 
 
 class PageSizeError(ValueError):
