@@ -70,9 +70,10 @@ unit: $(DEV_STAMP)
 	@$(BIN)/python -c 'import platform; print("pytest on Python", platform.python_version())'
 	$(BIN)/pytest -q $(PYTEST_ARGS) || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest ran no tests"; exit $$rc; }
 
-# The schema, live, end-to-end and security suites again on strawberry's own public behaviour
-# (GRAPHQL_ENGINE=plain: schema/_engine's tuned parts off), with the same assertions.
-PLAIN_ENGINE_SUITES := tests/schema tests/live tests/e2e tests/security
+# The schema, live, end-to-end and security suites and the savings feature through the real server
+# again on strawberry's own public behaviour (GRAPHQL_ENGINE=plain: schema/_engine's tuned parts
+# off), with the same assertions. Servers the tests start inherit GRAPHQL_ENGINE.
+PLAIN_ENGINE_SUITES := tests/schema tests/live tests/e2e tests/security tests/runtime/test_savings_feature.py
 test-plain-engine: $(DEV_STAMP)
 	GRAPHQL_ENGINE=plain $(BIN)/pytest -q $(PYTEST_ARGS) $(PLAIN_ENGINE_SUITES)
 

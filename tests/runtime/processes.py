@@ -19,7 +19,8 @@ from runtime.embedded import free_port
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 40.0
 STOP_TIMEOUT = 30.0
-_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+# GRAPHQL_ENGINE: a server started by a plain-engine run (make test-plain-engine) runs that engine.
+_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "GRAPHQL_ENGINE")
 
 
 def clean_env(**values: str) -> dict[str, str]:

@@ -3,7 +3,9 @@
 ``TunedSchema`` against ``LedgerSchema``, both with ``LedgerMaskErrors``:
 queries (async and sync), subscriptions, extension results, masked errors and
 their codes, an async hook under ``execute_sync``;
-and the contract the runner keeps for an exception that a hook swallows.
+and the contract the runner keeps for an exception that a hook swallows;
+and that the schema composed from features (the bank's and the savings
+example's) is built on the engine ``Limits.graphql_engine`` names.
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 
+from runtime.features import load_features
+from runtime.settings import Settings
 from schema._engine.extensions import TunedExtensionsRunner, TunedSchema
+from schema._engine.fanout import SharingExecutor
+from schema.app import build_schema
+from schema.limits import Engine, Limits
 from schema.masking import LedgerMaskErrors, LedgerSchema
 
 LOG: list[str] = []
@@ -170,3 +177,15 @@ async def test_a_swallowed_exception_skips_the_outer_hooks_but_leaves_the_block(
         async with runner.operation():
             raise ValueError("boom")
     assert LOG == ["swallowed", "outer left normally"]
+
+
+@pytest.mark.parametrize("engine", ["tuned", "plain"])
+def test_the_schema_of_the_features_runs_on_the_engine_the_limits_name(engine: Engine) -> None:
+    paths = f"{Settings.model_fields['features'].default},docs.examples.savings.schema"
+    schema = build_schema(load_features(paths).features, Limits(graphql_engine=engine))
+    tuned = engine == "tuned"
+    assert type(schema) is (TunedSchema if tuned else LedgerSchema)
+    assert (schema.execution_context_class is SharingExecutor) is tuned
+    query = schema._schema.query_type
+    assert query is not None
+    assert {"account", "transfer", "ledger", "goal"} <= set(query.fields)
