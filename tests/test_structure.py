@@ -14,8 +14,6 @@ import tokenize
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("domain", "store", "application", "projections", "schema", "runtime", "bench")
 ENTRY_POINTS = ("server.py",)
@@ -139,9 +137,6 @@ def a_cycle(graph: dict[str, set[str]], component: list[str]) -> list[str]:
     raise AssertionError(f"no cycle in {component}")
 
 
-UNTIL_ALL_LAND = "none left on main; drop this marker once every restructuring branch landed"
-
-
 def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
     """The imports between top-level packages (``server`` is one of its own)."""
     packages: dict[str, set[str]] = {}
@@ -156,7 +151,6 @@ def cycles_in(graph: dict[str, set[str]]) -> list[str]:
     return [" -> ".join(a_cycle(graph, c)) for c in strongly_connected(graph)]
 
 
-@pytest.mark.xfail(strict=False, reason=f"import cycles: {UNTIL_ALL_LAND}")
 def test_no_import_cycles() -> None:
     graph = import_graph()
     cycles = cycles_in(graph) + cycles_in(package_graph(graph))
@@ -203,7 +197,6 @@ def remarks(path: Path) -> Iterator[tuple[int, str]]:
                 yield node.body[0].lineno, doc
 
 
-@pytest.mark.xfail(strict=False, reason=f"re-export shims: {UNTIL_ALL_LAND}")
 def test_no_module_re_exports_names_that_moved() -> None:
     found = [
         f"{path.relative_to(ROOT)}:{line}: {match.group(0)!r}"
