@@ -32,6 +32,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from schema._engine.extensions import core_schema
+
 log = logging.getLogger(__name__)
 # The *_created series double the output and tell an operator nothing here.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -208,7 +210,7 @@ def operation_label(context: Any, known: frozenset[str]) -> str:
         if operation is None or not operation.selection_set.selections:
             return OTHER_OPERATION
         first = operation.selection_set.selections[0]
-        root = context.schema._schema.get_root_type(operation.operation)
+        root = core_schema(context.schema).get_root_type(operation.operation)
     except Exception:  # a document that never validated can be anything
         return OTHER_OPERATION
     if isinstance(first, FieldNode) and root is not None and first.name.value in root.fields:

@@ -45,6 +45,7 @@ from graphql import (
 from pymongo.errors import ConnectionFailure, PyMongoError
 from strawberry.extensions import SchemaExtension
 
+from schema._engine.extensions import core_schema
 from schema.cost import CEILING, CostPlan, Pages, fragments_in_order
 from schema.errors import UNAVAILABLE
 
@@ -356,7 +357,7 @@ class RequestLimits(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if document is not None:
-            problems, plan = self.checks.of(document, context.schema._schema)
+            problems, plan = self.checks.of(document, core_schema(context.schema))
             self.cost = plan.cost(context.operation_name, context.variables)
             if not problems and self.cost > self.limits.max_query_cost:
                 problems = [cost_error(self.cost, self.limits.max_query_cost)]

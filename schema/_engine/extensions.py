@@ -19,6 +19,8 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any, NamedTuple
 
+import strawberry
+from graphql import GraphQLSchema
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.extensions.context import StreamResultContextManager
 from strawberry.extensions.runner import SchemaExtensionsRunner
@@ -109,3 +111,8 @@ class TunedSchema(LedgerSchema):
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
     ) -> SchemaExtensionsRunner:
         return TunedExtensionsRunner(execution_context, extensions)
+
+
+def core_schema(schema: strawberry.Schema) -> GraphQLSchema:
+    """The graphql-core schema strawberry built (its private ``_schema``; no public accessor)."""
+    return schema._schema

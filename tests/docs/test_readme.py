@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from graphql import parse, validate
 
+from schema._engine.extensions import core_schema
 from schema.app import build_schema
 from schema.export import BANK
 
@@ -24,7 +25,7 @@ def test_the_readme_shows_example_operations() -> None:
 
 @pytest.mark.parametrize("block", graphql_blocks())
 def test_each_example_operation_validates(block: str) -> None:
-    schema = build_schema(BANK)._schema
+    schema = core_schema(build_schema(BANK))
     for operation in re.split(r"\n(?=mutation|query|subscription)", block.strip()):
         errors = validate(schema, parse(operation))
         assert not errors, f"{operation}\n{errors}"

@@ -20,7 +20,7 @@ from strawberry.types import ExecutionResult
 
 from runtime.features import load_features
 from runtime.settings import Settings
-from schema._engine.extensions import TunedExtensionsRunner, TunedSchema
+from schema._engine.extensions import TunedExtensionsRunner, TunedSchema, core_schema
 from schema._engine.fanout import SharingExecutor
 from schema.app import build_schema
 from schema.limits import Engine, Limits
@@ -186,6 +186,6 @@ def test_the_schema_of_the_features_runs_on_the_engine_the_limits_name(engine: E
     tuned = engine == "tuned"
     assert type(schema) is (TunedSchema if tuned else LedgerSchema)
     assert (schema.execution_context_class is SharingExecutor) is tuned
-    query = schema._schema.query_type
+    query = core_schema(schema).query_type
     assert query is not None
     assert {"account", "transfer", "ledger", "goal"} <= set(query.fields)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = ROOT / "schema" / "_engine"
+PRIVATE_ATTRIBUTES = frozenset({"_schema"})
+"""Private attributes of framework objects that only the engine may read."""
 FRAMEWORKS = ("strawberry", "graphql")
 PUBLIC = frozenset(
     {
@@ -88,6 +90,10 @@ def violations(path: Path) -> list[str]:
     for line, module in framework_imports(tree):
         if module.split(".")[0] in FRAMEWORKS and module not in PUBLIC:
             found.append(f"{path.relative_to(ROOT)}:{line}: {module}")
+    for node in ast.walk(tree):
+        # strawberry.Schema's private graphql-core schema: schema._engine.extensions.core_schema
+        if isinstance(node, ast.Attribute) and node.attr in PRIVATE_ATTRIBUTES:
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: .{node.attr}")
     return found
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from graphql import parse
 
+from schema._engine.extensions import core_schema
 from schema.app import build_schema
 from schema.auth import AuthSettings, User
 from schema.cost import Pages, query_cost
@@ -236,7 +237,7 @@ async def test_mixed_directions_and_oversize_pages_are_typed_client_errors(
     assert statement.errors[0].message.startswith("last: give first or last")
 
 
-COST_SCHEMA = build_schema(BANK)._schema
+COST_SCHEMA = core_schema(build_schema(BANK))
 PAGES = Pages(default=20, maximum=100)
 
 

@@ -16,6 +16,7 @@ from graphql import (
     get_named_type,
 )
 
+from schema._engine.extensions import core_schema
 from schema.app import build_schema
 from schema.export import BANK, SDL_PATH, sdl
 
@@ -101,7 +102,7 @@ def test_committed_sdl_equals_the_code() -> None:
 
 
 def _graphql_schema() -> GraphQLSchema:
-    built = build_schema(BANK)._schema
+    built = core_schema(build_schema(BANK))
     assert isinstance(built, GraphQLSchema)
     return built
 

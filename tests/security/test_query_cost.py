@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from graphql import GraphQLError, parse
 
+from schema._engine.extensions import core_schema
 from schema.app import build_schema
 from schema.cost import Pages, fragments_in_order, query_cost
 from schema.export import BANK
 from schema.limits import QUERY_TOO_COSTLY, Limits, document_problems
 from tests.wiring import make_wiring
 
-SCHEMA = build_schema(BANK)._schema
+SCHEMA = core_schema(build_schema(BANK))
 PAGES = Pages(default=20, maximum=100)
 
 HISTORY = (
