@@ -22,9 +22,10 @@ the batch), so handlers must be idempotent.
   reads nothing: it waits on the notifier and reads when it moved, waking
   otherwise only to renew its lease. Without such a watcher it polls the store
   every ``poll_interval`` for positions stamped by other processes.
-- Batches a handler ignores: a handler may offer ``accepts(event) -> bool``
-  (the projectors of one stream type, the process manager). A batch with no
-  accepted event is not handed over, and its checkpoint write is held back up
+- Batches a handler ignores: every handler says which events it handles
+  (``accepts(event) -> bool``; the projectors of one stream type and the process
+  manager name theirs, ``ReadModelProjector`` accepts every event). A batch with
+  no accepted event is not handed over, and its checkpoint write is held back up
   to ``SKIPPED_CHECKPOINT_DELAY`` (the next handled batch's write covers it):
   a deposit costs the transfer consumers no write at all.
 - Poison events: when a batch fails, its events are retried one by one with
@@ -103,6 +104,15 @@ class EventHandler(Protocol):
 
     async def prepare(self) -> None:
         """Called each time this instance becomes the active one (resolve targets, indexes)."""
+        ...
+
+    def accepts(self, event: RecordedEvent) -> bool:
+        """Whether ``handle_batch`` does anything for ``event``.
+
+        A batch in which no event is accepted is not handed over; its checkpoint
+        write is held back (see the module docstring). Return True for every
+        event to be handed every batch.
+        """
         ...
 
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
@@ -388,7 +398,6 @@ class Consumer:
         self._task: asyncio.Task[None] | None = None
         self._notifier = store.notifier
         self._log = shared_log(store)  # one read of the global order for the whole process
-        self._accepts = getattr(handler, "accepts", None)  # optional: see _skip
         self._unsaved_by: float | None = None  # when a held-back checkpoint is due
         self._read_since_takeover = False
 
@@ -532,8 +541,8 @@ class Consumer:
         return self._notifier is not None and self._notifier.head <= self.position
 
     async def _process(self, events: Sequence[RecordedEvent]) -> None:
-        accepts = self._accepts
-        if accepts is not None and not any(accepts(event) for event in events):
+        accepts = self.handler.accepts
+        if not any(accepts(event) for event in events):
             self._skip(_position_of(events[-1]))
             return
         try:

@@ -170,7 +170,8 @@ class ReadModelProjector:
     """Base of the projectors that write one read-model collection.
 
     A subclass sets ``name`` (the logical collection, also its consumer's
-    name) and ``indexes``, and implements ``handle_batch``; the base keeps the
+    name) and ``indexes``, implements ``handle_batch`` and may narrow
+    ``accepts`` (which events ``handle_batch`` acts on; here: all); the base keeps the
     target collection, the hub that change notes go to and the event registry.
     """
 
@@ -191,6 +192,10 @@ class ReadModelProjector:
 
     async def prepare(self) -> None:
         await self.target.prepare()
+
+    def accepts(self, event: RecordedEvent) -> bool:
+        """Every event: a subclass that handles fewer names them (see ``EventHandler``)."""
+        return True
 
 
 class StreamDocumentsProjector(ReadModelProjector):

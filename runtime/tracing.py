@@ -378,7 +378,13 @@ class TracedHandler:
     trace). When the batch holds one trace, its span is the current one while
     the handler runs, so what the handler sends (a process manager's commands)
     is in that trace too.
+
+    It is an ``EventHandler`` that hands every member of the protocol to
+    ``inner``; ``accepts`` included, so its consumer skips the batches ``inner``
+    ignores as it would without tracing.
     """
+
+    name: str
 
     def __init__(self, inner: EventHandler) -> None:
         self.inner = inner
@@ -386,6 +392,9 @@ class TracedHandler:
 
     async def prepare(self) -> None:
         await self.inner.prepare()
+
+    def accepts(self, event: RecordedEvent) -> bool:
+        return self.inner.accepts(event)
 
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
         tracer = _tracer
@@ -429,9 +438,6 @@ class TracedHandler:
             )
             for traceparent, count in counts.items()
         ]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def traced_handlers(handlers: Sequence[EventHandler]) -> list[EventHandler]:

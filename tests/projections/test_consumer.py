@@ -30,6 +30,9 @@ class Recorder:
     async def prepare(self) -> None:
         return None
 
+    def accepts(self, event: RecordedEvent) -> bool:
+        return True
+
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
         for event in events:
             assert event.position is not None

@@ -55,6 +55,9 @@ class Appender:
     async def prepare(self) -> None:
         return None
 
+    def accepts(self, event: RecordedEvent) -> bool:
+        return True
+
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
         if not self.seen:
             await append(self.store, 1, start=100)

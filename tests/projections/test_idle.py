@@ -66,6 +66,9 @@ class Recorder:
     async def prepare(self) -> None:
         return None
 
+    def accepts(self, event: RecordedEvent) -> bool:
+        return True
+
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
         self.positions += [e.position for e in events if e.position is not None]
 

@@ -50,6 +50,9 @@ class Watched:
     async def prepare(self) -> None:
         await self.inner.prepare()
 
+    def accepts(self, event: RecordedEvent) -> bool:
+        return True  # every batch reaches ``on_batch``
+
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
         if self.pass_events:
             await self.on_batch(events)  # type: ignore[operator]

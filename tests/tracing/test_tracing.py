@@ -28,10 +28,17 @@ from opentelemetry.trace import SpanKind, StatusCode
 from websockets.typing import Subprotocol
 
 from application.service import trace_id_of, valid_traceparent
+from projections.checkpoints import CheckpointStore
+from projections.consumer import Consumer, ConsumerSettings
+from projections.documents import InMemoryDocumentStore
 from runtime import tracing
 from runtime.bootstrap import create_app
 from runtime.embedded import free_port
 from runtime.settings import load_settings
+from store.memory import InMemoryEventStore, InMemoryLeases
+from store.protocol import NewEvent
+from tests.projections.test_shared_log import Recorder
+from tests.wiring import wait_for
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
@@ -347,3 +354,40 @@ async def test_request_spans_are_named_by_route_never_by_the_path_sent(
     long = _one(trace, "GET other")
     assert long.attributes is not None
     assert long.attributes["url.path"] == ("/nowhere/" + "x" * 500)[: tracing.MAX_PATH]
+
+
+async def test_a_traced_consumer_skips_the_batches_its_handler_ignores(
+    spans: InMemorySpanExporter,
+) -> None:
+    store = InMemoryEventStore()
+    recorder = Recorder("picky", accepted="Wanted")
+    (handler,) = tracing.traced_handlers([recorder])
+    assert isinstance(handler, tracing.TracedHandler)
+    checkpoints = CheckpointStore(InMemoryDocumentStore())
+    settings = ConsumerSettings(poll_interval=0.01, lease_ttl=60.0)
+    consumer = Consumer(handler, store, checkpoints, InMemoryLeases(), settings=settings)
+
+    async def append(kind: str) -> None:
+        version = await store.stream_version("s")
+        await store.append("s", "t", version, [NewEvent(kind + str(version), kind, {})])
+
+    def consumed() -> list[int]:
+        return [
+            int(str((s.attributes or {})["ledger.batch.first_position"]))
+            for s in spans.get_finished_spans()
+            if s.name == "consume picky"
+        ]
+
+    consumer.start()
+    try:
+        for _ in range(3):
+            await append("Ignored")
+        await wait_for(lambda: consumer.position == 3)
+        assert recorder.positions == []  # not handed over, so no span either
+        assert consumed() == []
+        assert (await checkpoints.load("picky")).position == 0  # the skipped write is held back
+        await append("Wanted")
+        await wait_for(lambda: recorder.positions == [4])
+        assert consumed() == [4]
+    finally:
+        await consumer.stop()

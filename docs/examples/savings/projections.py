@@ -42,12 +42,13 @@ FIELDS: dict[str, FieldsOf] = {
 
 
 class GoalsProjector(StreamDocumentsProjector):
-    """An ``EventHandler`` for the consumer runtime: ``name``, ``prepare``, ``handle_batch``.
+    """The ``EventHandler`` the consumer runtime drives for the ``goals`` read model.
 
-    ``StreamDocumentsProjector`` writes one document per ``goal`` stream, each
-    write guarded by the stream version (``version_writes``), and publishes a
-    change note on ``goal:<id>`` when given a hub. Built with the service's
-    event registry and, for a rebuild, ``physical=``.
+    ``StreamDocumentsProjector`` gives ``prepare``, ``accepts`` (the events of
+    ``goal`` streams named in ``FIELDS``) and ``handle_batch``: one document per
+    ``goal`` stream, each write guarded by the stream version
+    (``version_writes``), and a change note on ``goal:<id>`` when given a hub.
+    Built with the service's event registry and, for a rebuild, ``physical=``.
     """
 
     name = NAME
