@@ -345,8 +345,7 @@ def _retrieve(task: asyncio.Task[None]) -> None:
 
 def shared_log(store: EventStore) -> SharedLog:
     """The ``SharedLog`` of ``store`` (one per store object, made on first use)."""
-    # Kept on the store object itself (never through a proxy's __getattr__):
-    # it lives and dies with the store.
+    # Kept on the store object itself: it lives and dies with the store.
     attributes = vars(store)
     found = attributes.get(_ATTRIBUTE)
     if not isinstance(found, SharedLog):
