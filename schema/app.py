@@ -44,7 +44,7 @@ from projections.projector import ReadSide
 from schema._engine.extensions import TunedSchema
 from schema._engine.fanout import SharingExecutor, encode_message
 from schema._engine.http import HTTPView
-from schema._engine.validation import set_overlap_budget
+from schema._engine.overlap import set_overlap_budget
 from schema._engine.websockets import LegacyWSHandler, TransportWSHandler
 from schema.auth import ANONYMOUS, AuthError, authenticate_header, authenticate_params
 from schema.context import Catalog, Context, NodeReader
