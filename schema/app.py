@@ -16,8 +16,10 @@ parse errors are the client's to see and are passed through.
 
 ``limits.graphql_engine`` (``GRAPHQL_ENGINE``) picks the engine: ``tuned`` adds the
 parts of ``schema._engine`` that replace strawberry's own behaviour (the
-extension runner that skips stream hooks which cannot change a result, and
-subscription fan-out); ``plain`` runs strawberry's public behaviour. The WebSocket
+extension runner that skips stream hooks which cannot change a result, the
+masking without a ``Protocol`` check, the validation cache keyed by document
+object, subscription fan-out); ``plain`` runs strawberry's public behaviour
+(its ``MaskErrors`` and ``ValidationCache`` through their public hooks). The WebSocket
 handlers, the HTTP view's overrides and the overlap budget are on in both.
 """
 
@@ -41,10 +43,10 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from domain.aggregate import Domain
 from projections.projector import ReadSide
-from schema._engine.extensions import TunedSchema
+from schema._engine.extensions import TunedMaskErrors, TunedSchema
 from schema._engine.fanout import SharingExecutor, encode_message
 from schema._engine.http import HTTPView
-from schema._engine.overlap import set_overlap_budget
+from schema._engine.validating import set_overlap_budget, validation_cache
 from schema._engine.websockets import LegacyWSHandler, TransportWSHandler
 from schema.auth import ANONYMOUS, AuthError, authenticate_header, authenticate_params
 from schema.context import Catalog, Context, NodeReader
@@ -157,15 +159,12 @@ def build_schema(
     limits = limits or Limits()
     set_overlap_budget(OVERLAP_BUDGET)
     tuned = limits.graphql_engine == "tuned"
+    masking = TunedMaskErrors if tuned else LedgerMaskErrors
     own: list[ExtensionFactory] = [
-        partial(
-            LedgerMaskErrors,
-            should_mask_error=should_mask,
-            hide_suggestions=not limits.introspection,
-        ),
+        partial(masking, should_mask_error=should_mask, hide_suggestions=not limits.introspection),
         partial(SafeParserCache, maxsize=CACHE_SIZE),
         *limit_extensions(limits),
-        partial(CheckedValidationCache, CACHE_SIZE),
+        validation_cache(CACHE_SIZE) if tuned else partial(CheckedValidationCache, CACHE_SIZE),
     ]
     return (TunedSchema if tuned else LedgerSchema)(
         query=_root("Query", [f.query for f in features], CoreQuery),

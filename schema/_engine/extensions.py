@@ -11,6 +11,11 @@ behaviour of ``LedgerSchema`` and drops that work:
   has one is a ``MaskErrors`` (masking only touches results with errors);
 - ``get_extensions_results`` asks only the extensions that override
   ``get_results`` (the base one returns ``{}``).
+
+``TunedMaskErrors`` masks exactly as ``LedgerMaskErrors`` does, but looks at a
+result's ``errors`` attribute directly instead of strawberry's
+runtime-checkable ``Protocol`` check (an ``isinstance`` that inspects the
+class's attributes on every operation).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.types import ExecutionContext, StreamExecutionResult
 from strawberry.utils.await_maybe import await_maybe
 
-from schema.masking import LedgerSchema
+from schema.masking import LedgerMaskErrors, LedgerSchema
 
 
 class _NoStreamHooks(StreamResultContextManager):
@@ -116,3 +121,12 @@ class TunedSchema(LedgerSchema):
 def core_schema(schema: strawberry.Schema) -> GraphQLSchema:
     """The graphql-core schema strawberry built (its private ``_schema``; no public accessor)."""
     return schema._schema
+
+
+class TunedMaskErrors(LedgerMaskErrors):
+    """``LedgerMaskErrors`` whose result check is one attribute read (see the module)."""
+
+    def _process_result(self, result: object) -> None:
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
