@@ -10,7 +10,11 @@ behaviour of ``LedgerSchema`` and drops that work:
 - a result without errors skips the stream hooks when every extension that
   has one is a ``MaskErrors`` (masking only touches results with errors);
 - ``get_extensions_results`` asks only the extensions that override
-  ``get_results`` (the base one returns ``{}``).
+  ``get_results`` (the base one returns ``{}``);
+- the operation, parsing, validation and execution stages run their hooks
+  through ``schema._engine.hooks`` (looked up once per tuple of extension
+  classes) instead of a ``contextlib`` wrapper and an ``ExitStack`` per hook
+  and request.
 
 ``TunedMaskErrors`` masks exactly as ``LedgerMaskErrors`` does, but looks at a
 result's ``errors`` attribute directly instead of strawberry's
@@ -27,11 +31,18 @@ from typing import Any, NamedTuple
 import strawberry
 from graphql import GraphQLSchema
 from strawberry.extensions import MaskErrors, SchemaExtension
-from strawberry.extensions.context import StreamResultContextManager
+from strawberry.extensions.context import (
+    ExecutingContextManager,
+    OperationContextManager,
+    ParsingContextManager,
+    StreamResultContextManager,
+    ValidationContextManager,
+)
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.types import ExecutionContext, StreamExecutionResult
 from strawberry.utils.await_maybe import await_maybe
 
+from schema._engine.hooks import HookPlan
 from schema.masking import LedgerMaskErrors, LedgerSchema
 
 
@@ -74,6 +85,7 @@ def _overrides(cls: type[SchemaExtension], name: str) -> bool:
 class _Plan(NamedTuple):
     """What the runner needs to know about a tuple of extension classes."""
 
+    hooks: HookPlan
     masking_only: bool  # every class with a stream hook is a MaskErrors
     reporting: tuple[int, ...]  # positions of the classes overriding get_results
 
@@ -82,6 +94,7 @@ class _Plan(NamedTuple):
 def _plan(classes: tuple[type[SchemaExtension], ...]) -> _Plan:
     stream_hooks = [cls for cls in classes if _overrides(cls, "on_stream_result")]
     return _Plan(
+        HookPlan(classes),
         masking_only=all(issubclass(cls, MaskErrors) for cls in stream_hooks),
         reporting=tuple(i for i, cls in enumerate(classes) if _overrides(cls, "get_results")),
     )
@@ -95,6 +108,18 @@ class TunedExtensionsRunner(SchemaExtensionsRunner):
     ) -> None:
         super().__init__(execution_context, extensions)
         self.plan = _plan(tuple(map(type, self.extensions)))
+
+    def operation(self) -> OperationContextManager:
+        return self.plan.hooks.stage("on_operation", self.extensions) or super().operation()
+
+    def parsing(self) -> ParsingContextManager:
+        return self.plan.hooks.stage("on_parse", self.extensions) or super().parsing()
+
+    def validation(self) -> ValidationContextManager:
+        return self.plan.hooks.stage("on_validate", self.extensions) or super().validation()
+
+    def executing(self) -> ExecutingContextManager:
+        return self.plan.hooks.stage("on_execute", self.extensions) or super().executing()
 
     def on_stream_result(self, result: StreamExecutionResult) -> StreamResultContextManager:
         if self.plan.masking_only and not getattr(result, "errors", None):
