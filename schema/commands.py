@@ -125,10 +125,9 @@ async def current_position(
     """The global position of a stream's event ``version``, once the sequencer stamped it.
 
     Stores that sequence after commit (MongoDB) return unstamped events from
-    ``append``; by the time a client reads the payload the in-process
-    sequencer has usually stamped them, so look once more (one indexed read).
+    ``append``; the store then waits a bounded time for this process's
+    sequencer to stamp the commit (no read), or reads it once.
     """
     if known is not None:
         return known
-    events = await ctx.events.read_stream(stream_id, version, version)
-    return events[0].position if events else None
+    return await ctx.events.position_of(stream_id, version)

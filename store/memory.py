@@ -202,6 +202,10 @@ class InMemoryEventStore:
     async def head_position(self) -> int:
         return len(self._log)
 
+    async def position_of(self, stream_id: str, version: int) -> int | None:
+        positions = self._stream_positions.get(stream_id, [])
+        return positions[version - 1] if 1 <= version <= len(positions) else None
+
     async def sequence(self) -> int:
         return 0
 

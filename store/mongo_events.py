@@ -9,7 +9,9 @@ sequencer (``store.stamping``, which also uses the ``positions`` collection);
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -49,6 +51,9 @@ from store.records import NO_METADATA, Clock, check_append, epoch_ms, to_stored_
 from store.stamping import Stamper, read_head
 
 _KNOWN_ENDS_LIMIT = 100_000
+# Commit ends this process's sequencer stamped, kept for ``position_of``: enough
+# for every request in flight to find its own commit after the pass.
+_STAMPED_ENDS_LIMIT = 4096
 # Commits per reply when reading a stream: with the server's default first
 # batch of 101, a long replay would take one getMore round trip per 101 commits.
 _STREAM_BATCH = 1000
@@ -75,13 +80,16 @@ class MongoEventStore:
         positions: str | None = None,
         clock: Clock = utc_now,
         observer: StoreObserver = UNOBSERVED,
+        position_wait: float = 0.5,
     ) -> None:
         self._observer = observer
+        # The longest ``position_of`` waits for this process's sequencer.
+        self.position_wait = position_wait
         self.collection: Collection = database[collection]
         # Claimed positions (store.stamping); one per events collection.
         self.positions: Collection = database[positions or f"{collection}_positions"]
         self.notifier = HeadNotifier()
-        self._stamper = Stamper(self.collection, self.positions)
+        self._stamper = Stamper(self.collection, self.positions, on_claimed=self._learn_stamped)
         self._clock = clock
         self._listeners: list[Callable[[], None]] = []
         self._stamp_listeners: list[Callable[[Sequence[RecordedEvent]], None]] = []
@@ -92,6 +100,12 @@ class MongoEventStore:
         # nx-27017 evaluates an $or in Python over the whole collection, ignoring the
         # position bound: there, read_all pages in position order and filters types here.
         self._types_filtered_here = False
+        # Positions of the commits this process's sequencer stamped lately, by
+        # (stream id, last version), and the requests waiting for one of them.
+        self._stamped_ends: OrderedDict[tuple[str, int], int] = OrderedDict()
+        self._appended_here: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._position_waiters: dict[tuple[str, int], list[asyncio.Future[int]]] = {}
+        self._last_pass = -float("inf")  # monotonic time of this process's last pass
 
     async def ensure_indexes(self) -> None:
         """Create the collection's indexes; safe to call at every start."""
@@ -157,6 +171,10 @@ class MongoEventStore:
                 raise
             raise await self._collision(stream_id, expected_version, metadata) from error
         self._learn(doc)
+        appended = self._appended_here
+        appended[(stream_id, last_version(doc))] = None
+        if len(appended) > _STAMPED_ENDS_LIMIT:
+            appended.popitem(last=False)
         for listener in self._listeners:
             listener()
         return append_result(doc)
@@ -246,8 +264,56 @@ class MongoEventStore:
         self.notifier.advance(head)
         return head
 
+    async def position_of(self, stream_id: str, version: int) -> int | None:
+        key = (stream_id, version)
+        known = self._stamped_ends.get(key)
+        if known is not None:
+            return known
+        if key in self._appended_here and self._sequencing_here():
+            waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            self._position_waiters.setdefault(key, []).append(waiter)
+            try:
+                async with asyncio.timeout(self.position_wait):
+                    return await waiter
+            except TimeoutError:
+                pass  # no pass here stamped it in time: ask the store
+            finally:  # answered, timed out or cancelled: never leave the waiter behind
+                waiters = self._position_waiters.get(key, [])
+                if waiter in waiters:
+                    waiters.remove(waiter)
+                    if not waiters:
+                        del self._position_waiters[key]
+        events = await self.read_stream(stream_id, version, version)
+        return events[0].position if events else None
+
+    def _sequencing_here(self) -> bool:
+        """Whether this process's sequencer passes run: one stamps our appends soon.
+
+        A sequencer holding the lease passes at once after a local append and at
+        least once per idle interval (at most the notifier's watch bound).
+        """
+        bound = self.notifier.watch_bound or 1.0
+        return time.monotonic() - self._last_pass <= 2 * bound
+
+    def _learn_stamped(self, stamped: Sequence[Document]) -> None:
+        """Remember the claimed commit ends and answer the requests waiting for them."""
+        ends = self._stamped_ends
+        for doc in stamped:
+            key = (doc["stream_id"], last_version(doc))
+            position = last_position(doc)
+            if position is None:
+                continue
+            ends[key] = position
+            self._appended_here.pop(key, None)
+            for waiter in self._position_waiters.pop(key, ()):
+                if not waiter.done():
+                    waiter.set_result(position)
+        while len(ends) > _STAMPED_ENDS_LIMIT:
+            ends.popitem(last=False)
+
     async def sequence(self) -> int:
         started = time.time_ns()
+        self._last_pass = time.monotonic()
         stamped, head = await self._stamper.stamp()
         if self._stamp_listeners and self._stamper.stamped:
             events = [e for doc in self._stamper.stamped for e in recorded_events(doc)]

@@ -154,6 +154,15 @@ class EventStore(Protocol):
         """The highest stamped global position; 0 when none."""
         ...
 
+    async def position_of(self, stream_id: str, version: int) -> int | None:
+        """The global position of the stream's event ``version``; None while unstamped.
+
+        For the last event of a commit this process just appended, a backend
+        whose sequencer runs here waits a bounded time for that sequencer's
+        pass to stamp it instead of reading the store; otherwise it reads once.
+        """
+        ...
+
     async def sequence(self) -> int:
         """Stamp global positions on commits appended so far, where not yet done.
 

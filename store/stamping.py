@@ -30,6 +30,7 @@ unsharded, keeping the unique position guarantee (docs/architecture.md, section 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import BulkWriteError
@@ -97,8 +98,12 @@ class Stamper:
         *,
         batch: int = DEFAULT_BATCH,
         trust_seconds: float = 3.0,
+        on_claimed: Callable[[list[Document]], None] | None = None,
     ) -> None:
         self.events = events
+        # Called with the commits a pass claimed, each with its first position, as soon
+        # as the claims are in: a claimed position is final, the copy only shows it.
+        self.on_claimed = on_claimed
         self.positions = positions
         self.batch = batch
         self.trust_seconds = trust_seconds
@@ -141,13 +146,16 @@ class Stamper:
         made = await _insert_claims(self.positions, claims)
         self.drained = len(backlog) < self.batch and made == len(backlog)
         if made:
-            await _copy(self.events, claims[:made])
-            head = claims[made - 1]["position"] + claims[made - 1]["count"] - 1
-            self._learn(ordered[:made])
-            self.stamped = [
+            stamped = [
                 {**doc, "position": int(claim["position"])}
                 for doc, claim in zip(ordered[:made], claims[:made], strict=True)
             ]
+            if self.on_claimed is not None:
+                self.on_claimed(stamped)
+            await _copy(self.events, claims[:made])
+            head = claims[made - 1]["position"] + claims[made - 1]["count"] - 1
+            self._learn(ordered[:made])
+            self.stamped = stamped
         if made < len(claims):  # refused: another pass claimed first; read the heads again
             self._head = None
         else:

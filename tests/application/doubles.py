@@ -70,6 +70,9 @@ class ForwardingEventStore:
     async def head_position(self) -> int:
         return await self.inner.head_position()
 
+    async def position_of(self, stream_id: str, version: int) -> int | None:
+        return await self.inner.position_of(stream_id, version)
+
     async def sequence(self) -> int:
         return await self.inner.sequence()
 

@@ -79,6 +79,19 @@ async def test_mutations_and_queries_over_http(server: Server) -> None:
         assert account == {"balance": "10.00", "version": 3, "status": "OPEN"}
 
 
+async def test_a_command_payload_carries_its_global_position(server: Server) -> None:
+    """On the embedded database positions are stamped after the commit: the payload waits
+    for this server's sequencer rather than answering null."""
+    async with http_session(server) as session:
+        account_id = await open_account(session)
+        positions = []
+        for _ in range(5):
+            deposited = (await run(session, DEPOSIT, id=account_id, amount="1"))["deposit"]
+            positions.append(deposited["position"])
+    assert all(isinstance(p, int) for p in positions), positions
+    assert positions == sorted(set(positions))
+
+
 async def take(stream: AsyncIterator[dict[str, Any]], count: int) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     async for item in stream:

@@ -273,6 +273,20 @@ async def test_positions_show_in_stream_reads_once_sequenced(backend: Backend) -
     assert await backend.store.sequence() == 0
 
 
+async def test_position_of_an_event_once_it_is_sequenced(backend: Backend) -> None:
+    store = backend.store
+    await store.append("a", "thing", 0, [ev(1), ev(2)])
+    await store.append("b", "thing", 0, [ev(3)])
+    if store.needs_sequencer:  # no sequencer pass here yet: one read finds it unstamped
+        assert await store.position_of("a", 2) is None
+        await store.sequence()
+    assert await store.position_of("a", 2) == 2
+    assert await store.position_of("a", 1) == 1
+    assert await store.position_of("b", 1) == 3
+    assert await store.position_of("a", 3) is None
+    assert await store.position_of("nobody", 1) is None
+
+
 async def test_head_position_starts_at_zero(backend: Backend) -> None:
     assert await backend.store.head_position() == 0
     assert await backend.store.read_all() == []

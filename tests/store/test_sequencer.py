@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from store.memory import InMemoryEventStore, InMemoryLeases
 from store.mongo_events import MongoEventStore
@@ -142,6 +142,81 @@ async def test_append_wakes_the_sequencer_without_polling(
         watcher.stop()
         await asyncio.wait_for(asyncio.gather(*tasks), 10)
     assert await leases.holder("sequencer") is None
+
+
+class EventReads(monitoring.CommandListener):
+    """The stream reads (``find`` by version) a client sends to ``events``."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        query = event.command.get("filter", {})
+        if event.command_name == "find" and event.command.get("find") == "events":
+            self.count += "version" in query
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_position_of_a_commit_appended_here_comes_from_the_sequencer_pass(
+    mongo_url: str,
+) -> None:
+    reads = EventReads()
+    client: Client = AsyncMongoClient(mongo_url, event_listeners=[reads])
+    try:
+        store = MongoEventStore(client[f"t_{uuid.uuid4().hex[:12]}"])
+        await store.ensure_indexes()
+        # A 60 s poll: only the wake-up on the append can explain a stamp in time.
+        sequencer = Sequencer(store, MongoLeases(store.collection.database), poll_interval=60.0)
+        task = asyncio.create_task(sequencer.run())
+        try:
+            await store.append("warm", "t", 0, [NewEvent("w", "T", {})])
+            assert await store.notifier.wait_beyond(0, 10.0) == 1
+            positions = []
+            for n in range(1, 6):
+                result = await store.append("s", "t", n - 1, [NewEvent(f"e{n}", "T", {})])
+                positions.append(await store.position_of("s", result.version))
+        finally:
+            sequencer.stop()
+            await asyncio.wait_for(task, 10)
+        assert positions == [2, 3, 4, 5, 6]  # stamped, never null
+        assert reads.count == 0  # and not one stream read to find them
+    finally:
+        await client.close()
+
+
+async def test_position_of_gives_up_waiting_after_its_bound_and_reads_once(
+    two_processes: tuple[MongoEventStore, MongoEventStore],
+) -> None:
+    a, _ = two_processes
+    a.position_wait = 0.2
+    await a.sequence()  # a pass here: a's appends are expected to be stamped here
+    result = await a.append("s", "t", 0, [NewEvent("e1", "T", {})])
+    # No further pass comes: after the bound, one read finds the commit unstamped.
+    assert await asyncio.wait_for(a.position_of("s", result.version), 10) is None
+    waiting = asyncio.create_task(a.position_of("s", result.version))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert await a.sequence() == 1
+    assert await a.position_of("s", result.version) == 1
+
+
+async def test_position_of_with_the_sequencer_in_another_process_reads_at_once(
+    two_processes: tuple[MongoEventStore, MongoEventStore],
+) -> None:
+    a, b = two_processes
+    b.position_wait = 60.0  # waiting here would outlast the test's bound
+    await a.sequence()
+    result = await b.append("s", "t", 0, [NewEvent("e1", "T", {})])
+    assert await asyncio.wait_for(b.position_of("s", result.version), 10) is None
+    assert await a.sequence() == 1
+    assert await b.position_of("s", result.version) == 1
 
 
 async def test_a_stream_is_never_stamped_out_of_version_order(
