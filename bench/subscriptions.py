@@ -9,7 +9,8 @@ schedule. Delivery latency of a message = its receipt by a subscriber minus
 the moment the deposit that produced its version was sent (so it includes
 the mutation itself, the projector, the feed tail and the WebSocket push).
 Subscribers are latest-only: skipped intermediate versions are counted, not
-timed. Absolute figures (target p99 < 500 ms), plus messages/s sustained.
+timed. Absolute figures (target p99 < 500 ms; < 1 s from 10,000 subscribers on),
+plus messages/s sustained.
 """
 
 from __future__ import annotations
@@ -300,6 +301,11 @@ STORES = {
 }
 
 
+def target_p99_ms(subscribers: int) -> float:
+    """The p99 delivery target: 500 ms, and 1 s for the 10,000-subscriber run."""
+    return 1000.0 if subscribers >= 10_000 else 500.0
+
+
 def report(
     args: argparse.Namespace,
     store: str,
@@ -321,12 +327,13 @@ def report(
     )
     section.add()
     rows = []
+    target = target_p99_ms(args.subscribers)
     for number, metrics in enumerate(results, 1):
         p99 = metrics["p99"]
         rows.append([
             str(number),
             f"{metrics['p50']:.0f}",
-            f"{p99:.0f} ({'MET' if p99 < 500 else 'MISSED'})",
+            f"{p99:.0f} ({'MET' if p99 < target else 'MISSED'})",
             f"{metrics['max']:.0f}",
             f"{metrics['mutation p50']:.0f} / {metrics['mutation p99']:.0f}",
             f"{metrics['deposits/s']:.1f}",
@@ -337,9 +344,9 @@ def report(
             f"{metrics['server cpu']:.0%} / {metrics['client cpu']:.0%}",
         ])  # fmt: skip
     header = (
-        "run", "p50 ms", "p99 ms (target < 500)", "max ms", "deposit round trip p50 / p99 ms",
-        "deposits/s", "messages/s delivered", "versions seen", "all reached last version",
-        "deposits refused", "CPU server / client",
+        "run", "p50 ms", f"p99 ms (target < {target:g})", "max ms",
+        "deposit round trip p50 / p99 ms", "deposits/s", "messages/s delivered",
+        "versions seen", "all reached last version", "deposits refused", "CPU server / client",
     )  # fmt: skip
     section.lines += table(header, rows)
     section.add()

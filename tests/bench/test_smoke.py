@@ -12,6 +12,7 @@ import pytest
 
 from bench import run_all
 from bench.report import Section, write_section
+from bench.subscriptions import target_p99_ms
 
 
 @pytest.mark.parametrize("name", run_all.BENCHMARKS)
@@ -34,3 +35,8 @@ def test_rewriting_a_section_keeps_the_others(tmp_path: Path) -> None:
     assert "first" not in text
     assert text.count("<!-- bench:a -->") == 1
     assert "other" in text
+
+
+def test_the_subscription_target_is_one_second_from_ten_thousand_subscribers() -> None:
+    targets = [target_p99_ms(n) for n in (1, 1000, 9999, 10_000, 20_000)]
+    assert targets == [500, 500, 500, 1000, 1000]
