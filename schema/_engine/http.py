@@ -40,8 +40,10 @@ class HTTPView(GraphQL[Context, None]):
     """strawberry's ASGI view: subscriptions over HTTP refused, persisted GETs not the IDE."""
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
-        return "extensions" not in request.query_params and super().should_render_graphql_ide(
-            request
+        # strawberry's check (a GET asking for HTML) first: it spares every POST the
+        # parsing of the query string.
+        return super().should_render_graphql_ide(request) and (
+            "extensions" not in request.query_params
         )
 
     async def execute_single(
