@@ -188,13 +188,39 @@ class Hub:
             callback(topic, watched)
 
 
+_NOTHING: Any = object()  # an empty latest-only slot
+
+
 class Subscription:
     """One subscriber's queue; an async iterator of messages.
 
     Iteration ends (``StopAsyncIteration``) after ``close()`` or ``Hub.close()``,
     or raises ``SubscriberOverflow`` once a strict queue overflowed and drained.
     ``close()`` is idempotent and detaches the subscriber from the hub at once.
+    It has one reader: a second ``__anext__`` while one waits raises ``RuntimeError``.
+
+    A server holds one per subscriber, most of them idle, so an idle one keeps
+    no container and no synchronisation object: a latest-only subscriber keeps
+    its pending message in one slot, a strict one creates its queue with its
+    first message, and a reader waits on a future that exists only while it
+    waits.
     """
+
+    __slots__ = (
+        "_closed",
+        "_hub",
+        "_last_position",
+        "_latest",
+        "_overflowed",
+        "_owner",
+        "_queue",
+        "_resume_position",
+        "_waiter",
+        "dropped",
+        "latest_only",
+        "maxsize",
+        "topic",
+    )
 
     def __init__(
         self,
@@ -211,8 +237,9 @@ class Subscription:
         self.latest_only = latest_only
         self.maxsize = 1 if latest_only else maxsize
         self._hub = hub
-        self._queue: deque[Any] = deque()
-        self._ready = asyncio.Event()
+        self._latest: Any = _NOTHING  # latest only: the pending message
+        self._queue: deque[Any] | None = None  # strict: pending messages, once there was one
+        self._waiter: asyncio.Future[None] | None = None  # while a reader waits
         self._closed = False
         self._overflowed = False
         self._resume_position = resume_position
@@ -230,32 +257,52 @@ class Subscription:
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        if self.latest_only:
+            return 0 if self._latest is _NOTHING else 1
+        return len(self._queue) if self._queue is not None else 0
 
     def _offer(self, message: Any) -> bool:
         """Queue ``message``; False when a strict queue just overflowed."""
         if self.latest_only:
-            if self._queue:
-                self._queue.clear()
+            if self._latest is not _NOTHING:
                 self.dropped += 1
                 self._hub.dropped += 1
-        elif len(self._queue) >= self.maxsize:
-            self._overflowed = True
-            self._ready.set()
-            return False
-        self._queue.append(message)
-        self._ready.set()
+            self._latest = message
+        else:
+            queue = self._queue
+            if queue is None:
+                queue = self._queue = deque()
+            elif len(queue) >= self.maxsize:
+                self._overflowed = True
+                self._wake()
+                return False
+            queue.append(message)
+        self._wake()
         return True
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _take(self) -> Any:
+        """The next pending message, or ``_NOTHING``."""
+        if self.latest_only:
+            message, self._latest = self._latest, _NOTHING
+            return message
+        queue = self._queue
+        return queue.popleft() if queue else _NOTHING
 
     def _end(self) -> None:
         self._closed = True
-        self._ready.set()
+        self._wake()
 
     def close(self) -> None:
         """Stop receiving, drop pending messages and detach from the hub."""
         if not self._closed:
             self._end()
-            self._queue.clear()
+            self._latest = _NOTHING
+            self._queue = None
             self._hub._detach(self)
         owner, self._owner = self._owner, None
         if owner is not None:
@@ -283,8 +330,8 @@ class Subscription:
 
     async def __anext__(self) -> Any:
         while True:
-            if self._queue:
-                message = self._queue.popleft()
+            message = self._take()
+            if message is not _NOTHING:
                 position = self._resume_position(message)
                 if position is not None:
                     self._last_position = position
@@ -294,8 +341,13 @@ class Subscription:
                 raise SubscriberOverflow(self.topic, self._last_position)
             if self._closed:
                 raise StopAsyncIteration
-            self._ready.clear()
-            await self._ready.wait()
+            if self._waiter is not None:
+                raise RuntimeError("another reader is already waiting on this subscription")
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
 
     async def __aenter__(self) -> Subscription:
         return self

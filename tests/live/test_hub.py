@@ -14,6 +14,11 @@ async def next_of(sub: Subscription) -> Any:
     return await asyncio.wait_for(anext(sub), 2)
 
 
+def waiting(sub: Subscription) -> bool:
+    """Whether a reader waits on ``sub`` (its future exists only then)."""
+    return sub._waiter is not None
+
+
 async def test_strict_subscriber_receives_every_message_in_order() -> None:
     hub = Hub()
     sub = hub.subscribe("events", latest_only=False, maxsize=10)
@@ -169,3 +174,97 @@ async def test_closing_a_bound_subscription_releases_its_task() -> None:
     await asyncio.gather(owner, return_exceptions=True)
     assert sub.closed
     assert hub.subscriber_count() == 0
+
+
+async def test_an_idle_subscription_holds_no_queue_and_no_waiter() -> None:
+    hub = Hub()
+    latest = hub.subscribe("account:a", latest_only=True)
+    strict = hub.subscribe("events", latest_only=False, maxsize=5)
+    for sub in (latest, strict):
+        assert not hasattr(sub, "__dict__")
+        assert sub._queue is None
+        assert sub._waiter is None
+    hub.publish("account:a", {"version": 1})
+    assert latest._queue is None  # latest only: one slot, never a queue
+    assert (await next_of(latest)) == {"version": 1}
+    assert latest.pending == 0
+    assert latest._waiter is None
+    latest.close()
+    strict.close()
+
+
+async def test_a_reader_waiting_through_several_publishes_gets_the_latest_then_waits() -> None:
+    hub = Hub()
+    sub = hub.subscribe("account:a", latest_only=True)
+    reader = asyncio.create_task(next_of(sub))
+    await asyncio.sleep(0.01)
+    assert waiting(sub)
+    for version in (1, 2, 3):  # the reader has not run yet: the newest replaces the others
+        hub.publish("account:a", {"version": version})
+    assert await reader == {"version": 3}
+    assert sub.dropped == 2
+    assert not waiting(sub)
+    second = asyncio.create_task(next_of(sub))
+    await asyncio.sleep(0.01)
+    assert not second.done()
+    hub.publish("account:a", {"version": 4})
+    assert await second == {"version": 4}
+    sub.close()
+
+
+async def test_a_strict_reader_waiting_wakes_in_order_and_then_on_overflow() -> None:
+    hub = Hub()
+    sub = hub.subscribe("events", latest_only=False, maxsize=2)
+    reader = asyncio.create_task(next_of(sub))
+    await asyncio.sleep(0.01)
+    for position in (1, 2, 3):  # the third overflows the queue of two
+        hub.publish("events", {"position": position})
+    assert (await reader)["position"] == 1
+    assert (await next_of(sub))["position"] == 2
+    with pytest.raises(SubscriberOverflow) as failure:
+        await next_of(sub)
+    assert failure.value.resume_after == 2
+    assert sub.closed
+    assert sub._queue is None
+
+
+async def test_a_cancelled_reader_loses_nothing() -> None:
+    hub = Hub()
+    sub = hub.subscribe("account:a", latest_only=True)
+    reader = asyncio.create_task(anext(sub))
+    await asyncio.sleep(0.01)
+    reader.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+    assert sub._waiter is None
+    hub.publish("account:a", {"version": 1})
+    assert (await next_of(sub)) == {"version": 1}
+    sub.close()
+
+
+async def test_a_second_reader_while_one_waits_is_refused() -> None:
+    hub = Hub()
+    sub = hub.subscribe("ledger", latest_only=True)
+    first = asyncio.create_task(anext(sub))
+    await asyncio.sleep(0.01)
+    with pytest.raises(RuntimeError, match="another reader"):
+        await anext(sub)
+    hub.publish("ledger", "hello")
+    assert await first == "hello"
+    sub.close()
+
+
+async def test_hub_close_delivers_what_was_pending_then_wakes_a_waiting_reader() -> None:
+    hub = Hub()
+    strict = hub.subscribe("events", latest_only=False, maxsize=5)
+    latest = hub.subscribe("account:a", latest_only=True)
+    hub.publish("events", {"position": 1})
+    hub.publish("account:a", {"version": 1})
+    hub.close()
+    assert (await next_of(strict))["position"] == 1
+    assert (await next_of(latest)) == {"version": 1}
+    assert (await anext(strict, "ended")) == "ended"
+    waiting = hub.subscribe("ledger", latest_only=True)
+    reader = asyncio.create_task(anext(waiting, "ended"))
+    await asyncio.sleep(0.01)
+    hub.close()
+    assert await reader == "ended"
