@@ -21,10 +21,17 @@ and stay on with either engine (UPGRADING.md):
   ``connection_error`` first; a ``subscribe``/``start`` after expiry gets the
   same answer instead of a new operation.
 
-The handlers read ``connection_acknowledged``, ``tasks`` and
-``subscriptions``, and wrap ``handle``, ``handle_message``,
-``handle_connection_init``, ``handle_subscribe``/``handle_start``,
-``shutdown``/``cleanup`` and ``handle_task_exception``.
+An idle connection keeps no timer task once initialised: the
+``graphql-transport-ws`` handler drops strawberry's cancelled init-timeout
+task (``connection_init_timeout_task``, which strawberry would keep until the
+connection ends) and the legacy handler cancels its own when
+``connection_init`` arrives.
+
+The handlers read ``connection_acknowledged``, ``connection_timed_out``,
+``tasks`` and ``subscriptions``, clear ``connection_init_timeout_task``, and
+wrap ``handle``, ``handle_message``, ``handle_connection_init``,
+``handle_subscribe``/``handle_start``, ``shutdown``/``cleanup`` and
+``handle_task_exception``.
 """
 
 from __future__ import annotations
@@ -107,6 +114,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         was_acknowledged = self.connection_acknowledged
         await super().handle_connection_init(message)
+        if not self.connection_timed_out:
+            # strawberry has cancelled the init timeout and would keep the task
+            # (and its CancelledError) until the connection ends; it has nothing
+            # left to do, so ``shutdown`` need not wait for it.
+            self.connection_init_timeout_task = None
         if self.connection_acknowledged and not was_acknowledged:
             self.session_timer.arm(self.context.auth, self.context.user, self.end_session)
 
@@ -135,22 +147,27 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     """
 
     _init_received = False
+    _init_timeout: asyncio.Task[None] | None = None
+    _init_timeout_fired = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.session_timer = SessionTimer()
 
     async def handle(self) -> None:
-        timeout = asyncio.create_task(self._close_without_init())
+        self._init_timeout = asyncio.create_task(self._close_without_init())
         try:
             await super().handle()
         finally:
-            timeout.cancel()
-            with suppress(asyncio.CancelledError):
-                await timeout
+            timeout, self._init_timeout = self._init_timeout, None
+            if timeout is not None:
+                timeout.cancel()
+                with suppress(asyncio.CancelledError):
+                    await timeout
 
     async def _close_without_init(self) -> None:
         await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
+        self._init_timeout_fired = True
         if not self._init_received:
             with suppress(*_CLIENT_GONE, RuntimeError):
                 await self.websocket.close(4408, "Connection initialisation timeout")
@@ -167,6 +184,11 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await self.websocket.close(4429, "Too many initialisation requests")
             return
         self._init_received = True
+        if self._init_timeout is not None and not self._init_timeout_fired:
+            # Still asleep: cancelled, it ends at the next turn of the loop and
+            # the connection keeps no task for the rest of its life.
+            self._init_timeout.cancel()
+            self._init_timeout = None
         await super().handle_connection_init(message)
         if self.connection_acknowledged:
             self.session_timer.arm(self.context.auth, self.context.user, self.end_session)
