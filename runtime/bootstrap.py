@@ -491,10 +491,16 @@ class LateApp:
     def __init__(self) -> None:
         self.app: ASGIApp | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # The app's own coroutine, not one awaiting it: no frame of this stays
+        # alive for as long as a WebSocket connection lasts.
         if self.app is not None:
-            await self.app(scope, receive, send)
-        elif scope["type"] == "websocket":
+            return self.app(scope, receive, send)
+        return self._starting(scope, send)
+
+    @staticmethod
+    async def _starting(scope: Scope, send: Send) -> None:
+        if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1013})
         else:
             body = b'{"errors":[{"message":"service is starting"}]}'

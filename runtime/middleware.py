@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.requests import ClientDisconnect
@@ -29,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from application.ids import random_hex
 from runtime import tracing
-from runtime.logging import bind, request_id_var
+from runtime.logging import request_id_var
 from runtime.metrics import Children, Metrics
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -103,13 +104,14 @@ class RuntimeMiddleware:
         self.max_body_bytes = max_body_bytes
         self._requests = Children(metrics.http_requests)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Hands back the coroutine to await instead of awaiting it here, so that
+        # no frame of this dispatch lives as long as a WebSocket connection.
         if scope["type"] == "http":
-            await self._http(scope, receive, send)
-        elif scope["type"] == "websocket":
-            await self._websocket(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+            return self._http(scope, receive, send)
+        if scope["type"] == "websocket":
+            return self._websocket(scope, receive, send)
+        return self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id, declared, traceparent = _scan_headers(scope)
@@ -154,35 +156,46 @@ class RuntimeMiddleware:
         return limited_receive
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        tracker = _SubscriptionTracker(self.metrics)
-
-        async def tracked_receive() -> Message:
-            message = await receive()
-            if message["type"] == "websocket.receive":
-                tracker.client_said(message.get("text"))
-            return message
-
-        async def tracked_send(message: Message) -> None:
-            if message["type"] == "websocket.accept":
-                tracker.connected()
-            elif message["type"] == "websocket.send":
-                tracker.server_said(message.get("text"))
-            await send(message)
-
-        with bind(request_id=request_id_from(scope)):
-            try:
-                await self.app(scope, tracked_receive, tracked_send)
-            finally:
-                tracker.closed()
+        # Kept for the whole connection: one small tracker whose bound methods
+        # wrap receive and send, and the context variable's token.
+        tracker = _SubscriptionTracker(self.metrics, receive, send)
+        token = request_id_var.set(request_id_from(scope))
+        try:
+            await self.app(scope, tracker.receive, tracker.send)
+        finally:
+            tracker.closed()
+            request_id_var.reset(token)
 
 
 class _SubscriptionTracker:
-    """Live subscription ids of one WebSocket connection, mirrored into the gauges."""
+    """One WebSocket connection's receive and send, watched for its live subscription ids.
 
-    def __init__(self, metrics: Metrics) -> None:
+    Mirrors the connection and its subscriptions into the gauges. ``active``
+    is a tuple: a connection has few subscriptions (strawberry bounds them) and
+    most have one, which a tuple holds in far less memory than a set.
+    """
+
+    __slots__ = ("_receive", "_send", "active", "is_connected", "metrics")
+
+    def __init__(self, metrics: Metrics, receive: Receive, send: Send) -> None:
         self.metrics = metrics
-        self.active: set[str] = set()
+        self._receive = receive
+        self._send = send
+        self.active: tuple[str, ...] = ()
         self.is_connected = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "websocket.receive":
+            self.client_said(message.get("text"))
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "websocket.accept":
+            self.connected()
+        elif message["type"] == "websocket.send":
+            self.server_said(message.get("text"))
+        await self._send(message)
 
     def connected(self) -> None:
         if not self.is_connected:
@@ -192,7 +205,7 @@ class _SubscriptionTracker:
     def client_said(self, text: str | None) -> None:
         kind, op_id = _message(text)
         if kind in _OPEN and op_id is not None and op_id not in self.active:
-            self.active.add(op_id)
+            self.active = (*self.active, op_id)
             self.metrics.subscriptions.inc()
         elif kind in _CLOSE:
             self._end(op_id)
@@ -208,13 +221,13 @@ class _SubscriptionTracker:
 
     def _end(self, op_id: str | None) -> None:
         if op_id is not None and op_id in self.active:
-            self.active.discard(op_id)
+            self.active = tuple(active for active in self.active if active != op_id)
             self.metrics.subscriptions.dec()
 
     def closed(self) -> None:
         if self.active:
             self.metrics.subscriptions.dec(len(self.active))
-            self.active.clear()
+            self.active = ()
         if self.is_connected:
             self.is_connected = False
             self.metrics.websocket_connections.dec()

@@ -127,3 +127,57 @@ def test_bind_restores_the_outer_values_even_when_the_block_fails() -> None:
             _fail_inside_bind()
         assert (command_id_var.get(), request_id_var.get()) == ("outer", None)
     assert command_id_var.get() is None
+
+
+def _gauges(metrics: Metrics) -> tuple[float | None, float | None]:
+    registry = metrics.registry
+    return (
+        registry.get_sample_value("ledger_websocket_connections"),
+        registry.get_sample_value("ledger_subscriptions"),
+    )
+
+
+async def test_a_websocket_is_counted_with_its_subscriptions_and_bound_to_its_request_id() -> None:
+    """Both protocols' open and close messages, from either side; the socket's end closes all."""
+    metrics = Metrics()
+    seen: list[object] = []
+    inbox: list[Message] = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": '{"type":"subscribe","id":"1","payload":{}}'},
+        {"type": "websocket.receive", "text": '{"type":"start","id":"2","payload":{}}'},
+        {"type": "websocket.receive", "text": '{"type":"subscribe","id":"2","payload":{}}'},
+        {"type": "websocket.receive", "text": '{"type":"subscribe","id":"3","payload":{}}'},
+        {"type": "websocket.receive", "text": "not json"},
+        {"type": "websocket.receive", "text": '{"type":"stop","id":"2"}'},
+        {"type": "websocket.receive", "text": '{"type":"subscribe","id":"4","payload":{}}'},
+    ]
+    outbox: list[Message] = []
+
+    async def receive() -> Message:
+        return inbox.pop(0)
+
+    async def send(message: Message) -> None:
+        outbox.append(message)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(request_id_var.get())
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        seen.append(_gauges(metrics))
+        while inbox:
+            await receive()
+        seen.append(_gauges(metrics))  # 1, 3 and 4 open
+        await send({"type": "websocket.send", "text": '{"id":"3","type":"complete"}'})
+        await send({"type": "websocket.send", "text": '{"id":"4","type":"next","payload":{}}'})
+        seen.append(_gauges(metrics))
+
+    scope: Scope = {
+        "type": "websocket",
+        "path": "/graphql",
+        "headers": [(b"x-request-id", b"ws-1")],
+    }
+    await RuntimeMiddleware(app, metrics, LIMIT)(scope, receive, send)
+    assert seen == ["ws-1", (1.0, 0.0), (1.0, 3.0), (1.0, 2.0)]
+    assert len(outbox) == 3
+    assert _gauges(metrics) == (0.0, 0.0)
+    assert request_id_var.get() is None
