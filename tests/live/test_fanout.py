@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import sys
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,3 +181,22 @@ def test_encode_message_leaves_other_messages_alone() -> None:
     assert encode_message(with_errors) is None
     assert encode_message({"type": "connection_ack"}) is None
     assert encode_message(["x"]) is None
+
+
+async def test_a_subscription_executor_keeps_a_compact_attribute_dict() -> None:
+    SHARED.clear()
+    schema = build()
+    context = Ctx(Caller("u"), [{"n": 5}])
+    stream = await schema.subscribe("subscription { items { number } }", context_value=context)
+    assert not isinstance(stream, strawberry.types.ExecutionResult)
+    first = await anext(stream)  # the subscription's executor is alive while the stream is
+    assert first.data == {"items": {"number": 5}}
+    gc.collect()
+    (executor,) = [
+        o
+        for o in gc.get_objects()
+        if type(o) is SharingExecutor and o.context_value is context and o.root_value is None
+    ]
+    attributes = executor.__dict__
+    assert sys.getsizeof(attributes) <= sys.getsizeof(dict(attributes))
+    assert [r.data async for r in stream] == []
