@@ -47,7 +47,7 @@ from schema._engine.extensions import TunedMaskErrors, TunedSchema
 from schema._engine.fanout import SharingExecutor, encode_message
 from schema._engine.http import HTTPView
 from schema._engine.validating import set_overlap_budget, validation_cache
-from schema._engine.websockets import LegacyWSHandler, TransportWSHandler
+from schema._engine.websockets import LegacyWSHandler, TransportWSHandler, WebSocketAdapter
 from schema.auth import ANONYMOUS, AuthError, authenticate_header, authenticate_params
 from schema.context import Catalog, Context, NodeReader
 from schema.edge import EdgeGraphQL, SafeParserCache
@@ -193,6 +193,9 @@ class LedgerGraphQL(
 
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
+    # strawberry's own assignment of this attribute needs the same ignore: the
+    # base class types it with generic Starlette WebSockets.
+    websocket_adapter_class = WebSocketAdapter  # type: ignore[assignment]
 
     def __init__(
         self, schema: strawberry.Schema, base: Context, allowed_origins: Sequence[str] = ()

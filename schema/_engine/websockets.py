@@ -25,26 +25,37 @@ An idle connection keeps no timer task once initialised: the
 ``graphql-transport-ws`` handler drops strawberry's cancelled init-timeout
 task (``connection_init_timeout_task``, which strawberry would keep until the
 connection ends) and the legacy handler cancels its own when
-``connection_init`` arrives.
+``connection_init`` arrives. Nor does it keep the last message it handled:
+``WebSocketAdapter.iter_json`` (the view's ``websocket_adapter_class``) and
+the ``graphql-transport-ws`` handler's ``handle`` are strawberry's loops
+without the local variables that would hold it while waiting for the next.
 
 The handlers read ``connection_acknowledged``, ``connection_timed_out``,
-``tasks`` and ``subscriptions``, clear ``connection_init_timeout_task``, and
-wrap ``handle``, ``handle_message``, ``handle_connection_init``,
-``handle_subscribe``/``handle_start``, ``shutdown``/``cleanup`` and
-``handle_task_exception``.
+``tasks`` and ``subscriptions``, clear ``connection_init_timeout_task``,
+re-implement the ``graphql-transport-ws`` ``handle`` (calling
+``on_request_accepted``), and wrap ``handle`` (legacy), ``handle_message``,
+``handle_connection_init``, ``handle_subscribe``/``handle_start``,
+``shutdown``/``cleanup`` and ``handle_task_exception``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncGenerator
 from contextlib import suppress
-from typing import Any
+from json import JSONDecodeError
+from typing import Any, cast
 
 from graphql import GraphQLError
-from starlette.websockets import WebSocketDisconnect
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 from starlette.websockets import WebSocketDisconnected as SendAfterClose
-from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.exceptions import (
+    NonJsonMessageReceived,
+    NonTextMessageReceived,
+    WebSocketDisconnected,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
@@ -90,12 +101,60 @@ def _retrieve_exception(task: asyncio.Task[None]) -> None:
         _log_task_failure(error)
 
 
+class WebSocketAdapter(ASGIWebSocketAdapter):
+    """strawberry's ASGI WebSocket adapter, whose message loop keeps no message while it waits.
+
+    strawberry's ``iter_json`` holds the text of the last message in a local
+    variable while it waits for the next one; on an idle connection that is
+    the ``subscribe`` message, for as long as the subscription lasts. This
+    one decodes and yields each message without naming it; what it raises is
+    unchanged.
+    """
+
+    async def iter_json(
+        self, *, ignore_parsing_errors: bool = False
+    ) -> AsyncGenerator[object, None]:
+        ws = self.ws
+        try:
+            while ws.application_state != WebSocketState.DISCONNECTED:
+                try:
+                    yield self.view.decode_json(await ws.receive_text())
+                except JSONDecodeError as error:
+                    if not ignore_parsing_errors:
+                        raise NonJsonMessageReceived from error
+        except KeyError as error:
+            raise NonTextMessageReceived from error
+        except WebSocketDisconnect:
+            pass
+
+
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """``graphql-transport-ws`` under the rules of the module."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.session_timer = SessionTimer()
+
+    async def handle(self) -> None:
+        """strawberry's ``handle``, except that the loop drops each message once handled.
+
+        Its loop variable would otherwise keep the last message (on an idle
+        connection, the ``subscribe`` with its query) until the next one.
+        """
+        self.on_request_accepted()
+        try:
+            try:
+                async for message in self.websocket.iter_json():
+                    await self.handle_message(cast(Message, message))
+                    del message
+            except NonTextMessageReceived:
+                await self.handle_invalid_message("WebSocket message type must be text")
+            except NonJsonMessageReceived:
+                await self.handle_invalid_message("WebSocket message must be valid JSON")
+        except WebSocketDisconnected:
+            pass
+        finally:
+            await self.shutdown()
 
     async def handle_message(self, message: Message) -> None:
         problem = message_problem(message, TRANSPORT_TYPES)
