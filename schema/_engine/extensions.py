@@ -19,16 +19,20 @@ behaviour of ``LedgerSchema`` and drops that work:
 ``TunedMaskErrors`` masks exactly as ``LedgerMaskErrors`` does, but looks at a
 result's ``errors`` attribute directly instead of strawberry's
 runtime-checkable ``Protocol`` check (an ``isinstance`` that inspects the
-class's attributes on every operation).
+class's attributes on every operation), and its operation hook is one
+generator where ``LedgerMaskErrors`` nests strawberry's in its own (a
+subscription keeps its operation hooks suspended for as long as it lasts).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 from types import TracebackType
 from typing import Any, NamedTuple
 
 import strawberry
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLSchema
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.extensions.context import (
@@ -39,7 +43,7 @@ from strawberry.extensions.context import (
     ValidationContextManager,
 )
 from strawberry.extensions.runner import SchemaExtensionsRunner
-from strawberry.types import ExecutionContext, StreamExecutionResult
+from strawberry.types import ExecutionContext, ExecutionResult, StreamExecutionResult
 from strawberry.utils.await_maybe import await_maybe
 
 from schema._engine.hooks import HookPlan
@@ -150,6 +154,19 @@ def core_schema(schema: strawberry.Schema) -> GraphQLSchema:
 
 class TunedMaskErrors(LedgerMaskErrors):
     """``LedgerMaskErrors`` whose result check is one attribute read (see the module)."""
+
+    def on_operation(self) -> Iterator[None]:
+        """``LedgerMaskErrors.on_operation`` (strawberry's, then the codes) as one generator."""
+        self._stream_result_processed = False
+        yield
+        result = self.execution_context.result
+        # strawberry's: a streamed operation's results were masked one by one.
+        if not self._stream_result_processed:
+            if isinstance(result, GraphQLExecutionResult | ExecutionResult):
+                self._process_result(result)
+            elif initial_result := getattr(result, "initial_result", None):
+                self._process_result(initial_result)
+        self.code_errors(result)
 
     def _process_result(self, result: object) -> None:
         errors = getattr(result, "errors", None)

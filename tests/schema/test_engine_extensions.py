@@ -1,8 +1,10 @@
 """The tuned schema runs every stage's hooks where the plain one does, with the same results.
 
-``TunedSchema`` against ``LedgerSchema``, both with ``LedgerMaskErrors``:
-queries (async and sync), subscriptions, extension results, masked errors and
-their codes, an async hook under ``execute_sync``;
+``TunedSchema`` with ``TunedMaskErrors`` against ``LedgerSchema`` with
+``LedgerMaskErrors`` (as ``schema.app`` pairs them): queries (async and
+sync), subscriptions, extension results, masked errors and their codes, an
+async hook under ``execute_sync``; that a subscription keeps one masking
+operation hook suspended, not two;
 and the contract the runner keeps for an exception that a hook swallows;
 and that the schema composed from features (the bank's and the savings
 example's) is built on the engine ``Limits.graphql_engine`` names.
@@ -10,6 +12,8 @@ example's) is built on the engine ``Limits.graphql_engine`` names.
 
 from __future__ import annotations
 
+import gc
+import types
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
@@ -20,7 +24,12 @@ from strawberry.types import ExecutionResult
 
 from runtime.features import load_features
 from runtime.settings import Settings
-from schema._engine.extensions import TunedExtensionsRunner, TunedSchema, core_schema
+from schema._engine.extensions import (
+    TunedExtensionsRunner,
+    TunedMaskErrors,
+    TunedSchema,
+    core_schema,
+)
 from schema._engine.fanout import SharingExecutor
 from schema.app import build_schema
 from schema.limits import Engine, Limits
@@ -92,10 +101,11 @@ ENGINES = (LedgerSchema, TunedSchema)
 def schema(
     engine: type[strawberry.Schema], *extensions: type[SchemaExtension]
 ) -> strawberry.Schema:
+    masking = TunedMaskErrors if engine is TunedSchema else LedgerMaskErrors
     return engine(
         query=Query,
         subscription=Subscription,
-        extensions=[*extensions, lambda: LedgerMaskErrors(should_mask_error=lambda _: True)],
+        extensions=[*extensions, lambda: masking(should_mask_error=lambda _: True)],
     )
 
 
@@ -150,6 +160,28 @@ async def test_subscriptions_run_the_hooks_and_mask_as_strawberry_does(fail: boo
     assert outcomes[1] == outcomes[0]
     if fail:
         assert outcomes[1][-1][1] == [("Unexpected error.", "INTERNAL_SERVER_ERROR")]
+
+
+def suspended_hooks(name: str) -> list[str]:
+    """The qualified names of the suspended generators of hooks called ``name``."""
+    gc.collect()
+    return sorted(
+        thing.gi_code.co_qualname
+        for thing in gc.get_objects()
+        # type(), not isinstance(): the heap may hold weak proxies to dead objects
+        if type(thing) is types.GeneratorType
+        and thing.gi_frame is not None
+        and thing.gi_code.co_name == name
+    )
+
+
+async def test_a_subscription_keeps_one_masking_operation_hook_suspended() -> None:
+    stream = await schema(TunedSchema).subscribe("subscription { count }")
+    assert not isinstance(stream, ExecutionResult)
+    assert (await anext(stream)).data == {"count": 1}
+    assert suspended_hooks("on_operation") == ["TunedMaskErrors.on_operation"]
+    assert [result.data async for result in stream] == [{"count": 2}]
+    assert suspended_hooks("on_operation") == []
 
 
 class Outer(SchemaExtension):
