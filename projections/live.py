@@ -2,7 +2,7 @@
 
 Public surface:
 
-- ``Live`` (``start``, ``stop``, ``events``, ``changes``, ``current``), the
+- ``Live`` (``start``, ``stop``, ``events``, ``changes``, ``documents``, ``current``), the
   facade the GraphQL subscriptions use, and ``create_live`` that wires it;
 - ``Feed``: the per-process tail of the global order and the ``events`` stream;
 - ``LiveReadModels``: read-model change streams for watched topics;
@@ -47,7 +47,9 @@ document in a subscriber's queue. For each event the feed sees,
    ``ReadModelChange`` (document + version + position) to ``live:<topic>``.
 
 Subscribers (``changes(topic)``) are latest-only: a slow one skips to the
-newest state.
+newest state. ``documents(topic, convert)`` is the same stream as a GraphQL
+subscription sends it: each present document converted, paced after each
+(``projections.hub.PACER``).
 """
 
 from __future__ import annotations
@@ -57,15 +59,16 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from projections.checkpoints import CheckpointStore, ProgressBoard
 from projections.consumer import shared_log
-from projections.hub import Hub, SubscriberOverflow, Subscription, position_of
+from projections.hub import PACER, Hub, SubscriberOverflow, Subscription, position_of
 from store.notifier import HeadNotifier
 from store.protocol import EventStore, RecordedEvent
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EVENTS_TOPIC = "events"
 LIVE_PREFIX = "live:"
@@ -477,26 +480,57 @@ class LiveReadModels:
         if not task.cancelled():
             task.exception()  # retrieved: every waiter may have gone away
 
-    async def changes(
+    def changes(
         self, topic: str, *, owner: asyncio.Future[Any] | None = None
     ) -> AsyncGenerator[ReadModelChange, None]:
         """The current document, then each newer one (latest-only when slow).
 
         ``owner``: the task reading this stream (see ``Subscription.bind``).
         """
+        return self._follow(topic, owner, None)
+
+    def documents(
+        self, topic: str, convert: Callable[[Any], T], *, owner: asyncio.Future[Any] | None = None
+    ) -> AsyncGenerator[T, None]:
+        """``convert(document)`` for ``changes(topic)`` whose document is present, paced.
+
+        After each one it yields, the stream pauses for ``PACER.pace`` (in
+        proportion to the topic's subscribers; see ``projections.hub``).
+        """
+        return self._follow(topic, owner, convert)
+
+    async def _follow(
+        self,
+        topic: str,
+        owner: asyncio.Future[Any] | None,
+        convert: Callable[[Any], Any] | None,
+    ) -> AsyncGenerator[Any, None]:
+        """``changes`` (``convert`` None) or ``documents``.
+
+        One generator for both: an idle subscriber keeps this one frame
+        suspended, not a generator of its own around another.
+        """
         newly_watched = not self._watched(topic)
-        subscription = self.hub.subscribe(live_topic(topic), latest_only=True, owner=owner)
+        hub_topic = live_topic(topic)
+        subscription = self.hub.subscribe(hub_topic, latest_only=True, owner=owner)
         seen = self._seen  # later feed events for the topic are noted by on_batch
         try:
             change = await self.current(topic)
             if newly_watched and change.position < seen:
                 self._follow_up(topic, seen)
-            last = change.position
-            yield change
-            async for message in subscription:
-                if isinstance(message, ReadModelChange) and message.position > last:
-                    last = message.position
-                    yield message
+            while True:
+                if convert is None:
+                    yield change
+                elif change.document is not None:
+                    yield convert(change.document)
+                    await PACER.pace(self.hub, hub_topic)
+                last = change.position
+                async for message in subscription:
+                    if isinstance(message, ReadModelChange) and message.position > last:
+                        change = message
+                        break
+                else:
+                    return  # the subscription ended
         finally:
             subscription.close()
 
@@ -601,7 +635,7 @@ class Live:
 
     ``runtime/bootstrap.py`` builds one, starts it in the lifespan and puts it in the
     GraphQL context (``context.live``); ``schema.subscriptions`` uses only
-    ``events`` and ``changes``.
+    ``events`` and ``documents``.
     """
 
     def __init__(self, hub: Hub, feed: Feed, read_models: LiveReadModels) -> None:
@@ -634,6 +668,11 @@ class Live:
         self, topic: str, *, owner: asyncio.Future[Any] | None = None
     ) -> AsyncGenerator[ReadModelChange, None]:
         return self.read_models.changes(topic, owner=owner)
+
+    def documents(
+        self, topic: str, convert: Callable[[Any], T], *, owner: asyncio.Future[Any] | None = None
+    ) -> AsyncGenerator[T, None]:
+        return self.read_models.documents(topic, convert, owner=owner)
 
     async def current(self, topic: str) -> ReadModelChange:
         return await self.read_models.current(topic)

@@ -25,14 +25,15 @@ bounded by strawberry's ``max_subscriptions_per_connection``, which
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import Any, TypeVar
 
 import strawberry
 
-from projections.hub import PACER, SubscriberOverflow
-from projections.live import Live, live_topic
+from projections.hub import SubscriberOverflow
+from projections.live import Live
 from schema._engine.fanout import shared
 from schema.audit_types import Event
 from schema.context import Context
@@ -58,9 +59,7 @@ def live_of(ctx: Context) -> Live:
     return ctx.live
 
 
-async def documents(
-    ctx: Context, topic: str, convert: Callable[[Any], T]
-) -> AsyncGenerator[T, None]:
+def documents(ctx: Context, topic: str, convert: Callable[[Any], T]) -> AsyncGenerator[T, None]:
     """Converted documents of ``topic``; an absent document is not sent.
 
     Every subscriber of the topic gets the same converted object for a change
@@ -68,16 +67,16 @@ async def documents(
     (query, variables, user), not once per subscriber. After each message the
     subscriber pauses in proportion to the topic's subscribers (``projections.hub.Pacer``);
     its latest-only queue meanwhile keeps the newest document.
+
+    It is ``Live.documents``'s generator itself, not one around it: an idle
+    subscriber keeps one suspended frame fewer. Call it from the subscription's
+    own task (the hub subscription is bound to it: it ends with that task even
+    if the server drops the generator without closing it).
     """
     live = live_of(ctx)
-    # Bound to the operation's task: the hub subscription ends with it even if
-    # the server drops this generator without closing it.
-    changes = live.changes(topic, owner=asyncio.current_task())
-    async with aclosing(changes):
-        async for change in changes:
-            if change.document is not None:
-                yield shared(change.document, convert)
-                await PACER.pace(live.hub, live_topic(topic))
+    return live.documents(
+        topic, functools.partial(shared, convert=convert), owner=asyncio.current_task()
+    )
 
 
 async def _event_stream(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import types
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -205,5 +206,36 @@ async def test_subscribers_arriving_together_share_one_read(
     assert {first[0].position for first in firsts} == {9}
     assert documents.loads == 1
     for stream in streams:
+        await stream.aclose()
+    assert live.hub.subscriber_count() == 0
+
+
+async def test_documents_skips_absent_documents_and_converts_each_present_one(
+    live: Live, documents: Documents
+) -> None:
+    converted: list[int] = []
+
+    def convert(document: Any) -> tuple[str, int]:
+        converted.append(document["version"])
+        return ("doc", document["version"])
+
+    stream = live.documents("account:account-a", convert)
+    try:
+        first = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.05)
+        assert not first.done()  # the account's document is absent: nothing sent
+        for version in (1, 2):
+            await append(live.feed.store, "account-a")
+            documents.project("account:account-a", version, version, "accounts")
+            if version == 1:
+                assert await asyncio.wait_for(first, 5) == ("doc", 1)
+        assert await asyncio.wait_for(anext(stream), 5) == ("doc", 2)
+        assert converted == [1, 2]
+        # one generator per subscriber, not one wrapped around ``changes``
+        assert isinstance(stream, types.AsyncGeneratorType)
+        assert stream.ag_frame is not None
+        assert stream.ag_frame.f_code.co_name == "_follow"
+        assert live.hub.subscriber_count() == 1
+    finally:
         await stream.aclose()
     assert live.hub.subscriber_count() == 0
