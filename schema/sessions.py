@@ -31,6 +31,8 @@ EXPIRED_REASON = "Unauthorized: token expired"
 class SessionTimer:
     """Runs ``on_expiry`` once when the caller's token expires; one per connection."""
 
+    __slots__ = ("_task",)  # one per connection, most of them idle
+
     def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
 
