@@ -71,11 +71,12 @@ unit: $(DEV_STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS) || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest ran no tests"; exit $$rc; }
 
 # The schema, live, end-to-end and security suites and the savings feature through the real server
-# again on strawberry's own public behaviour (GRAPHQL_ENGINE=plain: schema/_engine's tuned parts
-# off), with the same assertions. Servers the tests start inherit GRAPHQL_ENGINE.
+# again on the frameworks' own public behaviour (GRAPHQL_ENGINE=plain: schema/_engine's tuned parts
+# off; WEBSOCKET_PROTOCOL=uvicorn: uvicorn's WebSocket protocol instead of
+# runtime/websocket_edge.py's), with the same assertions. Servers the tests start inherit both.
 PLAIN_ENGINE_SUITES := tests/schema tests/live tests/e2e tests/security tests/runtime/test_savings_feature.py
 test-plain-engine: $(DEV_STAMP)
-	GRAPHQL_ENGINE=plain $(BIN)/pytest -q $(PYTEST_ARGS) $(PLAIN_ENGINE_SUITES)
+	GRAPHQL_ENGINE=plain WEBSOCKET_PROTOCOL=uvicorn $(BIN)/pytest -q $(PYTEST_ARGS) $(PLAIN_ENGINE_SUITES)
 
 test: lint types unit test-plain-engine
 

@@ -107,6 +107,7 @@ from runtime.settings import (
     load_settings,
     persisted_from,
 )
+from runtime.websocket_edge import websocket_protocol
 from schema.app import ExtensionFactory, LedgerGraphQL, make_graphql_app
 from schema.auth import AuthSettings
 from schema.context import Context
@@ -607,6 +608,7 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         # Subscription messages are small and go to many sockets: compressing each
         # per connection costs more CPU (both ends) and memory than it saves.
         ws_per_message_deflate=False,
+        ws=websocket_protocol(settings.websocket_protocol),
         server_header=False,
     )
 

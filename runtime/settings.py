@@ -154,6 +154,11 @@ class Settings(BaseSettings):
         description="`tuned`: the schema's engine over strawberry internals (schema/_engine); "
         "`plain`: strawberry's own public behaviour (see UPGRADING.md).",
     )
+    websocket_protocol: Literal["lean", "uvicorn"] = Field(
+        "lean",
+        description="`lean`: uvicorn's sans-io WebSocket protocol keeping less per idle "
+        "connection (runtime/websocket_edge.py); `uvicorn`: uvicorn's own (see UPGRADING.md).",
+    )
     persisted_queries: Literal["apq", "trusted", "off"] = Field(
         "apq",
         description="`apq`: automatic persisted queries (bounded store); `trusted`: only the "

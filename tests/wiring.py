@@ -66,6 +66,7 @@ from runtime.embedded import free_port
 from runtime.features import load_features
 from runtime.metrics import Metrics
 from runtime.settings import Settings, load_settings
+from runtime.websocket_edge import websocket_protocol
 from schema.auth import DEV_USER, AuthSettings, User
 from schema.context import Context
 from schema.limits import Limits
@@ -227,6 +228,7 @@ async def serve(
                 port=port,
                 lifespan="off",
                 log_config=None,
+                ws=websocket_protocol(settings.websocket_protocol),
             )
         )
         task = asyncio.create_task(server.serve())
