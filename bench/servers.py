@@ -70,11 +70,41 @@ def uvicorn_server(
 ) -> Iterator[RunningServer]:
     """Start ``app`` (``module:attribute``) and yield once it answers HTTP."""
     port = free_port()
+    with _served(
+        uvicorn_command(app, port, factory=factory), port, env, path, log_file, timeout
+    ) as s:
+        yield s
+
+
+@contextlib.contextmanager
+def service_server(
+    *,
+    env: Mapping[str, str] | None = None,
+    log_file: Path | None = None,
+    timeout: float = 60.0,
+) -> Iterator[RunningServer]:
+    """``python server.py`` as ``make run`` starts it (its own uvicorn configuration,
+    ``runtime/bootstrap.py``), on a free loopback port; yield once it answers HTTP."""
+    port = free_port()
+    listen = {"HOST": "127.0.0.1", "PORT": str(port), **(env or {})}
+    with _served([sys.executable, "server.py"], port, listen, "/graphql", log_file, timeout) as s:
+        yield s
+
+
+@contextlib.contextmanager
+def _served(
+    command: list[str],
+    port: int,
+    env: Mapping[str, str] | None,
+    path: str,
+    log_file: Path | None,
+    timeout: float,
+) -> Iterator[RunningServer]:
     child_env = {**os.environ, **(env or {})}
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(open(log_file, "ab")) if log_file else subprocess.DEVNULL
         process = subprocess.Popen(
-            uvicorn_command(app, port, factory=factory),
+            command,
             cwd=ROOT,
             env=child_env,
             stdin=subprocess.DEVNULL,

@@ -1,6 +1,6 @@
 """1,000 WebSocket subscribers on accountChanged of one account while 50 deposits/s arrive.
 
-The real server (``runtime.bootstrap:create_app``) runs under uvicorn, on the in-memory
+The real server (``python server.py``, configured as ``make run`` starts it) runs on the in-memory
 store and on the embedded database (``STORE=mongo`` with its own nx-27017
 child, every consumer and the sequencer running: what ``make run`` gives);
 one asyncio process (this one) holds every subscriber (``websockets``, the
@@ -34,7 +34,7 @@ from bench.harness import percentile
 from bench.http_mutation import DEPOSIT, SERVER_ENV, open_accounts
 from bench.idle import cpu_seconds as tree_cpu_seconds
 from bench.report import Section, table
-from bench.servers import RunningServer, uvicorn_server
+from bench.servers import RunningServer, service_server
 from bench.wsclient import Subscriber
 
 WATCH = "subscription Watch($id: ID!) { accountChanged(id: $id) { version balance } }"
@@ -249,7 +249,7 @@ def target_server(args: argparse.Namespace, store: str) -> Iterator[RunningServe
         return
     with tempfile.TemporaryDirectory(prefix="bench-subscriptions-") as data_dir:
         env = {**SERVER_ENV, "STORE": store, "DATA_DIR": data_dir}
-        with uvicorn_server("runtime.bootstrap:create_app", factory=True, env=env) as server:
+        with service_server(env=env) as server:
             yield server
 
 
@@ -320,7 +320,7 @@ def report(
     section.add(
         f"{args.subscribers} subscribers (one WebSocket each, one asyncio client process) on "
         f"{watched}; {args.rate:g} deposits/s for {args.seconds:g} s per run, {args.runs} runs on "
-        f"the same connections; server `runtime.bootstrap:create_app` with "
+        f"the same connections; server `python server.py` (as `make run` starts it) with "
         f"{STORES.get(store, store)}. "
         "**The client process shares the machine's cores with the server.** Server CPU "
         "includes the processes it started (the database)."
