@@ -13,6 +13,12 @@ process talks to the database while counting.
    seconds apart (so every consumer handles each deposit on its own: the worst
    case, no batching), then ``--settle`` seconds. Per deposit: the commands in
    that window minus the idle rate over the same time, divided by the deposits.
+3. Under load: ``--load`` seconds of deposits from ``--connections`` open
+   connections (wrk, or the httpx generator without it) over 100 accounts,
+   as ``bench.http_mutation`` loads the service, then ``--settle``
+   seconds; per deposit as above, over the deposits answered. Concurrent
+   appends share insert commands and consumers take larger batches, so this is
+   what a busy service pays.
 
 This counts round trips, not time: it needs no quiet machine.
 """
@@ -33,12 +39,14 @@ import uvicorn
 from pymongo import monitoring
 
 from bench import cli
-from bench.http_mutation import DEPOSIT, open_accounts
+from bench.http_mutation import DEPOSIT, VARIABLES, open_accounts
+from bench.loadgen import ensure_wrk, lua_script, run_httpx, run_wrk
 from bench.report import Section, table
 from runtime.embedded import free_port
 from runtime.settings import load_settings
 
-QUICK = ["--idle", "1", "--deposits", "3", "--gap", "0.2", "--settle", "1"]
+QUICK = ["--idle", "1", "--deposits", "3", "--gap", "0.2", "--settle", "1", "--load", "1",
+         "--connections", "2"]  # fmt: skip
 """Toy sizes for the smoke test (``run_all --quick``)."""
 
 # Commands the driver sends on its own (topology monitoring, handshakes).
@@ -52,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--gap", type=float, default=0.3, help="seconds between deposits")
     result.add_argument("--settle", type=float, default=3.0, help="wait after the last deposit")
     result.add_argument("--accounts", type=int, default=10, help="accounts deposited into")
+    result.add_argument("--load", type=float, default=10.0, help="seconds under load (0: skip)")
+    result.add_argument("--connections", type=int, default=16, help="connections under load")
     return result
 
 
@@ -142,19 +152,31 @@ async def service(data_dir: str) -> AsyncIterator[str]:
 
 
 @dataclass
+class Window:
+    """The commands counted while ``deposits`` deposits were made in ``seconds``."""
+
+    seconds: float
+    counted: Counter[Key]
+    deposits: int
+
+
+@dataclass
 class Counts:
     idle_seconds: float
     idle: Counter[Key]
-    window_seconds: float
-    window: Counter[Key]
-    deposits: int
+    one_by_one: Window
+    loaded: Window | None
 
     def idle_rate(self, key: Key) -> float:
         return self.idle[key] / self.idle_seconds
 
-    def per_deposit(self, key: Key) -> float:
-        excess = self.window[key] - self.idle_rate(key) * self.window_seconds
-        return max(excess, 0.0) / self.deposits
+    def per_deposit(self, key: Key, window: Window) -> float:
+        excess = window.counted[key] - self.idle_rate(key) * window.seconds
+        return max(excess, 0.0) / max(window.deposits, 1)
+
+    def commands(self) -> set[Key]:
+        keys = set(self.idle) | set(self.one_by_one.counted)
+        return keys | set(self.loaded.counted) if self.loaded else keys
 
 
 async def measure(args: argparse.Namespace) -> Counts:
@@ -163,6 +185,8 @@ async def measure(args: argparse.Namespace) -> Counts:
     with tempfile.TemporaryDirectory(prefix="bench-roundtrips-") as data_dir:
         async with service(data_dir) as url:
             accounts = await open_accounts(url, args.accounts)
+            # As bench.http_mutation loads the service: deposits over 100 accounts.
+            busy = await open_accounts(url, 100) if args.load > 0 else []
             await asyncio.sleep(args.settle)
             tally.active = True
             tally.take()
@@ -180,49 +204,98 @@ async def measure(args: argparse.Namespace) -> Counts:
                         raise RuntimeError(f"deposit failed: {reply.text}")
                     await asyncio.sleep(args.gap)
             await asyncio.sleep(args.settle)
-            window = tally.take()
-            window_seconds = time.monotonic() - started
+            one_by_one = Window(time.monotonic() - started, tally.take(), args.deposits)
+            loaded = await _under_load(url, busy, args, tally) if args.load > 0 else None
             tally.active = False
-    return Counts(idle_seconds, idle, window_seconds, window, args.deposits)
+    return Counts(idle_seconds, idle, one_by_one, loaded)
 
 
-def _by_sender(counts: Counts) -> list[tuple[str, float, float]]:
+async def _under_load(
+    url: str, accounts: list[str], args: argparse.Namespace, tally: Tally
+) -> Window:
+    started = time.monotonic()
+    wrk = ensure_wrk()
+    if wrk is None:
+        result = await run_httpx(
+            url, DEPOSIT, VARIABLES, accounts, connections=args.connections, seconds=args.load
+        )
+    else:
+        script = lua_script(DEPOSIT, VARIABLES, accounts)
+        result = await asyncio.to_thread(
+            run_wrk, wrk, url, script, connections=args.connections, seconds=args.load
+        )
+    if result.bad_responses:
+        raise RuntimeError(f"{result.bad_responses} deposits failed under load")
+    await asyncio.sleep(args.settle)
+    return Window(time.monotonic() - started, tally.take(), result.requests)
+
+
+def _by_sender(counts: Counts) -> list[tuple[str, float, float, float | None]]:
     senders: dict[str, list[float]] = {}
-    for key in set(counts.idle) | set(counts.window):
-        row = senders.setdefault(key[0], [0.0, 0.0])
+    for key in counts.commands():
+        row = senders.setdefault(key[0], [0.0, 0.0, 0.0])
         row[0] += counts.idle_rate(key)
-        row[1] += counts.per_deposit(key)
-    return sorted(((name, rate, per) for name, (rate, per) in senders.items()),
+        row[1] += counts.per_deposit(key, counts.one_by_one)
+        if counts.loaded is not None:
+            row[2] += counts.per_deposit(key, counts.loaded)
+    loaded = counts.loaded is not None
+    return sorted(((name, rate, per, under if loaded else None)
+                   for name, (rate, per, under) in senders.items()),
                   key=lambda row: (-row[2], -row[1]))  # fmt: skip
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
     return f"{value:.2f}" if value else "0"
 
 
 async def run(args: argparse.Namespace) -> Section:
     counts = await measure(args)
+    loaded = counts.loaded
     section = Section("roundtrips", "Database operations per deposit and at idle (embedded)")
     section.add(
         f"The service with its defaults (embedded nx-27017, every consumer, live feed and read "
         f"models) in this process; every command it sends counted by a PyMongo command "
-        f"listener, by sending task. Idle: {counts.idle_seconds:.0f} s. Deposits: "
-        f"{counts.deposits}, one at a time, {args.gap} s apart, over {args.accounts} accounts, "
-        f"then {args.settle} s to settle; per deposit = (commands in the window - idle rate x "
-        f"window) / deposits. Driver monitoring (hello) is not counted."
+        f"listener, by sending task. Idle: {counts.idle_seconds:.0f} s. One by one: "
+        f"{counts.one_by_one.deposits} deposits, {args.gap} s apart, over {args.accounts} "
+        f"accounts, then {args.settle} s to settle. "
+        + (
+            f"Under load: {loaded.deposits} deposits in {args.load:g} s from "
+            f"{args.connections} connections over 100 accounts, then {args.settle} s to settle. "
+            if loaded is not None
+            else ""
+        )
+        + "Per deposit = (commands in the window - idle rate x window) / deposits. Driver "
+        "monitoring (hello) is not counted."
     )
     section.add()
-    rows = [[name, _fmt(rate), _fmt(per)] for name, rate, per in _by_sender(counts)]
-    total_rate = sum(counts.idle_rate(k) for k in counts.idle)
-    total_per = sum(counts.per_deposit(k) for k in set(counts.idle) | set(counts.window))
-    rows.append(["**total**", f"**{total_rate:.2f}**", f"**{total_per:.1f}**"])
-    section.lines.extend(table(["sender", "commands/s at idle", "commands per deposit"], rows))
+    rows = [
+        [name, _fmt(rate), _fmt(per), _fmt(under)] for name, rate, per, under in _by_sender(counts)
+    ]
+    keys = counts.commands()
+    total_under = f"**{sum(counts.per_deposit(k, loaded) for k in keys):.2f}**" if loaded else "-"
+    rows.append([
+        "**total**",
+        f"**{sum(counts.idle_rate(k) for k in counts.idle):.2f}**",
+        f"**{sum(counts.per_deposit(k, counts.one_by_one) for k in keys):.1f}**",
+        total_under,
+    ])  # fmt: skip
+    headers = ["sender", "commands/s at idle", "per deposit, one by one", "per deposit, under load"]
+    section.lines.extend(table(headers, rows))
     section.add()
-    detail = sorted(set(counts.idle) | set(counts.window))
     section.lines.extend(
         table(
-            ["sender", "command", "collection", "per s at idle", "per deposit"],
-            [[*key, _fmt(counts.idle_rate(key)), _fmt(counts.per_deposit(key))] for key in detail],
+            ["sender", "command", "collection", "per s at idle", "one by one", "under load"],
+            [
+                [
+                    *key,
+                    _fmt(counts.idle_rate(key)),
+                    _fmt(counts.per_deposit(key, counts.one_by_one)),
+                    _fmt(counts.per_deposit(key, loaded) if loaded else None),
+                ]
+                for key in sorted(keys)
+            ],
         )
     )
     return section
