@@ -100,20 +100,28 @@ async def check_deposit(url: str, account_id: str) -> None:
     _payload(reply, "deposit")
 
 
+async def deposit_load(
+    url: str, ids: Sequence[str], wrk: str | None, *, connections: int, seconds: float
+) -> LoadResult:
+    """Deposits into ``ids`` in turn from ``connections`` connections for ``seconds``:
+    with wrk when there is one, else with the httpx generator."""
+    if wrk is None:
+        return await run_httpx(
+            url, DEPOSIT, VARIABLES, ids, connections=connections, seconds=seconds
+        )
+    script = lua_script(DEPOSIT, VARIABLES, ids)
+    return await asyncio.to_thread(
+        run_wrk, wrk, url, script, connections=connections, seconds=seconds
+    )
+
+
 def load_contender(
     url: str, ids: list[str], args: argparse.Namespace, wrk: str | None
 ) -> Contender:
     async def run() -> Metrics:
-        result: LoadResult
-        if wrk is None:
-            result = await run_httpx(
-                url, DEPOSIT, VARIABLES, ids, connections=args.connections, seconds=args.seconds
-            )
-        else:
-            script = lua_script(DEPOSIT, VARIABLES, ids)
-            result = await asyncio.to_thread(
-                run_wrk, wrk, url, script, connections=args.connections, seconds=args.seconds
-            )
+        result = await deposit_load(
+            url, ids, wrk, connections=args.connections, seconds=args.seconds
+        )
         return {
             "req/s": result.requests_per_s,
             "p50": result.p50_ms,

@@ -39,8 +39,8 @@ import uvicorn
 from pymongo import monitoring
 
 from bench import cli
-from bench.http_mutation import DEPOSIT, VARIABLES, open_accounts
-from bench.loadgen import ensure_wrk, lua_script, run_httpx, run_wrk
+from bench.http_mutation import DEPOSIT, deposit_load, open_accounts
+from bench.loadgen import ensure_wrk
 from bench.report import Section, table
 from runtime.embedded import free_port
 from runtime.settings import load_settings
@@ -214,16 +214,9 @@ async def _under_load(
     url: str, accounts: list[str], args: argparse.Namespace, tally: Tally
 ) -> Window:
     started = time.monotonic()
-    wrk = ensure_wrk()
-    if wrk is None:
-        result = await run_httpx(
-            url, DEPOSIT, VARIABLES, accounts, connections=args.connections, seconds=args.load
-        )
-    else:
-        script = lua_script(DEPOSIT, VARIABLES, accounts)
-        result = await asyncio.to_thread(
-            run_wrk, wrk, url, script, connections=args.connections, seconds=args.load
-        )
+    result = await deposit_load(
+        url, accounts, ensure_wrk(), connections=args.connections, seconds=args.load
+    )
     if result.bad_responses:
         raise RuntimeError(f"{result.bad_responses} deposits failed under load")
     await asyncio.sleep(args.settle)
