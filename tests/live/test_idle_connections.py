@@ -5,24 +5,32 @@ it has arrived the timer has nothing left to do, and with thousands of idle
 subscribers a task kept per connection (sleeping, or finished with its
 ``CancelledError``) is memory that buys nothing. Nor does the server's
 message loop keep the last message it handled (the ``subscribe``) while it
-waits for the next one.
+waits for the next one, nor uvicorn's protocol the handshake and an empty
+queue (``runtime/websocket_edge.py``; with ``WEBSOCKET_PROTOCOL=uvicorn`` the
+test checks that uvicorn's own class still keeps them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
+import os
 import types
+from collections.abc import AsyncIterator
 
 import pytest
-from websockets.asyncio.client import connect
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.http11 import Request
 
 from application.ids import new_account_id
-from domain.accounts import OpenAccount
+from domain.accounts import Deposit, OpenAccount
+from runtime.websocket_edge import Inbox, LeanWebSocketProtocol, WritableFlag
 from tests.live.helpers import eventually
 from tests.live.test_cleanup import ACCOUNT_CHANGED, _receive, subscribe_raw
-from tests.wiring import serve
+from tests.wiring import Served, memory_settings, serve
 
 INIT_TIMEOUTS = {
     "graphql-transport-ws": "BaseGraphQLTransportWSHandler.handle_connection_init_timeout",
@@ -90,7 +98,9 @@ def frames_holding_the_subscribe_message() -> list[str]:
     return found
 
 
-async def test_an_idle_subscriber_connection_keeps_no_subscribe_message() -> None:
+@contextlib.asynccontextmanager
+async def an_idle_subscriber() -> AsyncIterator[tuple[Served, str, ClientConnection]]:
+    """A served app with one account and one ``accountChanged`` subscriber on it."""
     async with serve() as served:
         account_id = new_account_id()
         await served.service.handle(OpenAccount(account_id, "erin", "EUR"))
@@ -98,7 +108,69 @@ async def test_an_idle_subscriber_connection_keeps_no_subscribe_message() -> Non
             served.url, "graphql-transport-ws", ACCOUNT_CHANGED, {"id": account_id}
         )
         try:
-            assert served.hub.subscriber_count() == 1
-            assert frames_holding_the_subscribe_message() == []
+            yield served, account_id, ws
         finally:
             await ws.close()
+
+
+async def test_an_idle_subscriber_connection_keeps_no_subscribe_message() -> None:
+    async with an_idle_subscriber() as (served, _, _ws):
+        assert served.hub.subscriber_count() == 1
+        assert frames_holding_the_subscribe_message() == []
+
+
+# -- uvicorn's protocol ------------------------------------------------------------------
+
+
+def connection_protocols() -> list[WebSocketsSansIOProtocol]:
+    gc.collect()
+    # type(), not isinstance(): the heap may hold weak proxies to dead objects
+    kinds = (LeanWebSocketProtocol, WebSocketsSansIOProtocol)
+    return [p for p in gc.get_objects() if type(p) in kinds]
+
+
+def server_handshake_requests() -> list[Request]:
+    """The handshake requests in the heap but the test client's own."""
+    gc.collect()
+    return [
+        r
+        for r in gc.get_objects()
+        if type(r) is Request
+        and not any(type(holder) is ClientConnection for holder in gc.get_referrers(r))
+    ]
+
+
+def check_the_protocol_keeps_no_handshake_and_no_queue(lean: bool) -> None:
+    [protocol] = connection_protocols()
+    assert type(protocol) is (LeanWebSocketProtocol if lean else WebSocketsSansIOProtocol)
+    if not lean:  # what the lean protocol saves: uvicorn's keeps the whole handshake
+        assert protocol.request is not None
+        assert len(protocol.request.headers) > 0
+        return
+    handshake: tuple[object, object] = (protocol.request, protocol.response)
+    assert handshake == (None, None)
+    inbox: object = protocol.queue  # typed as uvicorn's asyncio.Queue
+    assert isinstance(inbox, Inbox)
+    assert inbox._items is None
+    assert inbox._waiter is not None  # the app is waiting for a message
+    flag: object = protocol.writable
+    assert isinstance(flag, WritableFlag)
+    assert flag.is_set()
+    assert flag._waiters is None
+    # websockets' parser still refers to the request: its headers are gone.
+    assert [len(request.headers) for request in server_handshake_requests()] == [0]
+
+
+async def test_an_idle_subscriber_connection_keeps_no_handshake_and_no_queue() -> None:
+    lean = memory_settings().websocket_protocol == "lean"
+    assert lean == (os.environ.get("WEBSOCKET_PROTOCOL", "lean") == "lean")
+    async with an_idle_subscriber() as (served, account_id, ws):
+        check_the_protocol_keeps_no_handshake_and_no_queue(lean)
+        # The connection still works both ways without them.
+        await served.service.handle(Deposit(account_id, 5))
+        update = await _receive(ws, "next")
+        assert update["payload"]["data"]["accountChanged"]["version"] == 2
+        await ws.close()
+        # And the server lets the protocol go once the client left.
+        await eventually(lambda: served.hub.subscriber_count() == 0)
+        await eventually(lambda: connection_protocols() == [])

@@ -2,30 +2,22 @@
 
 The inbox and the writable flag stand in for ``asyncio.Queue`` and
 ``asyncio.Event`` in uvicorn's protocol: their semantics are tested here,
-uvicorn's use of the attributes they replace is pinned against its source,
-and a real server shows what an idle subscriber's protocol keeps. The live
-suites run with ``WEBSOCKET_PROTOCOL=uvicorn`` too (``make test-plain-engine``).
+and uvicorn's use of the attributes they replace is pinned against its
+source. What an idle subscriber's protocol keeps on a real server is in
+``test_idle_connections.py``. The live suites run with
+``WEBSOCKET_PROTOCOL=uvicorn`` too (``make test-plain-engine``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import inspect
-import os
 import re
 
 import pytest
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.asyncio.client import ClientConnection
-from websockets.http11 import Request
 
-from application.ids import new_account_id
-from domain.accounts import Deposit, OpenAccount
 from runtime.websocket_edge import Inbox, LeanWebSocketProtocol, WritableFlag, websocket_protocol
-from tests.live.helpers import eventually
-from tests.live.test_cleanup import ACCOUNT_CHANGED, _receive, subscribe_raw
-from tests.wiring import memory_settings, serve
 
 # -- the inbox ---------------------------------------------------------------------------
 
@@ -135,63 +127,3 @@ def test_the_setting_picks_the_protocol() -> None:
     assert websocket_protocol("uvicorn") == "websockets-sansio"
     with pytest.raises(ValueError, match="unknown WebSocket protocol"):
         websocket_protocol("wsproto")
-
-
-# -- a real server -----------------------------------------------------------------------
-
-
-def connection_protocols() -> list[WebSocketsSansIOProtocol]:
-    gc.collect()
-    # type(), not isinstance(): the heap may hold weak proxies to dead objects
-    kinds = (LeanWebSocketProtocol, WebSocketsSansIOProtocol)
-    return [p for p in gc.get_objects() if type(p) in kinds]
-
-
-def server_handshake_requests() -> list[Request]:
-    """The handshake requests in the heap but the test client's own."""
-    gc.collect()
-    return [
-        r
-        for r in gc.get_objects()
-        if type(r) is Request
-        and not any(type(holder) is ClientConnection for holder in gc.get_referrers(r))
-    ]
-
-
-async def test_an_idle_subscriber_connection_keeps_no_handshake_and_no_queue() -> None:
-    lean = memory_settings().websocket_protocol == "lean"
-    assert lean == (os.environ.get("WEBSOCKET_PROTOCOL", "lean") == "lean")
-    async with serve() as served:
-        account_id = new_account_id()
-        await served.service.handle(OpenAccount(account_id, "erin", "EUR"))
-        ws = await subscribe_raw(
-            served.url, "graphql-transport-ws", ACCOUNT_CHANGED, {"id": account_id}
-        )
-        try:
-            [protocol] = connection_protocols()
-            assert type(protocol) is (LeanWebSocketProtocol if lean else WebSocketsSansIOProtocol)
-            if lean:
-                handshake: tuple[object, object] = (protocol.request, protocol.response)
-                assert handshake == (None, None)
-                inbox: object = protocol.queue  # typed as uvicorn's asyncio.Queue
-                assert isinstance(inbox, Inbox)
-                assert inbox._items is None
-                assert inbox._waiter is not None  # the app is waiting for a message
-                flag: object = protocol.writable
-                assert isinstance(flag, WritableFlag)
-                assert flag.is_set()
-                assert flag._waiters is None
-                # websockets' parser still refers to the request: its headers are gone.
-                assert [len(request.headers) for request in server_handshake_requests()] == [0]
-            else:  # what the lean protocol saves: uvicorn's keeps the whole handshake
-                assert protocol.request is not None
-                assert len(protocol.request.headers) > 0
-            del protocol  # the last check below is that the server lets it go
-            # The connection still works both ways without them.
-            await served.service.handle(Deposit(account_id, 5))
-            update = await _receive(ws, "next")
-            assert update["payload"]["data"]["accountChanged"]["version"] == 2
-        finally:
-            await ws.close()
-        await eventually(lambda: served.hub.subscriber_count() == 0)
-        await eventually(lambda: connection_protocols() == [])
