@@ -11,6 +11,15 @@ Writes are guarded by ``position`` (the last event that changed the
 currency's totals): a batch reads the stored totals and applies only events
 beyond their position, so replays and overlapping batches are no-ops.
 
+A running projector remembers the totals it wrote last and starts the next
+batch from them without reading: compare and set, each write lands only if
+the stored document is still at the remembered position. If another instance
+wrote in between (a lease that moved and came back), it lands nowhere, and the
+batch is applied again to what is stored. After any failure the totals are
+read again. Totals edited outside the projector without moving ``position``
+are overwritten by a running projector's next batch; a projector started
+after the edit reads them.
+
 Most account events do not name their currency; the account's currency comes
 from its ``AccountOpened`` (seen in this run, or read from the event store).
 
@@ -128,25 +137,52 @@ class LedgerProjector(ReadModelProjector):
         super().__init__(documents, registry=registry, hub=hub, physical=physical)
         self._store = store
         self._currencies: OrderedDict[str, str] = OrderedDict()
+        # The totals this instance last wrote, by (collection, currency): the next
+        # batch starts from them instead of reading, and writes only if the stored
+        # document is still at their position (compare and set).
+        self._written: dict[tuple[str, str], Totals] = {}
 
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
         applicable = relevant(events, APPLY, "account", self._registry)
         if not applicable:
             return
         keyed = [(await self._currency(e, data), e, data) for e, data in applicable]
-        stored = await self.target.documents.get_many(
-            self.target.name, sorted({c for c, _, _ in keyed})
-        )
-        loaded = {currency: loaded_totals(doc) for currency, doc in stored.items()}
-        changed: dict[str, Totals] = {}
-        for currency, event, data in keyed:
-            totals = changed.get(currency) or loaded.get(currency) or empty_totals(currency)
-            if position_of(event) <= totals["position"]:
-                continue  # this currency's totals already include the event
-            APPLY[event.type](totals, data)
-            totals["position"] = position_of(event)
-            changed[currency] = totals
-        await self._write(changed)
+        collection = self.target.name
+        currencies = sorted({c for c, _, _ in keyed})
+        try:
+            changed = await self._apply_remembered(collection, currencies, keyed)
+            if changed is None:
+                stored = await self.target.documents.get_many(collection, currencies)
+                loaded = {currency: loaded_totals(doc) for currency, doc in stored.items()}
+                changed = _applied(keyed, loaded)
+                await self._write(changed)
+        except BaseException:
+            self._forget(collection, currencies)  # the outcome of the write is unknown
+            raise
+        for currency, totals in changed.items():
+            self._written[(collection, currency)] = totals
+
+    async def _apply_remembered(
+        self,
+        collection: str,
+        currencies: Sequence[str],
+        keyed: Sequence[tuple[str, RecordedEvent, dict[str, Any]]],
+    ) -> dict[str, Totals] | None:
+        """The batch applied to the remembered totals and written over them; None when
+        a currency's totals are not remembered or another instance wrote them since."""
+        known = {c: self._written.get((collection, c)) for c in currencies}
+        start = {c: t for c, t in known.items() if t is not None}
+        if len(start) < len(currencies):
+            return None
+        changed = _applied(keyed, start)
+        for currency, totals in changed.items():
+            fields = {k: v for k, v in stored_totals(totals).items() if k != "_id"}
+            equal = {"position": start[currency]["position"]}
+            if not await self.target.documents.update_if(collection, currency, fields, equal=equal):
+                self._forget(collection, currencies)
+                return None
+            self._publish({currency: totals})
+        return changed
 
     async def _write(self, changed: dict[str, Totals]) -> None:
         writes = [
@@ -159,9 +195,17 @@ class LedgerProjector(ReadModelProjector):
             for c, t in changed.items()
         ]
         await self.target.documents.apply(self.target.name, writes)
+        self._publish(changed)
+
+    def _publish(self, changed: dict[str, Totals]) -> None:
         publish_notes(
-            self._hub, ((TOPIC, change_note(w.doc_id, None, w.guard_value)) for w in writes)
+            self._hub,
+            ((TOPIC, change_note(c, None, t["position"])) for c, t in changed.items()),
         )
+
+    def _forget(self, collection: str, currencies: Sequence[str]) -> None:
+        for currency in currencies:
+            self._written.pop((collection, currency), None)
 
     async def _currency(self, event: RecordedEvent, data: dict[str, Any]) -> str:
         currency = data.get("currency")
@@ -183,6 +227,24 @@ class LedgerProjector(ReadModelProjector):
         self._currencies.move_to_end(account_id)
         if len(self._currencies) > CACHE_SIZE:
             self._currencies.popitem(last=False)
+
+
+def _applied(
+    keyed: Sequence[tuple[str, RecordedEvent, dict[str, Any]]], start: dict[str, Totals]
+) -> dict[str, Totals]:
+    """The totals each currency reaches from ``start`` (or empty) through the events
+    it does not include yet; only the currencies that changed. ``start`` is left as is."""
+    changed: dict[str, Totals] = {}
+    for currency, event, data in keyed:
+        totals = changed.get(currency)
+        if totals is None:
+            totals = dict(start[currency]) if currency in start else empty_totals(currency)
+        if position_of(event) <= totals["position"]:
+            continue  # this currency's totals already include the event
+        APPLY[event.type](totals, data)
+        totals["position"] = position_of(event)
+        changed[currency] = totals
+    return changed
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ deposits.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from application.ids import new_event_id
@@ -121,7 +123,86 @@ async def test_totals_written_as_int64_by_older_versions_keep_adding_up(
     await append(store, "acc-1", 2, MoneyDeposited("acc-1", 500, 1_000))
     await store.sequence()
     events = await store.read_all(2, 10)
-    await projector.handle_batch(events)
+    # This version starts after the older one wrote: a new process, nothing remembered.
+    upgraded = LedgerProjector(documents, store, registry=EVENTS)
+    await upgraded.handle_batch(events)
     totals = await LedgerView(documents).get("EUR")
     assert totals is not None
     assert (totals.total_deposited, totals.total_balance) == (near + 500, near + 500)
+
+
+class LedgerReads(monitoring.CommandListener):
+    """The reads of the ``ledger`` collection a client sends."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.count += event.command_name == "find" and event.command.get("find") == "ledger"
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def deposits(store: EventStore, account: str, first_version: int, amounts: list[int]) -> None:
+    balance = 0
+    for offset, amount in enumerate(amounts):
+        balance += amount
+        await append(
+            store, account, first_version + offset, MoneyDeposited(account, amount, balance)
+        )
+    await store.sequence()
+
+
+async def test_the_next_batch_starts_from_the_totals_written_without_reading_them(
+    mongo_url: str,
+) -> None:
+    reads = LedgerReads()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, event_listeners=[reads])
+    try:
+        documents = MongoDocumentStore(client[f"t_{uuid.uuid4().hex[:12]}"], alias_ttl=0.0)
+        store = InMemoryEventStore()
+        await append(store, "acc-1", 0, AccountOpened("acc-1", "ann", "EUR"))
+        await deposits(store, "acc-1", 1, [100, 200])
+        projector = LedgerProjector(documents, store, registry=EVENTS)
+        await project(projector, store, batch=10)
+        read_first = reads.count
+        await deposits(store, "acc-1", 3, [300, 400])
+        await projector.handle_batch(await store.read_all(3, 10))
+        await deposits(store, "acc-1", 5, [500])
+        await projector.handle_batch(await store.read_all(5, 10))
+        assert reads.count == read_first  # no read after the first write
+        totals = await LedgerView(documents).get("EUR")
+        assert totals is not None
+        assert (totals.total_deposited, totals.position) == (1_500, 6)
+    finally:
+        await client.close()
+
+
+async def test_totals_another_instance_wrote_meanwhile_are_read_again_not_overwritten(
+    mongo_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    # A lease moved to another process and back: each instance's remembered
+    # totals go stale while the other writes, and neither may overwrite it.
+    documents = MongoDocumentStore(mongo_db, alias_ttl=0.0)
+    store = InMemoryEventStore()
+    await append(store, "acc-1", 0, AccountOpened("acc-1", "ann", "EUR"))
+    await deposits(store, "acc-1", 1, [1])
+    first = LedgerProjector(documents, store, registry=EVENTS)
+    second = LedgerProjector(documents, store, registry=EVENTS)
+    await first.handle_batch(await store.read_all(0, 10))  # positions 1-2
+    await deposits(store, "acc-1", 2, [10])
+    await second.handle_batch(await store.read_all(0, 10))  # positions 1-3, reads
+    await deposits(store, "acc-1", 3, [100])
+    await first.handle_batch(await store.read_all(3, 10))  # position 4: first is stale
+    await deposits(store, "acc-1", 4, [1_000])
+    await second.handle_batch(await store.read_all(4, 10))  # position 5: second is stale
+    totals = await LedgerView(documents).get("EUR")
+    assert totals is not None
+    assert (totals.open_accounts, totals.total_deposited, totals.position) == (1, 1_111, 5)
+    memory = InMemoryDocumentStore()
+    await project(LedgerProjector(memory, store, registry=EVENTS), store, batch=1)
+    assert await memory.get("ledger", "EUR") == await documents.get("ledger", "EUR")
