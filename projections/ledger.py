@@ -155,7 +155,7 @@ class LedgerProjector(ReadModelProjector):
                 stored = await self.target.documents.get_many(collection, currencies)
                 loaded = {currency: loaded_totals(doc) for currency, doc in stored.items()}
                 changed = _applied(keyed, loaded)
-                await self._write(changed)
+                await self._write(collection, changed)
         except BaseException:
             self._forget(collection, currencies)  # the outcome of the write is unknown
             raise
@@ -170,10 +170,12 @@ class LedgerProjector(ReadModelProjector):
     ) -> dict[str, Totals] | None:
         """The batch applied to the remembered totals and written over them; None when
         a currency's totals are not remembered or another instance wrote them since."""
-        known = {c: self._written.get((collection, c)) for c in currencies}
-        start = {c: t for c, t in known.items() if t is not None}
-        if len(start) < len(currencies):
-            return None
+        start: dict[str, Totals] = {}
+        for currency in currencies:
+            remembered = self._written.get((collection, currency))
+            if remembered is None:
+                return None
+            start[currency] = remembered
         changed = _applied(keyed, start)
         for currency, totals in changed.items():
             fields = {k: v for k, v in stored_totals(totals).items() if k != "_id"}
@@ -184,7 +186,7 @@ class LedgerProjector(ReadModelProjector):
             self._publish({currency: totals})
         return changed
 
-    async def _write(self, changed: dict[str, Totals]) -> None:
+    async def _write(self, collection: str, changed: dict[str, Totals]) -> None:
         writes = [
             GuardedWrite(
                 c,
@@ -194,7 +196,7 @@ class LedgerProjector(ReadModelProjector):
             )
             for c, t in changed.items()
         ]
-        await self.target.documents.apply(self.target.name, writes)
+        await self.target.documents.apply(collection, writes)
         self._publish(changed)
 
     def _publish(self, changed: dict[str, Totals]) -> None:
