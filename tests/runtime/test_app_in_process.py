@@ -1,13 +1,16 @@
 """``create_app`` served in-process by uvicorn on the in-memory store.
 
 Middleware (request ids, body limit), metrics (commands, GraphQL operations,
-WebSocket connections and subscriptions) and readiness, over a real socket.
+WebSocket connections and subscriptions), readiness and the WebSocket lane, over
+a real socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import types
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -134,6 +137,51 @@ async def test_websocket_connections_and_subscriptions_are_counted(
         await ws.send(json.dumps({"id": "a", "type": "complete"}))
         await _settle(client, "ledger_subscriptions ", 0)
     await _settle(client, "ledger_websocket_connections ", 0)
+
+
+STARLETTE_LAYERS = {
+    "Starlette.__call__",
+    "ServerErrorMiddleware.__call__",
+    "CORSMiddleware.__call__",
+    "ExceptionMiddleware.__call__",
+    "Router.__call__",
+    "Router.app",
+    "WebSocketRoute.handle",
+}
+
+
+def _suspended_coroutines() -> set[str]:
+    gc.collect()
+    return {
+        o.__qualname__
+        for o in gc.get_objects()
+        if type(o) is types.CoroutineType and o.cr_frame is not None
+    }
+
+
+async def test_graphql_websockets_take_the_lane_past_starlettes_layers(
+    client: httpx.AsyncClient,
+) -> None:
+    """An idle subscriber's connection runs through the runtime middleware into the
+    GraphQL app and keeps no frame of Starlette's router or middleware
+    (``runtime.bootstrap.ServiceApp``); a WebSocket to another path still meets the router."""
+    account = await _open(client)
+    url = str(client.base_url).replace("http", "ws") + "/graphql"
+    protocol = [Subprotocol("graphql-transport-ws")]
+    async with websockets.connect(url, subprotocols=protocol) as ws:
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        query = f'subscription {{ accountChanged(id: "{account}") {{ version }} }}'
+        await ws.send(json.dumps({"id": "a", "type": "subscribe", "payload": {"query": query}}))
+        assert json.loads(await ws.recv())["type"] == "next"
+        waiting = _suspended_coroutines()
+        assert {"ServiceApp.__call__", "RuntimeMiddleware._websocket"} <= waiting
+        assert "GraphQL.__call__" in waiting
+        assert waiting & STARLETTE_LAYERS == set()
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(url + "/other", subprotocols=protocol):
+            pass
+    assert refused.value.response.status_code == 403  # Starlette's router: no such route
 
 
 async def _settle(client: httpx.AsyncClient, metric: str, value: float) -> None:
