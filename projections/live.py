@@ -490,26 +490,39 @@ class LiveReadModels:
         return self._follow(topic, owner, None)
 
     def documents(
-        self, topic: str, convert: Callable[[Any], T], *, owner: asyncio.Future[Any] | None = None
+        self,
+        topic: str,
+        convert: Callable[[Any], T],
+        *,
+        owner: asyncio.Future[Any] | None = None,
+        admit: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncGenerator[T, None]:
         """``convert(document)`` for ``changes(topic)`` whose document is present, paced.
 
         After each one it yields, the stream pauses for ``PACER.pace`` (in
         proportion to the topic's subscribers; see ``projections.hub``).
+        ``admit``, when given, is awaited first, before the stream subscribes to
+        the topic: what it raises ends the stream before it yields anything (a
+        subscriber's authorization goes there, so that the caller needs no
+        generator of its own around this one).
         """
-        return self._follow(topic, owner, convert)
+        return self._follow(topic, owner, convert, admit)
 
     async def _follow(
         self,
         topic: str,
         owner: asyncio.Future[Any] | None,
         convert: Callable[[Any], Any] | None,
+        admit: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncGenerator[Any, None]:
         """``changes`` (``convert`` None) or ``documents``.
 
         One generator for both: an idle subscriber keeps this one frame
         suspended, not a generator of its own around another.
         """
+        if admit is not None:
+            await admit()
+            del admit  # not kept for the stream's life
         newly_watched = not self._watched(topic)
         hub_topic = live_topic(topic)
         subscription = self.hub.subscribe(hub_topic, latest_only=True, owner=owner)
@@ -670,9 +683,14 @@ class Live:
         return self.read_models.changes(topic, owner=owner)
 
     def documents(
-        self, topic: str, convert: Callable[[Any], T], *, owner: asyncio.Future[Any] | None = None
+        self,
+        topic: str,
+        convert: Callable[[Any], T],
+        *,
+        owner: asyncio.Future[Any] | None = None,
+        admit: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncGenerator[T, None]:
-        return self.read_models.documents(topic, convert, owner=owner)
+        return self.read_models.documents(topic, convert, owner=owner, admit=admit)
 
     async def current(self, topic: str) -> ReadModelChange:
         return await self.read_models.current(topic)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from datetime import datetime
 from enum import Enum
 from typing import Annotated
@@ -601,16 +600,16 @@ async def may_watch_account(ctx: Context, account_id: str) -> bool:
     return owner is not None and ctx.user.owns(owner)
 
 
-async def account_changed(
+def account_changed(
     info: strawberry.Info[Context, None], id: strawberry.ID
 ) -> AsyncGenerator[Account, None]:
     ctx = info.context
-    if not await may_watch_account(ctx, str(id)):
-        raise forbidden_query("you may only subscribe to your own accounts")
-    stream = documents(ctx, topic_for("account", str(id)), Account.from_record)
-    async with aclosing(stream):
-        async for changed in stream:
-            yield changed
+
+    async def admit() -> None:
+        if not await may_watch_account(ctx, str(id)):
+            raise forbidden_query("you may only subscribe to your own accounts")
+
+    return documents(ctx, topic_for("account", str(id)), Account.from_record, admit=admit)
 
 
 @strawberry.type

@@ -6,7 +6,6 @@ Any signed-in user may read the ledger (it holds no account's details).
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
 
 import strawberry
 
@@ -65,15 +64,15 @@ def _ledger(totals: list[LedgerTotals]) -> list[Ledger]:
     return [Ledger.from_record(currency) for currency in totals]
 
 
-async def ledger_changed(
+def ledger_changed(
     info: strawberry.Info[Context, None],
 ) -> AsyncGenerator[list[Ledger], None]:
     ctx = info.context
-    _signed_in(ctx)
-    stream = documents(ctx, TOPIC, _ledger)
-    async with aclosing(stream):
-        async for changed in stream:
-            yield changed
+
+    async def admit() -> None:
+        _signed_in(ctx)
+
+    return documents(ctx, TOPIC, _ledger, admit=admit)
 
 
 @strawberry.type

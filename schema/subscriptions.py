@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any, TypeVar
 
@@ -59,8 +59,33 @@ def live_of(ctx: Context) -> Live:
     return ctx.live
 
 
-def documents(ctx: Context, topic: str, convert: Callable[[Any], T]) -> AsyncGenerator[T, None]:
+def documents(
+    ctx: Context,
+    topic: str,
+    convert: Callable[[Any], T],
+    *,
+    admit: Callable[[], Awaitable[None]] | None = None,
+) -> AsyncGenerator[T, None]:
     """Converted documents of ``topic``; an absent document is not sent.
+
+    ``admit`` is the subscriber's authorization: awaited when the stream
+    starts, in the subscription's task; what it raises (``forbidden_query``)
+    ends the subscription with that error before anything is sent. A
+    feature's subscription resolver is then a plain function that returns
+    this generator::
+
+        def account_changed(info, id) -> AsyncGenerator[Account, None]:
+            async def admit() -> None:
+                if not await may_watch_account(info.context, str(id)):
+                    raise forbidden_query("you may only subscribe to your own accounts")
+
+            return documents(info.context, topic_for("account", str(id)), Account.from_record,
+                             admit=admit)
+
+    An ``async def`` resolver with the check before it returns would answer a
+    refusal differently (graphql-transport-ws ``error`` instead of ``next``
+    with the error, then ``complete``), and one that iterates this generator
+    itself keeps a second suspended generator per subscriber.
 
     Every subscriber of the topic gets the same converted object for a change
     (``schema._engine.fanout``), so its result is executed and encoded once per
@@ -73,10 +98,26 @@ def documents(ctx: Context, topic: str, convert: Callable[[Any], T]) -> AsyncGen
     own task (the hub subscription is bound to it: it ends with that task even
     if the server drops the generator without closing it).
     """
-    live = live_of(ctx)
-    return live.documents(
-        topic, functools.partial(shared, convert=convert), owner=asyncio.current_task()
+    if ctx.live is None:
+        return _unavailable(ctx, admit)
+    return ctx.live.documents(
+        topic,
+        functools.partial(shared, convert=convert),
+        owner=asyncio.current_task(),
+        admit=admit,
     )
+
+
+async def _unavailable(
+    ctx: Context, admit: Callable[[], Awaitable[None]] | None
+) -> AsyncGenerator[Any, None]:
+    """The stream where this process serves none: ``admit``, then ``UNAVAILABLE``.
+
+    Both raise when the stream is first iterated, as they would in the stream itself.
+    """
+    if admit is not None:
+        await admit()
+    yield live_of(ctx)  # never yields: live_of raises here
 
 
 async def _event_stream(

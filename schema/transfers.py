@@ -9,7 +9,6 @@ asynchronously in the transfer process manager; clients follow it with
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any
@@ -342,16 +341,16 @@ async def _may_watch_transfer(ctx: Context, transfer_id: str) -> bool:
     return False
 
 
-async def transfer_changed(
+def transfer_changed(
     info: strawberry.Info[Context, None], id: strawberry.ID
 ) -> AsyncGenerator[Transfer, None]:
     ctx = info.context
-    if not await _may_watch_transfer(ctx, str(id)):
-        raise forbidden_query("you may only subscribe to transfers of your accounts")
-    stream = documents(ctx, topic_for("transfer", str(id)), Transfer.from_record)
-    async with aclosing(stream):
-        async for changed in stream:
-            yield changed
+
+    async def admit() -> None:
+        if not await _may_watch_transfer(ctx, str(id)):
+            raise forbidden_query("you may only subscribe to transfers of your accounts")
+
+    return documents(ctx, topic_for("transfer", str(id)), Transfer.from_record, admit=admit)
 
 
 @strawberry.type

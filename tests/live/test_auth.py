@@ -110,6 +110,31 @@ async def test_the_event_stream_is_for_admins(served: Served, accounts: dict[str
     assert ledger["ledgerChanged"] == [{"currency": "EUR"}]
 
 
+@pytest.mark.parametrize(
+    ("protocol", "kinds"),
+    [("graphql-transport-ws", ("next", "complete")), ("graphql-ws", ("data", "complete"))],
+)
+async def test_a_refused_subscription_is_an_error_result_then_complete(
+    served: Served, accounts: dict[str, str], protocol: str, kinds: tuple[str, str]
+) -> None:
+    """The access check runs when the stream starts (``documents(admit=...)``): the
+    refusal is the operation's result with the error, not a protocol ``error``."""
+    async with connect(served.url, subprotocols=[protocol]) as ws:  # type: ignore[list-item]
+        init = {"Authorization": f"Bearer {token('alice')}"}
+        await ws.send(json.dumps({"type": "connection_init", "payload": init}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        start = "subscribe" if protocol == "graphql-transport-ws" else "start"
+        for query, variables in ((ACCOUNT, {"id": accounts["bob"]}), (TRANSFER, {"id": "t-1"})):
+            payload = {"query": query, "variables": variables}
+            await ws.send(json.dumps({"id": "1", "type": start, "payload": payload}))
+            result, end = json.loads(await ws.recv()), json.loads(await ws.recv())
+            assert (result["type"], end["type"]) == kinds
+            [error] = result["payload"]["errors"]
+            assert error["extensions"]["code"] == "FORBIDDEN"
+            assert result["payload"]["data"] is None
+    assert served.hub.subscriber_count() == 0
+
+
 async def _read_until_closed(ws: ClientConnection) -> None:
     for _ in range(3):  # graphql-ws sends connection_error before closing
         await ws.recv()

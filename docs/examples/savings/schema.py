@@ -11,7 +11,6 @@ only their own goals.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from typing import Annotated
 
 import strawberry
@@ -201,17 +200,17 @@ class GoalsMutation:
 # -- goalChanged(id:) -----------------------------------------------------------------
 
 
-async def goal_changed(
+def goal_changed(
     info: strawberry.Info[Context, None], id: strawberry.ID
 ) -> AsyncGenerator[Goal, None]:
     ctx = info.context
-    state = await _state(ctx, str(id))
-    if not state.exists or not ctx.user.owns(state.owner):
-        raise forbidden_query("you may only subscribe to your own goals")
-    stream = documents(ctx, topic_for("goal", str(id)), Goal.from_record)
-    async with aclosing(stream):
-        async for changed in stream:
-            yield changed
+
+    async def admit() -> None:
+        state = await _state(ctx, str(id))
+        if not state.exists or not ctx.user.owns(state.owner):
+            raise forbidden_query("you may only subscribe to your own goals")
+
+    return documents(ctx, topic_for("goal", str(id)), Goal.from_record, admit=admit)
 
 
 @strawberry.type
