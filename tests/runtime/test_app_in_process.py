@@ -8,6 +8,7 @@ a real socket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import types
@@ -119,10 +120,12 @@ async def test_commands_and_operations_are_counted(client: httpx.AsyncClient) ->
     assert await _metric(client, 'ledger_graphql_operations_total{name="ledger",outcome="ok"') == 20
 
 
-async def test_websocket_connections_and_subscriptions_are_counted(
-    client: httpx.AsyncClient,
-) -> None:
-    account = await _open(client)
+@contextlib.asynccontextmanager
+async def _subscribed(
+    client: httpx.AsyncClient, account: str
+) -> AsyncIterator[tuple[websockets.ClientConnection, Any]]:
+    """A graphql-transport-ws connection subscribed to ``accountChanged(account)`` (id "a"),
+    and the first message it got."""
     url = str(client.base_url).replace("http", "ws") + "/graphql"
     protocol = [Subprotocol("graphql-transport-ws")]
     async with websockets.connect(url, subprotocols=protocol) as ws:
@@ -130,7 +133,13 @@ async def test_websocket_connections_and_subscriptions_are_counted(
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         query = f'subscription {{ accountChanged(id: "{account}") {{ version }} }}'
         await ws.send(json.dumps({"id": "a", "type": "subscribe", "payload": {"query": query}}))
-        first = json.loads(await ws.recv())
+        yield ws, json.loads(await ws.recv())
+
+
+async def test_websocket_connections_and_subscriptions_are_counted(
+    client: httpx.AsyncClient,
+) -> None:
+    async with _subscribed(client, await _open(client)) as (ws, first):
         assert first["payload"]["data"]["accountChanged"]["version"] == 1
         assert await _metric(client, "ledger_websocket_connections ") == 1
         assert await _metric(client, "ledger_subscriptions ") == 1
@@ -165,21 +174,15 @@ async def test_graphql_websockets_take_the_lane_past_starlettes_layers(
     """An idle subscriber's connection runs through the runtime middleware into the
     GraphQL app and keeps no frame of Starlette's router or middleware
     (``runtime.bootstrap.ServiceApp``); a WebSocket to another path still meets the router."""
-    account = await _open(client)
-    url = str(client.base_url).replace("http", "ws") + "/graphql"
-    protocol = [Subprotocol("graphql-transport-ws")]
-    async with websockets.connect(url, subprotocols=protocol) as ws:
-        await ws.send(json.dumps({"type": "connection_init"}))
-        assert json.loads(await ws.recv())["type"] == "connection_ack"
-        query = f'subscription {{ accountChanged(id: "{account}") {{ version }} }}'
-        await ws.send(json.dumps({"id": "a", "type": "subscribe", "payload": {"query": query}}))
-        assert json.loads(await ws.recv())["type"] == "next"
+    async with _subscribed(client, await _open(client)) as (_, first):
+        assert first["type"] == "next"
         waiting = _suspended_coroutines()
         assert {"ServiceApp.__call__", "RuntimeMiddleware._websocket"} <= waiting
         assert "GraphQL.__call__" in waiting
         assert waiting & STARLETTE_LAYERS == set()
+    url = str(client.base_url).replace("http", "ws") + "/graphql/other"
     with pytest.raises(websockets.InvalidStatus) as refused:
-        async with websockets.connect(url + "/other", subprotocols=protocol):
+        async with websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]):
             pass
     assert refused.value.response.status_code == 403  # Starlette's router: no such route
 
