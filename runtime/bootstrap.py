@@ -525,7 +525,7 @@ class ServiceApp(Starlette):
     exception middleware handles only Starlette's exceptions, which the GraphQL
     app does not raise, and the router would pick the same app), yet each would
     keep a suspended frame and its locals for as long as the connection lasts:
-    about 5 KiB per idle subscriber. Everything else (HTTP, the lifespan, a
+    about 3 KiB per idle subscriber. Everything else (HTTP, the lifespan, a
     WebSocket to any other path or under a ``root_path``) goes through
     Starlette as before.
     """
