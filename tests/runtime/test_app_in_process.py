@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import gc
 import json
+import sys
 import types
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import httpx
@@ -118,6 +119,38 @@ async def test_commands_and_operations_are_counted(client: httpx.AsyncClient) ->
     assert "Fresh" not in text
     assert "Sneaky" not in text
     assert await _metric(client, 'ledger_graphql_operations_total{name="ledger",outcome="ok"') == 20
+
+
+async def _calls_while(request: Awaitable[httpx.Response]) -> tuple[httpx.Response, set[str]]:
+    """The response, and the qualified names of the functions this thread called for it."""
+    called: set[str] = set()
+
+    def record(frame: types.FrameType, event: str, _: object) -> None:
+        if event == "call":
+            called.add(frame.f_code.co_qualname)
+
+    sys.setprofile(record)
+    try:
+        response = await request
+    finally:
+        sys.setprofile(None)
+    return response, called
+
+
+async def test_graphql_requests_take_the_lane_past_starlettes_layers(
+    client: httpx.AsyncClient,
+) -> None:
+    """``/graphql`` goes from ``ServiceApp`` to the runtime middleware and the GraphQL app;
+    other paths (here ``/healthz``) still go through Starlette's middleware and router."""
+    response, called = await _calls_while(client.post("/graphql", json={"query": "{ __typename }"}))
+    assert response.status_code == 200
+    assert response.headers["x-request-id"]  # the runtime middleware ran
+    assert {"ServiceApp.__call__", "RuntimeMiddleware._http", "GraphQL.__call__"} <= called
+    # The configured CORS middleware stays in the HTTP lane (it answers preflights).
+    assert called & (STARLETTE_LAYERS - {"CORSMiddleware.__call__"}) == set()
+    response, called = await _calls_while(client.get("/healthz"))
+    assert response.status_code == 200
+    assert {"ServiceApp.__call__", "Router.__call__", "ExceptionMiddleware.__call__"} <= called
 
 
 @contextlib.asynccontextmanager
