@@ -20,6 +20,9 @@ from application.ids import new_account_id, new_transfer_id
 from domain.accounts import Deposit, OpenAccount
 from domain.transfers import RequestTransfer
 from schema.auth import AuthSettings
+from schema.context import Context
+from schema.errors import ClientError, forbidden_query
+from schema.subscriptions import documents
 from tests.live.helpers import eventually, take
 from tests.wiring import Served, serve
 
@@ -133,6 +136,27 @@ async def test_a_refused_subscription_is_an_error_result_then_complete(
             assert error["extensions"]["code"] == "FORBIDDEN"
             assert result["payload"]["data"] is None
     assert served.hub.subscriber_count() == 0
+
+
+async def test_where_no_subscriptions_are_served_the_access_check_still_comes_first(
+    served: Served,
+) -> None:
+    """``documents(admit=...)`` in a process without a live feed: a refused subscriber
+    hears FORBIDDEN, an admitted one UNAVAILABLE, as the stream itself would say."""
+    ctx = Context(service=served.service, events=served.store)  # no live feed
+    assert ctx.live is None
+
+    async def refuse() -> None:
+        raise forbidden_query("not yours")
+
+    async def accept() -> None:
+        pass
+
+    for admit, expected in ((refuse, "FORBIDDEN"), (accept, "UNAVAILABLE"), (None, "UNAVAILABLE")):
+        stream = documents(ctx, "account:a-1", str, admit=admit)
+        with pytest.raises(ClientError) as ended:
+            await anext(stream)
+        assert ended.value.extensions["code"] == expected
 
 
 async def _read_until_closed(ws: ClientConnection) -> None:
