@@ -2,7 +2,8 @@
 
 Public surface: ``Hub`` (``subscribe``, ``publish``, counts, topic-change
 callbacks and observers, ``close``), ``Subscription`` (an async iterator of
-messages; ``close``, ``bind``), ``SubscriberOverflow``, ``position_of``/``PositionOf``,
+messages; ``close``, ``bind``/``unbind``, and ``notify``/``take_nowait`` for a
+reader that keeps no task while idle), ``SubscriberOverflow``, ``position_of``/``PositionOf``,
 and ``Pacer``/``PACER`` (how long a read-model stream pauses after each message).
 
 Topics used by the service: ``"account:<id>"``, ``"transfer:<id>"`` and
@@ -207,6 +208,7 @@ class Subscription:
     """
 
     __slots__ = (
+        "_callback",
         "_closed",
         "_hub",
         "_last_position",
@@ -245,6 +247,7 @@ class Subscription:
         self._resume_position = resume_position
         self._last_position: int | None = None
         self._owner: asyncio.Future[Any] | None = None
+        self._callback: Callable[[], None] | None = None
         self.dropped = 0  # messages replaced (latest only); for metrics and tests
 
     @property
@@ -281,6 +284,10 @@ class Subscription:
         return True
 
     def _wake(self) -> None:
+        callback = self._callback
+        if callback is not None:
+            callback()
+            return
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -298,15 +305,17 @@ class Subscription:
         self._wake()
 
     def close(self) -> None:
-        """Stop receiving, drop pending messages and detach from the hub."""
+        """Stop receiving, drop pending messages and detach from the hub.
+
+        A ``notify`` callback is not called for it: the reader closing knows.
+        """
+        self._callback = None
         if not self._closed:
             self._end()
             self._latest = _NOTHING
             self._queue = None
             self._hub._detach(self)
-        owner, self._owner = self._owner, None
-        if owner is not None:
-            owner.remove_done_callback(self._owner_done)
+        self.unbind()
 
     def bind(self, owner: asyncio.Future[Any]) -> None:
         """Close this subscription as soon as ``owner`` (its consuming task) finishes.
@@ -322,8 +331,31 @@ class Subscription:
         self._owner = owner
         owner.add_done_callback(self._owner_done)
 
+    def unbind(self) -> None:
+        """Stop closing with the owner given to ``bind`` (the reader is handing over)."""
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.remove_done_callback(self._owner_done)
+
     def _owner_done(self, _: asyncio.Future[Any]) -> None:
         self.close()
+
+    def notify(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback()`` whenever a message arrives or the subscription ends.
+
+        For a reader that keeps no task while idle: it reads with
+        ``take_nowait`` when called back (from ``Hub.publish``, so the callback
+        must not block; it typically starts a task). A subscription with a
+        callback wakes no iterating reader; ``None`` removes it.
+        """
+        self._callback = callback
+
+    def take_nowait(self) -> Any:
+        """The next pending message; ``LookupError`` when there is none (see ``closed``)."""
+        message = self._take()
+        if message is _NOTHING:
+            raise LookupError(self.topic)
+        return message
 
     def __aiter__(self) -> Subscription:
         return self

@@ -268,3 +268,46 @@ async def test_hub_close_delivers_what_was_pending_then_wakes_a_waiting_reader()
     await asyncio.sleep(0.01)
     hub.close()
     assert await reader == "ended"
+
+
+def test_a_notified_subscriber_is_called_back_and_reads_without_waiting() -> None:
+    hub = Hub()
+    sub = hub.subscribe("account:a", latest_only=True)
+    calls: list[int] = []
+    sub.notify(lambda: calls.append(sub.pending))
+    with pytest.raises(LookupError):
+        sub.take_nowait()
+    hub.publish("account:a", {"version": 1})
+    hub.publish("account:a", {"version": 2})
+    assert calls == [1, 1]  # called back on each message, which is pending by then
+    assert sub.take_nowait() == {"version": 2}
+    with pytest.raises(LookupError):
+        sub.take_nowait()
+    hub.close()
+    assert calls == [1, 1, 0]  # and when the hub ends it
+    assert sub.closed
+
+
+def test_closing_a_notified_subscriber_does_not_call_it_back() -> None:
+    hub = Hub()
+    sub = hub.subscribe("account:a", latest_only=True)
+    calls: list[str] = []
+    sub.notify(lambda: calls.append("called"))
+    sub.close()
+    hub.publish("account:a", {"version": 1})
+    assert calls == []
+    assert hub.subscriber_count() == 0
+
+
+async def test_an_unbound_subscription_outlives_its_former_owner() -> None:
+    hub = Hub()
+    owner = asyncio.get_running_loop().create_future()
+    kept = hub.subscribe("account:a", latest_only=True, owner=owner)
+    bound = hub.subscribe("account:b", latest_only=True, owner=owner)
+    kept.unbind()
+    owner.set_result(None)
+    await asyncio.sleep(0)  # done callbacks run on the loop
+    assert bound.closed
+    assert not kept.closed
+    assert hub.subscriber_count() == 1
+    kept.close()
