@@ -5,7 +5,8 @@ Public surface:
 - ``Live`` (``start``, ``stop``, ``events``, ``changes``, ``documents``, ``current``), the
   facade the GraphQL subscriptions use, and ``create_live`` that wires it;
 - ``Feed``: the per-process tail of the global order and the ``events`` stream;
-- ``LiveReadModels``: read-model change streams for watched topics;
+- ``LiveReadModels``: read-model change streams for watched topics, and
+  ``Follower``, a stream parked with no task while idle;
 - topics and records: ``topic_for``, ``live_topic``, ``split_topic``,
   ``EVENTS_TOPIC``, ``stream_topic``, ``ReadModelChange``, ``ReadModelSource``,
   ``CheckpointReader``, ``checkpoint_reader``.
@@ -50,6 +51,18 @@ Subscribers (``changes(topic)``) are latest-only: a slow one skips to the
 newest state. ``documents(topic, convert)`` is the same stream as a GraphQL
 subscription sends it: each present document converted, paced after each
 (``projections.hub.PACER``).
+
+Parking: most subscribers are idle most of the time, and an idle generator
+(with everything that iterates it) is the bulk of what a subscriber costs. A
+caller of ``documents(..., park=take)`` offers to take the stream over once it
+has sent its current document: ``take(follower)`` returning True ends the
+generator and hands its hub subscription to a ``Follower``, which keeps no
+task while idle. When a change arrives the hub calls it back; it starts one
+short task that sends every present document through the caller's ``send``
+(converted and paced exactly like the generator) and ends when nothing is
+pending. The caller starts it with ``follower.start(send, end)`` and closes it
+with ``follower.close()``; ``end`` is awaited when the stream ends from this
+side (``Live.stop``), where the generator would have returned.
 """
 
 from __future__ import annotations
@@ -496,6 +509,7 @@ class LiveReadModels:
         *,
         owner: asyncio.Future[Any] | None = None,
         admit: Callable[[], Awaitable[None]] | None = None,
+        park: Callable[[Follower], bool] | None = None,
     ) -> AsyncGenerator[T, None]:
         """``convert(document)`` for ``changes(topic)`` whose document is present, paced.
 
@@ -504,9 +518,11 @@ class LiveReadModels:
         ``admit``, when given, is awaited first, before the stream subscribes to
         the topic: what it raises ends the stream before it yields anything (a
         subscriber's authorization goes there, so that the caller needs no
-        generator of its own around this one).
+        generator of its own around this one). ``park``, when given, is offered
+        the stream once its current document was sent and paced (see "Parking"
+        above): if it takes the ``Follower``, the generator ends there.
         """
-        return self._follow(topic, owner, convert, admit)
+        return self._follow(topic, owner, convert, admit, park)
 
     async def _follow(
         self,
@@ -514,6 +530,7 @@ class LiveReadModels:
         owner: asyncio.Future[Any] | None,
         convert: Callable[[Any], Any] | None,
         admit: Callable[[], Awaitable[None]] | None = None,
+        park: Callable[[Follower], bool] | None = None,
     ) -> AsyncGenerator[Any, None]:
         """``changes`` (``convert`` None) or ``documents``.
 
@@ -525,7 +542,10 @@ class LiveReadModels:
             del admit  # not kept for the stream's life
         newly_watched = not self._watched(topic)
         hub_topic = live_topic(topic)
-        subscription = self.hub.subscribe(hub_topic, latest_only=True, owner=owner)
+        subscription: Subscription | None = self.hub.subscribe(
+            hub_topic, latest_only=True, owner=owner
+        )
+        assert subscription is not None
         seen = self._seen  # later feed events for the topic are noted by on_batch
         try:
             change = await self.current(topic)
@@ -538,6 +558,14 @@ class LiveReadModels:
                     yield convert(change.document)
                     await PACER.pace(self.hub, hub_topic)
                 last = change.position
+                if park is not None and convert is not None:
+                    subscription.unbind()  # the follower's owner closes it from now on
+                    if park(Follower(self.hub, subscription, convert, last)):
+                        subscription = None
+                        return
+                    park = None
+                    if owner is not None:
+                        subscription.bind(owner)
                 async for message in subscription:
                     if isinstance(message, ReadModelChange) and message.position > last:
                         change = message
@@ -545,7 +573,8 @@ class LiveReadModels:
                 else:
                     return  # the subscription ended
         finally:
-            subscription.close()
+            if subscription is not None:
+                subscription.close()
 
     def _follow_up(self, topic: str, seen: int) -> None:
         """Re-read ``topic`` once its projector has passed feed position ``seen``.
@@ -640,6 +669,84 @@ class LiveReadModels:
             self.hub.publish(live_topic(topic), change)
 
 
+class Follower:
+    """A parked ``documents`` stream: no task while idle (see "Parking" in the module).
+
+    ``start(send, end)``: from then on each newer present document is sent as
+    ``await send(convert(document))`` and paced, from one task that exists only
+    while something is pending. ``end()`` is awaited once if the hub ends the
+    subscription (the process stops). ``close()`` stops it for good and detaches
+    it from the hub (idempotent); neither callback is called after it. ``send``
+    should handle its own errors: one that escapes is logged here and closes
+    the follower.
+    """
+
+    __slots__ = ("_convert", "_end", "_hub", "_last", "_send", "_subscription", "_task")
+
+    def __init__(
+        self, hub: Hub, subscription: Subscription, convert: Callable[[Any], Any], last: int
+    ) -> None:
+        self._hub = hub
+        self._subscription = subscription
+        self._convert = convert
+        self._last = last
+        self._send: Callable[[Any], Awaitable[None]] | None = None
+        self._end: Callable[[], Awaitable[None]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def topic(self) -> str:
+        """The read-model topic (``"account:<id>"``)."""
+        return self._subscription.topic.removeprefix(LIVE_PREFIX)
+
+    def start(
+        self, send: Callable[[Any], Awaitable[None]], end: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._send, self._end = send, end
+        subscription = self._subscription
+        subscription.notify(self._ready)
+        if subscription.pending or subscription.closed:  # since the stream was handed over
+            self._ready()
+
+    def close(self) -> None:
+        self._send = self._end = None
+        self._subscription.close()
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def _ready(self) -> None:
+        if self._task is None and self._send is not None:
+            self._task = asyncio.get_running_loop().create_task(self._deliver())
+
+    async def _deliver(self) -> None:
+        subscription = self._subscription
+        hub_topic = subscription.topic
+        try:
+            while (send := self._send) is not None:
+                try:
+                    message = subscription.take_nowait()
+                except LookupError:
+                    if subscription.closed:
+                        end = self._end
+                        self.close()
+                        if end is not None:
+                            await end()
+                    return
+                if not isinstance(message, ReadModelChange) or message.position <= self._last:
+                    continue
+                self._last = message.position
+                if message.document is not None:
+                    await send(self._convert(message.document))
+                    await PACER.pace(self._hub, hub_topic)
+        except Exception:  # ``send`` handles its own; this is a bug: logged, and the stream ends
+            log.exception("parked stream of %s failed", hub_topic)
+            self.close()
+        finally:
+            if self._task is asyncio.current_task():
+                self._task = None
+
+
 # -- the facade ----------------------------------------------------------------
 
 
@@ -689,8 +796,9 @@ class Live:
         *,
         owner: asyncio.Future[Any] | None = None,
         admit: Callable[[], Awaitable[None]] | None = None,
+        park: Callable[[Follower], bool] | None = None,
     ) -> AsyncGenerator[T, None]:
-        return self.read_models.documents(topic, convert, owner=owner, admit=admit)
+        return self.read_models.documents(topic, convert, owner=owner, admit=admit, park=park)
 
     async def current(self, topic: str) -> ReadModelChange:
         return await self.read_models.current(topic)

@@ -14,10 +14,17 @@ import pytest
 from projections.accounts import READ_SIDE as ACCOUNTS_READ
 from projections.hub import Hub
 from projections.ledger import READ_SIDE as LEDGER_READ
-from projections.live import Feed, Live, LiveReadModels, ReadModelChange, ReadModelSource
+from projections.live import (
+    Feed,
+    Follower,
+    Live,
+    LiveReadModels,
+    ReadModelChange,
+    ReadModelSource,
+)
 from projections.transfers import READ_SIDE as TRANSFERS_READ
 from store.memory import InMemoryEventStore
-from tests.live.helpers import append, take
+from tests.live.helpers import append, eventually, take
 
 
 @dataclass
@@ -239,3 +246,143 @@ async def test_documents_skips_absent_documents_and_converts_each_present_one(
     finally:
         await stream.aclose()
     assert live.hub.subscriber_count() == 0
+
+
+def delivering(follower: Follower) -> bool:
+    """Whether a task of ``follower`` exists (it should only while something is pending)."""
+    return any(
+        task.get_coro().__qualname__ == "Follower._deliver"  # type: ignore[union-attr]
+        for task in asyncio.all_tasks()
+    )
+
+
+def as_doc(document: Any) -> tuple[str, int]:
+    return ("doc", document["version"])
+
+
+@dataclass
+class Parking:
+    """A ``park`` callback: keeps every follower offered, takes them when ``takes``."""
+
+    takes: bool = True
+    offered: list[Follower] = field(default_factory=list)
+
+    def __call__(self, follower: Follower) -> bool:
+        self.offered.append(follower)
+        return self.takes
+
+
+async def test_a_stream_is_parked_after_its_current_document_and_delivers_with_no_idle_task(
+    live: Live, documents: Documents
+) -> None:
+    await append(live.feed.store, "account-a")
+    documents.project("account:account-a", 1, 1, "accounts")
+    parking = Parking()
+    stream = live.documents("account:account-a", as_doc, park=parking)
+    # given a subscriber that received the current document
+    assert await take(stream, 1) == [("doc", 1)]
+    # when it offers the stream to park: the generator ends, the follower holds the topic
+    with pytest.raises(StopAsyncIteration):
+        await anext(stream)
+    [follower] = parking.offered
+    assert follower.topic == "account:account-a"
+    assert live.hub.subscriber_count() == 1
+    sent: list[tuple[str, int]] = []
+
+    async def send(payload: tuple[str, int]) -> None:
+        sent.append(payload)
+
+    async def end() -> None:
+        raise AssertionError("the live service did not end")
+
+    follower.start(send, end)
+    assert not delivering(follower)
+    # then each change is sent, and nothing runs for it in between
+    for version in (2, 3):
+        await append(live.feed.store, "account-a")
+        documents.project("account:account-a", version, version, "accounts")
+        await eventually(lambda v=version: sent[-1:] == [("doc", v)])  # type: ignore[misc]
+        await eventually(lambda: not delivering(follower))
+    follower.close()
+    assert live.hub.subscriber_count() == 0
+    await append(live.feed.store, "account-a")
+    documents.project("account:account-a", 4, 4, "accounts")
+    await asyncio.sleep(0.1)
+    assert sent == [("doc", 2), ("doc", 3)]
+
+
+async def test_a_stream_whose_park_is_refused_goes_on_as_a_generator(
+    live: Live, documents: Documents
+) -> None:
+    await append(live.feed.store, "account-a")
+    documents.project("account:account-a", 1, 1, "accounts")
+    parking = Parking(takes=False)
+    stream = live.documents("account:account-a", as_doc, park=parking)
+    try:
+        assert await take(stream, 1) == [("doc", 1)]
+        pending = asyncio.ensure_future(anext(stream))
+        await eventually(lambda: len(parking.offered) == 1)
+        await append(live.feed.store, "account-a")
+        documents.project("account:account-a", 2, 2, "accounts")
+        assert await asyncio.wait_for(pending, 5) == ("doc", 2)
+        assert len(parking.offered) == 1  # offered once only
+    finally:
+        await stream.aclose()
+    assert live.hub.subscriber_count() == 0
+
+
+async def test_a_slow_parked_subscriber_gets_the_newest_document_next(
+    live: Live, documents: Documents
+) -> None:
+    documents.project("account:account-a", 1, 1, "accounts")
+    await append(live.feed.store, "account-a")
+    parking = Parking()
+    stream = live.documents("account:account-a", as_doc, park=parking)
+    assert await take(stream, 1) == [("doc", 1)]
+    with pytest.raises(StopAsyncIteration):
+        await anext(stream)
+    gate = asyncio.Event()
+    sent: list[tuple[str, int]] = []
+
+    async def send(payload: tuple[str, int]) -> None:
+        sent.append(payload)
+        await gate.wait()  # a client that reads slowly
+
+    async def end() -> None:
+        pass
+
+    [follower] = parking.offered
+    follower.start(send, end)
+    try:
+        await append(live.feed.store, "account-a")
+        documents.project("account:account-a", 2, 2, "accounts")
+        await eventually(lambda: sent == [("doc", 2)])
+        for version in (3, 4, 5):
+            await append(live.feed.store, "account-a")
+            documents.project("account:account-a", version, version, "accounts")
+        await eventually(lambda: live.read_models._published["account:account-a"].version == 5)
+        gate.set()
+        await eventually(lambda: sent[-1:] == [("doc", 5)])
+        assert sent == [("doc", 2), ("doc", 5)]
+    finally:
+        follower.close()
+
+
+async def test_a_parked_stream_ends_with_the_live_service(documents: Documents) -> None:
+    documents.project("account:account-a", 1, 1, "accounts")
+    ended: list[str] = []
+    async with started_live(documents) as live:
+        parking = Parking()
+        stream = live.documents("account:account-a", as_doc, park=parking)
+        assert await take(stream, 1) == [("doc", 1)]
+        with pytest.raises(StopAsyncIteration):
+            await anext(stream)
+
+        async def send(payload: tuple[str, int]) -> None:
+            raise AssertionError("nothing changed")
+
+        async def end() -> None:
+            ended.append("end")
+
+        parking.offered[0].start(send, end)
+    await eventually(lambda: ended == ["end"])
