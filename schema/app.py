@@ -44,8 +44,9 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from domain.aggregate import Domain
 from projections.projector import ReadSide
 from schema._engine.extensions import TunedMaskErrors, TunedSchema
-from schema._engine.fanout import SharingExecutor, encode_message
+from schema._engine.fanout import encode_message
 from schema._engine.http import HTTPView
+from schema._engine.parking import ParkingExecutor
 from schema._engine.validating import set_overlap_budget, validation_cache
 from schema._engine.websockets import LegacyWSHandler, TransportWSHandler, WebSocketAdapter
 from schema.auth import ANONYMOUS, AuthError, authenticate_header, authenticate_params
@@ -173,8 +174,9 @@ def build_schema(
         types=[kind for feature in features for kind in feature.types],
         extensions=[*extensions, *own],
         config=scalar_config(),
-        # Subscribers share results (schema._engine.fanout).
-        execution_context_class=SharingExecutor if tuned else None,
+        # Subscribers share results (schema._engine.fanout) and park when idle
+        # (schema._engine.parking).
+        execution_context_class=ParkingExecutor if tuned else None,
     )
 
 

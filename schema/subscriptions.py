@@ -14,7 +14,9 @@
 
 Every stream comes from ``context.live`` (``projections.live.Live``), which
 tails the global feed once per process; nothing here opens a database cursor
-per subscriber. Generators are closed with ``aclosing``, and each hub
+per subscriber. A read-model stream parks once set up
+(``schema._engine.parking``, tuned engine, ``graphql-transport-ws``): an idle
+subscriber then keeps no task. Generators are closed with ``aclosing``, and each hub
 subscription is bound to the operation's task, so a client that disconnects
 leaves no hub subscription behind even when the protocol handler drops the
 generator without closing it. The number of subscriptions per connection is
@@ -34,6 +36,7 @@ import strawberry
 
 from projections.hub import SubscriberOverflow
 from projections.live import Live
+from schema._engine import parking
 from schema._engine.fanout import shared
 from schema.audit_types import Event
 from schema.context import Context
@@ -96,15 +99,25 @@ def documents(
     It is ``Live.documents``'s generator itself, not one around it: an idle
     subscriber keeps one suspended frame fewer. Call it from the subscription's
     own task (the hub subscription is bound to it: it ends with that task even
-    if the server drops the generator without closing it).
+    if the server drops the generator without closing it). Over
+    ``graphql-transport-ws`` with the tuned engine the stream is parked once
+    its current document was sent (``schema._engine.parking``): an idle
+    subscriber then keeps no task and no operation at all. When a parked
+    subscriber's change must be executed by strawberry again (a result with
+    errors), this returns just that change (``parking.replaying``) and
+    ``admit`` is not awaited again.
     """
     if ctx.live is None:
         return _unavailable(ctx, admit)
+    payload = parking.replaying()
+    if payload is not parking.NO_PAYLOAD:
+        return parking.once(payload)
     return ctx.live.documents(
         topic,
         functools.partial(shared, convert=convert),
         owner=asyncio.current_task(),
         admit=admit,
+        park=parking.offer(),
     )
 
 

@@ -140,6 +140,19 @@ class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
             # same attributes in about half the memory.
             self.__dict__ = dict(self.__dict__)
 
+    def sharing_key(self) -> SharingKey | None:
+        """This operation's sharing key; None when its results cannot be shared."""
+        return self._key()
+
+    def share_as(self, payload: object, key: SharingKey) -> None:
+        """Share this executor's result for ``payload`` under ``key`` (an executor built for it).
+
+        Nothing is recorded when ``payload`` is not a shared payload.
+        """
+        results = SHARED.results_of(payload)
+        if results is not None:
+            self._record = (results, key)
+
     def build_per_event_executor(self, payload: Any) -> Executor[Any]:
         results = SHARED.results_of(payload)
         key = self._key() if results is not None else None
@@ -199,6 +212,12 @@ class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
         except (TypeError, ValueError):
             return None
         return (self.schema, location.source.body, name, variables, user)
+
+
+def shared_result(payload: object, key: SharingKey) -> ExecutionResult | None:
+    """The result already shared for ``payload`` under ``key``, if any."""
+    results = SHARED.results_of(payload)
+    return None if results is None else results.by_key.get(key)
 
 
 def encode_message(message: object) -> str | None:

@@ -43,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator
-from contextlib import suppress
+from contextlib import aclosing, suppress
 from json import JSONDecodeError
 from typing import Any, cast
 
@@ -58,6 +58,8 @@ from strawberry.http.exceptions import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
+    _OperationStreamClosed,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
@@ -76,6 +78,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from uvicorn.protocols.utils import ClientDisconnected
 
+from schema._engine.parking import ParkedOperation, ParkingExecutor, Slot, open_slot
 from schema.auth import session_expired
 from schema.context import Context
 from schema.edge import LEGACY_TYPES, TRANSPORT_TYPES, message_problem
@@ -129,11 +132,70 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """``graphql-transport-ws`` under the rules of the module."""
+    """``graphql-transport-ws`` under the rules of the module.
+
+    With the tuned engine (a schema whose executor is ``ParkingExecutor``) its
+    read-model subscriptions park once set up (``schema._engine.parking``):
+    ``run_operation`` is strawberry's, except that an operation whose stream
+    was taken over is not completed but replaced by a ``ParkedOperation``,
+    which ``cleanup_operation`` closes.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.session_timer = SessionTimer()
+        executor = getattr(self.schema, "execution_context_class", None)
+        self.parking = isinstance(executor, type) and issubclass(executor, ParkingExecutor)
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        if not self.parking:
+            await super().run_operation(operation)
+            return
+        slot = open_slot()
+        try:
+            result_source = await self.schema.stream(
+                operation.query,
+                variable_values=operation.variables,
+                context_value=self.context,
+                root_value=self.root_value,
+                operation_name=operation.operation_name,
+            )
+            async with aclosing(_noting_extensions(result_source, slot)) as results:
+                await self._send_result_stream(operation, results)
+            if self._park(operation, slot):
+                return
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        except _OperationStreamClosed:
+            return
+        except Exception as error:
+            await self.handle_task_exception(error)
+            with suppress(Exception):
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            self.operations.pop(operation.id, None)
+            raise
+        finally:
+            slot.close()
+
+    def _park(self, operation: Operation[Context, None], slot: Slot) -> bool:
+        """Replace ``operation`` by a parked one if its stream was taken over."""
+        follower, key, document = slot.follower, slot.key, slot.document
+        if follower is None or key is None or document is None:
+            return False
+        if operation.completed or self.operations.get(operation.id) is not operation:
+            return False
+        parked = ParkedOperation(operation, follower, key, document, slot.extensions)
+        slot.follower = None
+        self.operations[operation.id] = parked
+        parked.start()
+        return True
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        operation = self.operations.get(operation_id)
+        if isinstance(operation, ParkedOperation):
+            del self.operations[operation_id]
+            operation.close()
+            return
+        await super().cleanup_operation(operation_id)
 
     async def handle(self) -> None:
         """strawberry's ``handle``, except that the loop drops each message once handled.
@@ -193,6 +255,17 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def end_session(self) -> None:
         await self.websocket.close(code=EXPIRED_CODE, reason=EXPIRED_REASON)
+
+
+async def _noting_extensions(
+    source: AsyncGenerator[Any, None], slot: Slot
+) -> AsyncGenerator[Any, None]:
+    """``source``'s results, the ``extensions`` of each noted in ``slot``."""
+    async with aclosing(source):
+        async for result in source:
+            if isinstance(result, ExecutionResult):
+                slot.extensions = result.extensions
+            yield result
 
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):

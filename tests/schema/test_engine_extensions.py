@@ -30,7 +30,7 @@ from schema._engine.extensions import (
     TunedSchema,
     core_schema,
 )
-from schema._engine.fanout import SharingExecutor
+from schema._engine.parking import ParkingExecutor
 from schema.app import build_schema
 from schema.limits import Engine, Limits
 from schema.masking import LedgerMaskErrors, LedgerSchema
@@ -217,7 +217,7 @@ def test_the_schema_of_the_features_runs_on_the_engine_the_limits_name(engine: E
     schema = build_schema(load_features(paths).features, Limits(graphql_engine=engine))
     tuned = engine == "tuned"
     assert type(schema) is (TunedSchema if tuned else LedgerSchema)
-    assert (schema.execution_context_class is SharingExecutor) is tuned
+    assert (schema.execution_context_class is ParkingExecutor) is tuned
     query = core_schema(schema).query_type
     assert query is not None
     assert {"account", "transfer", "ledger", "goal"} <= set(query.fields)
