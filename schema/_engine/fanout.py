@@ -139,6 +139,10 @@ class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
             # room for about ninety; a dict built from them at once holds the
             # same attributes in about half the memory.
             self.__dict__ = dict(self.__dict__)
+            self.subscribed()
+
+    def subscribed(self) -> None:
+        """Called when built for a subscription (``schema._engine.parking`` hooks it)."""
 
     def sharing_key(self) -> SharingKey | None:
         """This operation's sharing key; None when its results cannot be shared."""

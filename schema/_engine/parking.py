@@ -12,8 +12,8 @@ tuned engine it runs them only to set the subscription up:
    always: parsing, validation, limits and cost, the resolver with the
    subscriber's authorization, the current document sent as ``next``.
 2. ``documents`` passes ``offer()`` to the live read model, which, once the
-   current document was sent and paced, offers its stream as a
-   ``projections.live.Follower``. The slot takes it when the operation's
+   current document was sent, offers its stream (with the pause still due
+   after that document) as a ``projections.live.Follower``. The slot takes it when the operation's
    results can be shared (``SharingExecutor.sharing_key``), and the
    generator, strawberry's operation and the task then end without a
    ``complete``.
@@ -82,8 +82,10 @@ class Slot:
         """``Follower`` offered by the live read model: taken when the results can be shared."""
         executor, self.executor = self.executor, None
         key = executor.sharing_key() if executor is not None else None
-        if key is None or self.document is None or self.follower is not None:
+        if executor is None or key is None or self.follower is not None:
             return False
+        fragments = executor.fragment_definitions.values()
+        self.document = DocumentNode(definitions=(executor.operation, *fragments))
         self.follower, self.key = follower, key
         return True
 
@@ -122,15 +124,16 @@ async def once(payload: object) -> AsyncGenerator[Any, None]:
 
 
 class ParkingExecutor(SharingExecutor):
-    """``SharingExecutor`` that shows an open set-up slot its document and subscription executor."""
+    """``SharingExecutor`` that shows an open slot the subscription's executor.
 
-    @classmethod
-    def build(cls, schema: Any, document: DocumentNode, *args: Any, **kwargs: Any) -> Any:
-        executor = super().build(schema, document, *args, **kwargs)
+    Only a subscription's executors call ``subscribed``: queries and mutations
+    pay nothing for it.
+    """
+
+    def subscribed(self) -> None:
         slot = _SLOT.get()
-        if slot is not None and isinstance(executor, SharingExecutor):
-            slot.document, slot.executor = document, executor
-        return executor
+        if slot is not None and slot.executor is None:
+            slot.executor = self
 
 
 class ParkedOperation(Operation[Context, None]):
