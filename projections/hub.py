@@ -422,9 +422,13 @@ class Pacer:
         pause = hub.subscriber_count(topic) * self.per_message * self.factor
         return pause if pause >= MIN_PAUSE else 0.0
 
+    def jittered(self, hub: Hub, topic: str) -> float:
+        """A pause after a message on ``topic``, jittered (0 when not worth a timer)."""
+        return self.pause_after(hub, topic) * random.uniform(0.8, 1.2)
+
     async def pace(self, hub: Hub, topic: str) -> None:
         """Pause after a message on ``topic``; learn from how late the pause ends."""
-        pause = self.pause_after(hub, topic) * random.uniform(0.8, 1.2)
+        pause = self.jittered(hub, topic)
         if not pause:
             return
         loop = asyncio.get_running_loop()

@@ -55,8 +55,9 @@ subscription sends it: each present document converted, paced after each
 Parking: most subscribers are idle most of the time, and an idle generator
 (with everything that iterates it) is the bulk of what a subscriber costs. A
 caller of ``documents(..., park=take)`` offers to take the stream over once it
-has sent its current document: ``take(follower)`` returning True ends the
-generator and hands its hub subscription to a ``Follower``, which keeps no
+has sent its current document, before the pause that follows it:
+``take(follower)`` returning True ends the generator and hands its hub
+subscription (and the rest of the pause) to a ``Follower``, which keeps no
 task while idle. When a change arrives the hub calls it back; it starts one
 short task that sends every present document through the caller's ``send``
 (converted and paced exactly like the generator) and ends when nothing is
@@ -519,7 +520,7 @@ class LiveReadModels:
         the topic: what it raises ends the stream before it yields anything (a
         subscriber's authorization goes there, so that the caller needs no
         generator of its own around this one). ``park``, when given, is offered
-        the stream once its current document was sent and paced (see "Parking"
+        the stream once its current document was sent (see "Parking"
         above): if it takes the ``Follower``, the generator ends there.
         """
         return self._follow(topic, owner, convert, admit, park)
@@ -552,20 +553,26 @@ class LiveReadModels:
             if newly_watched and change.position < seen:
                 self._follow_up(topic, seen)
             while True:
+                sent = False
                 if convert is None:
                     yield change
                 elif change.document is not None:
                     yield convert(change.document)
-                    await PACER.pace(self.hub, hub_topic)
+                    sent = True
                 last = change.position
                 if park is not None and convert is not None:
+                    # Parked before its pause, which the follower keeps: the
+                    # stream's generator, and all that iterates it, end now.
+                    pause = PACER.jittered(self.hub, hub_topic) if sent else 0.0
                     subscription.unbind()  # the follower's owner closes it from now on
-                    if park(Follower(self.hub, subscription, convert, last)):
+                    if park(Follower(self.hub, subscription, convert, last, pause)):
                         subscription = None
                         return
                     park = None
                     if owner is not None:
                         subscription.bind(owner)
+                if sent:
+                    await PACER.pace(self.hub, hub_topic)
                 async for message in subscription:
                     if isinstance(message, ReadModelChange) and message.position > last:
                         change = message
@@ -674,22 +681,40 @@ class Follower:
 
     ``start(send, end)``: from then on each newer present document is sent as
     ``await send(convert(document))`` and paced, from one task that exists only
-    while something is pending. ``end()`` is awaited once if the hub ends the
+    while something is pending. ``pause``: what is left of the pause after the
+    stream's last message (it parks before pausing, so that the set-up it
+    ends is not kept for the pause). ``end()`` is awaited once if the hub ends the
     subscription (the process stops). ``close()`` stops it for good and detaches
     it from the hub (idempotent); neither callback is called after it. ``send``
     should handle its own errors: one that escapes is logged here and closes
     the follower.
     """
 
-    __slots__ = ("_convert", "_end", "_hub", "_last", "_send", "_subscription", "_task")
+    __slots__ = (
+        "_convert",
+        "_end",
+        "_hub",
+        "_last",
+        "_resume_at",
+        "_send",
+        "_subscription",
+        "_task",
+    )
 
     def __init__(
-        self, hub: Hub, subscription: Subscription, convert: Callable[[Any], Any], last: int
+        self,
+        hub: Hub,
+        subscription: Subscription,
+        convert: Callable[[Any], Any],
+        last: int,
+        pause: float = 0.0,
     ) -> None:
         self._hub = hub
         self._subscription = subscription
         self._convert = convert
         self._last = last
+        # the pause still due after the stream's last message (loop time; 0: none)
+        self._resume_at = asyncio.get_running_loop().time() + pause if pause else 0.0
         self._send: Callable[[Any], Awaitable[None]] | None = None
         self._end: Callable[[], Awaitable[None]] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -722,8 +747,14 @@ class Follower:
     async def _deliver(self) -> None:
         subscription = self._subscription
         hub_topic = subscription.topic
+        loop = asyncio.get_running_loop()
         try:
             while (send := self._send) is not None:
+                if self._resume_at:
+                    wait, self._resume_at = self._resume_at - loop.time(), 0.0
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                        continue  # then the newest pending message
                 try:
                     message = subscription.take_nowait()
                 except LookupError:

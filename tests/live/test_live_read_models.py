@@ -21,6 +21,7 @@ from projections.live import (
     LiveReadModels,
     ReadModelChange,
     ReadModelSource,
+    live_topic,
 )
 from projections.transfers import READ_SIDE as TRANSFERS_READ
 from store.memory import InMemoryEventStore
@@ -386,3 +387,29 @@ async def test_a_parked_stream_ends_with_the_live_service(documents: Documents) 
 
         parking.offered[0].start(send, end)
     await eventually(lambda: ended == ["end"])
+
+
+async def test_a_follower_keeps_the_pause_due_after_the_streams_last_message() -> None:
+    hub = Hub()
+    subscription = hub.subscribe(live_topic("account:a"), latest_only=True)
+    follower = Follower(hub, subscription, as_doc, last=1, pause=0.3)
+    sent: list[tuple[str, int]] = []
+
+    async def send(payload: tuple[str, int]) -> None:
+        sent.append(payload)
+
+    async def end() -> None:
+        pass
+
+    follower.start(send, end)
+    try:
+        for version in (2, 3):  # both within the pause: only the newest is sent, after it
+            document = {"version": version, "position": version}
+            hub.publish(
+                live_topic("account:a"), ReadModelChange("account:a", document, version, version)
+            )
+            await asyncio.sleep(0.1)
+        assert sent == []
+        await eventually(lambda: sent == [("doc", 3)])
+    finally:
+        follower.close()
