@@ -43,7 +43,6 @@ protocol never parks.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing, suppress
 from contextvars import ContextVar
@@ -58,8 +57,6 @@ from projections.live import Follower
 from schema._engine.extensions import core_schema
 from schema._engine.fanout import SharingExecutor, SharingKey, shared_result
 from schema.context import Context
-
-log = logging.getLogger(__name__)
 
 NO_PAYLOAD: Any = object()
 """What ``replaying()`` answers outside a replayed operation."""

@@ -30,10 +30,14 @@ connection ends) and the legacy handler cancels its own when
 the ``graphql-transport-ws`` handler's ``handle`` are strawberry's loops
 without the local variables that would hold it while waiting for the next.
 
+With the tuned engine, ``graphql-transport-ws`` read-model subscriptions park
+once set up (``schema._engine.parking``).
+
 The handlers read ``connection_acknowledged``, ``connection_timed_out``,
 ``tasks`` and ``subscriptions``, clear ``connection_init_timeout_task``,
 re-implement the ``graphql-transport-ws`` ``handle`` (calling
-``on_request_accepted``), and wrap ``handle`` (legacy), ``handle_message``,
+``on_request_accepted``) and ``run_operation`` (parking), and wrap
+``cleanup_operation``, ``handle`` (legacy), ``handle_message``,
 ``handle_connection_init``, ``handle_subscribe``/``handle_start``,
 ``shutdown``/``cleanup`` and ``handle_task_exception``.
 """
@@ -144,8 +148,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.session_timer = SessionTimer()
+
+    @property
+    def parking(self) -> bool:
+        """Whether subscriptions park: the schema's executor is a ``ParkingExecutor``."""
         executor = getattr(self.schema, "execution_context_class", None)
-        self.parking = isinstance(executor, type) and issubclass(executor, ParkingExecutor)
+        return isinstance(executor, type) and issubclass(executor, ParkingExecutor)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         if not self.parking:
