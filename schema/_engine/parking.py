@@ -115,6 +115,18 @@ def replaying() -> object:
     return NO_PAYLOAD if slot is None else slot.replay
 
 
+async def stream_of(operation: Operation[Context, None]) -> Any:
+    """strawberry's result stream of ``operation``, on its connection's context."""
+    handler = operation.handler
+    return await handler.schema.stream(
+        operation.query,
+        variable_values=operation.variables,
+        context_value=handler.context,
+        root_value=handler.root_value,
+        operation_name=operation.operation_name,
+    )
+
+
 async def once(payload: object) -> AsyncGenerator[Any, None]:
     """The source of a replayed operation: the one payload."""
     yield payload
@@ -213,16 +225,9 @@ class ParkedOperation(Operation[Context, None]):
 
     async def _replay(self, payload: object) -> None:
         """strawberry's operation once more, with ``payload`` as its source's only item."""
-        handler = self.handler
         token = _SLOT.set(Slot(replay=payload))
         try:
-            source = await handler.schema.stream(
-                self.query,
-                variable_values=self.variables,
-                context_value=handler.context,
-                root_value=handler.root_value,
-                operation_name=self.operation_name,
-            )
+            source = await stream_of(self)
             async with aclosing(source):
                 async for result in source:
                     if isinstance(result, PreExecutionError) or not isinstance(

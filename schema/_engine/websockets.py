@@ -82,7 +82,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from uvicorn.protocols.utils import ClientDisconnected
 
-from schema._engine.parking import ParkedOperation, ParkingExecutor, Slot, open_slot
+from schema._engine.parking import ParkedOperation, ParkingExecutor, Slot, open_slot, stream_of
 from schema.auth import session_expired
 from schema.context import Context
 from schema.edge import LEGACY_TYPES, TRANSPORT_TYPES, message_problem
@@ -161,13 +161,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         slot = open_slot()
         try:
-            result_source = await self.schema.stream(
-                operation.query,
-                variable_values=operation.variables,
-                context_value=self.context,
-                root_value=self.root_value,
-                operation_name=operation.operation_name,
-            )
+            result_source = await stream_of(operation)
             async with aclosing(_noting_extensions(result_source, slot)) as results:
                 await self._send_result_stream(operation, results)
             if self._park(operation, slot):

@@ -64,6 +64,14 @@ async def subscribe(
     await ws.send(json.dumps({"id": op_id, "type": START[protocol], "payload": payload}))
 
 
+async def parked(ws: ClientConnection, op_id: str, account_id: str) -> dict[str, Any]:
+    """Subscribe to ``account_id``'s changes; the first ``next``, once the subscription parked."""
+    await subscribe(ws, op_id, {"id": account_id})
+    first = await _receive(ws, "next")
+    await eventually(lambda: operation_tasks() == [])
+    return first
+
+
 async def opened(served: Served) -> str:
     account_id = new_account_id()
     await served.service.handle(OpenAccount(account_id, "erin", "EUR"))
@@ -170,9 +178,7 @@ async def test_complete_ends_a_parked_subscription_and_frees_its_id() -> None:
     async with serve(limits=Limits(graphql_engine="tuned")) as served:
         account_id = await opened(served)
         async with connected(served) as ws:
-            await subscribe(ws, "1", {"id": account_id})
-            await _receive(ws, "next")
-            await eventually(lambda: operation_tasks() == [])
+            await parked(ws, "1", account_id)
             await ws.send(json.dumps({"id": "1", "type": "complete"}))
             await eventually(lambda: served.hub.subscriber_count() == 0)
             await subscribe(ws, "1", {"id": account_id})  # the id is free again
@@ -187,9 +193,7 @@ async def test_parked_subscriptions_count_against_the_connection_and_keep_their_
         account_id = await opened(served)
         async with connected(served) as ws:
             for op_id in ("1", "2"):
-                await subscribe(ws, op_id, {"id": account_id})
-                await _receive(ws, "next")
-            await eventually(lambda: operation_tasks() == [])
+                await parked(ws, op_id, account_id)
             await subscribe(ws, "3", {"id": account_id})
             refused = await _receive(ws, "error")
             assert refused["id"] == "3"
@@ -204,9 +208,7 @@ async def test_a_parked_subscription_completes_when_the_server_stops_serving_it(
     async with serve(limits=Limits(graphql_engine="tuned")) as served:
         account_id = await opened(served)
         async with connected(served) as ws:
-            await subscribe(ws, "1", {"id": account_id})
-            await _receive(ws, "next")
-            await eventually(lambda: operation_tasks() == [])
+            await parked(ws, "1", account_id)
             await served.live.stop()
             done = await _receive(ws, "complete")
             assert done == {"id": "1", "type": "complete"}
