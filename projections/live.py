@@ -543,10 +543,8 @@ class LiveReadModels:
             del admit  # not kept for the stream's life
         newly_watched = not self._watched(topic)
         hub_topic = live_topic(topic)
-        subscription: Subscription | None = self.hub.subscribe(
-            hub_topic, latest_only=True, owner=owner
-        )
-        assert subscription is not None
+        subscription = self.hub.subscribe(hub_topic, latest_only=True, owner=owner)
+        handed_over = False
         seen = self._seen  # later feed events for the topic are noted by on_batch
         try:
             change = await self.current(topic)
@@ -566,7 +564,7 @@ class LiveReadModels:
                     pause = PACER.jittered(self.hub, hub_topic) if sent else 0.0
                     subscription.unbind()  # the follower's owner closes it from now on
                     if park(Follower(self.hub, subscription, convert, last, pause)):
-                        subscription = None
+                        handed_over = True
                         return
                     park = None
                     if owner is not None:
@@ -580,7 +578,7 @@ class LiveReadModels:
                 else:
                     return  # the subscription ended
         finally:
-            if subscription is not None:
+            if not handed_over:
                 subscription.close()
 
     def _follow_up(self, topic: str, seen: int) -> None:
