@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -689,6 +690,7 @@ class Follower:
     """
 
     __slots__ = (
+        "_context",
         "_convert",
         "_end",
         "_hub",
@@ -715,6 +717,7 @@ class Follower:
         self._resume_at = asyncio.get_running_loop().time() + pause if pause else 0.0
         self._send: Callable[[Any], Awaitable[None]] | None = None
         self._end: Callable[[], Awaitable[None]] | None = None
+        self._context: contextvars.Context | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -723,9 +726,18 @@ class Follower:
         return self._subscription.topic.removeprefix(LIVE_PREFIX)
 
     def start(
-        self, send: Callable[[Any], Awaitable[None]], end: Callable[[], Awaitable[None]]
+        self,
+        send: Callable[[Any], Awaitable[None]],
+        end: Callable[[], Awaitable[None]],
+        *,
+        context: contextvars.Context | None = None,
     ) -> None:
-        self._send, self._end = send, end
+        """Deliver from now on; each delivery task runs in ``context`` when given.
+
+        (The hub calls back from whichever task publishes; ``context`` is the
+        subscriber's own, so that what a delivery logs carries its request id.)
+        """
+        self._send, self._end, self._context = send, end, context
         subscription = self._subscription
         subscription.notify(self._ready)
         if subscription.pending or subscription.closed:  # since the stream was handed over
@@ -733,6 +745,7 @@ class Follower:
 
     def close(self) -> None:
         self._send = self._end = None
+        self._context = None
         self._subscription.close()
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
@@ -740,7 +753,12 @@ class Follower:
 
     def _ready(self) -> None:
         if self._task is None and self._send is not None:
-            self._task = asyncio.get_running_loop().create_task(self._deliver())
+            context = self._context
+            self._task = asyncio.get_running_loop().create_task(
+                self._deliver(),
+                # a copy per delivery, as a task of its own would get
+                context=None if context is None else context.copy(),
+            )
 
     async def _deliver(self) -> None:
         subscription = self._subscription

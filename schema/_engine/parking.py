@@ -19,7 +19,8 @@ tuned engine it runs them only to set the subscription up:
    ``complete``.
 3. The handler replaces the operation (in ``operations``: the per-connection
    limit and duplicate ids count it as before) with a ``ParkedOperation``
-   and starts the follower. What stays per subscriber is that record, the
+   and starts the follower, whose deliveries run in a copy of the
+   connection's context (what they log carries its request id). What stays per subscriber is that record, the
    follower and its hub subscription: a few hundred bytes.
 
 Each change the follower delivers is sent by ``ParkedOperation.push``: the
@@ -43,6 +44,7 @@ protocol never parks.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing, suppress
 from contextvars import ContextVar
@@ -168,8 +170,9 @@ class ParkedOperation(Operation[Context, None]):
         self.document = document
         self.extensions = extensions
 
-    def start(self) -> None:
-        self.follower.start(self.push, self.end)
+    def start(self, context: contextvars.Context) -> None:
+        """Deliver changes; each push runs in ``context`` (the connection's, for its logs)."""
+        self.follower.start(self.push, self.end, context=context)
 
     def close(self) -> None:
         self.follower.close()

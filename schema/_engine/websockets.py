@@ -45,6 +45,7 @@ re-implement the ``graphql-transport-ws`` ``handle`` (calling
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing, suppress
@@ -159,12 +160,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if not self.parking:
             await super().run_operation(operation)
             return
+        context = contextvars.copy_context()  # the connection's, without the slot
         slot = open_slot()
         try:
             result_source = await stream_of(operation)
             async with aclosing(_noting_extensions(result_source, slot)) as results:
                 await self._send_result_stream(operation, results)
-            if self._park(operation, slot):
+            if self._park(operation, slot, context):
                 return
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
         except _OperationStreamClosed:
@@ -178,7 +180,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         finally:
             slot.close()
 
-    def _park(self, operation: Operation[Context, None], slot: Slot) -> bool:
+    def _park(
+        self, operation: Operation[Context, None], slot: Slot, context: contextvars.Context
+    ) -> bool:
         """Replace ``operation`` by a parked one if its stream was taken over."""
         follower, key, document = slot.follower, slot.key, slot.document
         if follower is None or key is None or document is None:
@@ -188,7 +192,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         parked = ParkedOperation(operation, follower, key, document, slot.extensions)
         slot.follower = None
         self.operations[operation.id] = parked
-        parked.start()
+        parked.start(context)
         return True
 
     async def cleanup_operation(self, operation_id: str) -> None:

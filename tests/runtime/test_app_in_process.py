@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 import sys
 import types
 from collections.abc import AsyncIterator, Awaitable
@@ -24,6 +25,7 @@ from websockets.typing import Subprotocol
 
 from runtime.bootstrap import create_app
 from runtime.embedded import free_port
+from runtime.logging import request_id_var
 from runtime.settings import load_settings
 
 OPEN = 'mutation { openAccount(input: {owner: "ana", currency: "EUR"}) { ... on AccountPayload { account { id } } } }'  # noqa: E501
@@ -155,16 +157,19 @@ async def test_graphql_requests_take_the_lane_past_starlettes_layers(
 
 @contextlib.asynccontextmanager
 async def _subscribed(
-    client: httpx.AsyncClient, account: str
+    client: httpx.AsyncClient,
+    account: str,
+    selection: str = "version",
+    headers: dict[str, str] | None = None,
 ) -> AsyncIterator[tuple[websockets.ClientConnection, Any]]:
     """A graphql-transport-ws connection subscribed to ``accountChanged(account)`` (id "a"),
     and the first message it got."""
     url = str(client.base_url).replace("http", "ws") + "/graphql"
     protocol = [Subprotocol("graphql-transport-ws")]
-    async with websockets.connect(url, subprotocols=protocol) as ws:
+    async with websockets.connect(url, subprotocols=protocol, additional_headers=headers) as ws:
         await ws.send(json.dumps({"type": "connection_init"}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
-        query = f'subscription {{ accountChanged(id: "{account}") {{ version }} }}'
+        query = f'subscription {{ accountChanged(id: "{account}") {{ {selection} }} }}'
         await ws.send(json.dumps({"id": "a", "type": "subscribe", "payload": {"query": query}}))
         yield ws, json.loads(await ws.recv())
 
@@ -226,3 +231,40 @@ async def _settle(client: httpx.AsyncClient, metric: str, value: float) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{metric} never became {value}")
+
+
+class _RequestIds(logging.Handler):
+    """The request id bound while each record was logged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str | None] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(request_id_var.get())
+
+
+async def test_what_a_parked_subscription_logs_carries_its_connections_request_id(
+    client: httpx.AsyncClient,
+) -> None:
+    """A change is sent from a task the hub starts, in the subscriber's own context."""
+    account = await _open(client)
+    ids = _RequestIds()
+    logger = logging.getLogger("schema.masking")  # logs each client error of a result
+    level = logger.level
+    logger.addHandler(ids)
+    logger.setLevel(logging.INFO)
+    bad_page = 'version statement(first: 1, after: "not-a-cursor") { edges { cursor } }'
+    try:
+        headers = {"x-request-id": "ws-push-1"}
+        async with _subscribed(client, account, bad_page, headers) as (ws, first):
+            assert first["payload"]["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+            await asyncio.sleep(0.2)  # parked
+            deposit = f'mutation {{ deposit(input: {{accountId: "{account}", amount: "1"}}) {{ __typename }} }}'  # noqa: E501
+            await _graphql(client, deposit)
+            pushed = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert pushed["payload"]["errors"] == first["payload"]["errors"]
+    finally:
+        logger.removeHandler(ids)
+        logger.setLevel(level)
+    assert ids.seen == ["ws-push-1", "ws-push-1"]  # the set-up's result, then the push's
