@@ -20,8 +20,9 @@ tuned engine it runs them only to set the subscription up:
 3. The handler replaces the operation (in ``operations``: the per-connection
    limit and duplicate ids count it as before) with a ``ParkedOperation``
    and starts the follower, whose deliveries run in a copy of the
-   connection's context (what they log carries its request id). What stays per subscriber is that record, the
-   follower and its hub subscription: a few hundred bytes.
+   connection's context (what they log carries its request id). What stays
+   per subscriber is that record, the follower and its hub subscription: a
+   few hundred bytes.
 
 Each change the follower delivers is sent by ``ParkedOperation.push``: the
 result the subscription's sharing key already has for that payload
