@@ -563,13 +563,11 @@ class LiveReadModels:
                     # Parked before its pause, which the follower keeps: the
                     # stream's generator, and all that iterates it, end now.
                     pause = PACER.jittered(self.hub, hub_topic) if sent else 0.0
-                    subscription.unbind()  # the follower's owner closes it from now on
                     if park(Follower(self.hub, subscription, convert, last, pause)):
+                        subscription.unbind()  # the follower's owner closes it from now on
                         handed_over = True
                         return
                     park = None
-                    if owner is not None:
-                        subscription.bind(owner)
                 if sent:
                     await PACER.pace(self.hub, hub_topic)
                 async for message in subscription:
