@@ -28,6 +28,11 @@ the batch), so handlers must be idempotent.
   no accepted event is not handed over, and its checkpoint write is held back up
   to ``SKIPPED_CHECKPOINT_DELAY`` (the next handled batch's write covers it):
   a deposit costs the transfer consumers no write at all.
+- Checkpoints under load: a handled batch's checkpoint is written at once when
+  the previous write is at least ``checkpoint_interval`` old, else held back
+  until it is (``_handled``): one write per interval while batches keep coming.
+  Waiters in this process see progress at once; other processes see durable
+  checkpoints up to an interval behind.
 - Poison events: when a batch fails, its events are retried one by one with
   backoff; an event that still fails stops the consumer, which keeps its lease
   and reports the position and error (state ``stopped_on_error``). It never
@@ -122,16 +127,20 @@ class EventHandler(Protocol):
 
 @dataclass(frozen=True)
 class ConsumerSettings:
-    """Batch size, polling, lease TTL, and the poison-event retry schedule.
+    """Batch size, polling, lease TTL, checkpoint pace and the poison-event retry schedule.
 
     ``transient_errors`` (lost connections) are retried forever and never
     stop a consumer; any other error is retried ``max_attempts`` times per
-    event with exponential backoff, then stops it.
+    event with exponential backoff, then stops it. ``checkpoint_interval`` is
+    the shortest time between two checkpoint writes of a consumer handling
+    batch after batch (``Consumer._handled``): under load its writes coalesce
+    to one per interval; 0 writes one per batch.
     """
 
     batch_size: int = 500
     poll_interval: float = 0.5
     lease_ttl: float = 10.0
+    checkpoint_interval: float = 0.1
     max_attempts: int = 5
     backoff_initial: float = 0.05
     backoff_max: float = 2.0
@@ -398,6 +407,7 @@ class Consumer:
         self._notifier = store.notifier
         self._log = shared_log(store)  # one read of the global order for the whole process
         self._unsaved_by: float | None = None  # when a held-back checkpoint is due
+        self._saved_at = float("-inf")  # monotonic start of the last checkpoint write
         self._read_since_takeover = False
 
     @property
@@ -427,7 +437,7 @@ class Consumer:
         if release:
             with contextlib.suppress(Exception):
                 if self._lease.holding and self.state == RUNNING:
-                    await self._save_skipped(now=True)
+                    await self._save_held_back(now=True)
                 await self._lease.release()
         self._lease.lose()
         self.state = STOPPED
@@ -483,7 +493,7 @@ class Consumer:
         if self.state == STOPPED_ON_ERROR:
             await self._wait_for_retry()
             return
-        await self._save_skipped()
+        await self._save_held_back()
         if self._quiet():
             await self._idle_wait()
             return
@@ -500,7 +510,7 @@ class Consumer:
         if not await self._ensure_lease():
             return False
         read = await self._next_batch()
-        await self._save_skipped(now=True)  # a stepped consumer leaves its checkpoint durable
+        await self._save_held_back(now=True)  # a stepped consumer leaves its checkpoint durable
         return read > 0
 
     async def _next_batch(self) -> int:
@@ -552,7 +562,7 @@ class Consumer:
             log.warning("consumer %s: batch failed, retrying event by event", self.name)
             await self._process_one_by_one(events)
             return
-        await self._advance(_position_of(events[-1]))
+        await self._handled(_position_of(events[-1]))
 
     async def _process_one_by_one(self, events: Sequence[RecordedEvent]) -> None:
         for event in events:
@@ -593,6 +603,7 @@ class Consumer:
             await self._checkpoints.report(self.name, RUNNING, epoch=self._lease.epoch)
 
     async def _advance(self, position: int) -> None:
+        self._saved_at = time.monotonic()
         await self._checkpoints.advance(self.name, position, self.owner, self._lease.epoch)
         self._unsaved_by = None  # this write covers any skipped batch below it
         self._moved(position)
@@ -601,6 +612,30 @@ class Consumer:
         self.position = max(self.position, position)
         if self._progress is not None:
             self._progress.advance(self.name, self.position)
+
+    async def _handled(self, position: int) -> None:
+        """Checkpoint a handled batch: at once, or held back while the last write is recent.
+
+        A write less than ``checkpoint_interval`` after the previous one is held
+        back until that interval has passed (or the next write covers it), so a
+        consumer handling batch after batch writes once per interval, not once
+        per batch, while one handling a batch now and then writes each at once.
+        Handlers are idempotent, so a crash before the held-back write only
+        replays what was handled since the last one. This process's waiters see
+        the progress at once (``ProgressBoard``); other processes see the durable
+        checkpoint up to an interval later. An instance whose lease was taken
+        over learns it at its next lease renewal or write, so it may handle up
+        to an interval of batches more before it stops; the new holder handles
+        them again from the fenced checkpoint, which idempotent handlers make
+        harmless.
+        """
+        due = self._saved_at + self.settings.checkpoint_interval
+        if time.monotonic() >= due:
+            await self._advance(position)
+            return
+        self._moved(position)
+        if self._unsaved_by is None or due < self._unsaved_by:
+            self._unsaved_by = due
 
     def _skip(self, position: int) -> None:
         """Pass a batch the handler ignores: no handling, and the checkpoint write later.
@@ -616,8 +651,8 @@ class Consumer:
         if self._unsaved_by is None:
             self._unsaved_by = time.monotonic() + SKIPPED_CHECKPOINT_DELAY
 
-    async def _save_skipped(self, *, now: bool = False) -> None:
-        """Write the checkpoint held back by ``_skip`` once it is due (or ``now``)."""
+    async def _save_held_back(self, *, now: bool = False) -> None:
+        """Write the checkpoint held back by ``_skip`` or ``_handled`` once due (or ``now``)."""
         due = self._unsaved_by
         if due is not None and (now or time.monotonic() >= due):
             await self._advance(self.position)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
-from projections.checkpoints import CheckpointStore, StatusReporter, now_ms
+from projections.checkpoints import CheckpointStore, ProgressBoard, StatusReporter, now_ms
 from projections.consumer import Consumer
 from projections.documents import FencedOut, InMemoryDocumentStore
 from store.memory import InMemoryEventStore, InMemoryLeases
@@ -40,6 +40,15 @@ class Recorder:
             if event.position in self.broken:
                 raise RuntimeError(f"boom at {event.position}")
             self.applied.add(event.position)
+
+
+async def durable(checkpoints: CheckpointStore, name: str, position: int) -> None:
+    """Wait until ``name``'s durable checkpoint is at ``position`` (held-back writes land)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    while (await checkpoints.load(name)).position != position:
+        assert loop.time() < deadline, (await checkpoints.load(name)).position
+        await asyncio.sleep(0.01)
 
 
 async def append_events(store: InMemoryEventStore, count: int) -> None:
@@ -127,6 +136,7 @@ async def test_standby_instance_takes_over_when_the_holder_dies() -> None:
     try:
         await append_events(rig.store, 30)
         await wait_for(lambda: a.position == 30)
+        await durable(rig.checkpoints, "recorder", 30)
         assert b.state == "standby"
         assert not second.deliveries
         await a.stop(release=False)  # a crash: the lease stays until it expires
@@ -256,6 +266,73 @@ class Stalling(Recorder):
         await super().handle_batch(events)
 
 
+PACED = replace(FAST, checkpoint_interval=1.0)
+
+
+def paced(
+    rig: Rig, handler: Recorder, owner: str, progress: ProgressBoard | None = None
+) -> Consumer:
+    return Consumer(
+        handler, rig.store, rig.checkpoints, rig.leases, settings=PACED, owner=owner,
+        progress=progress,
+    )  # fmt: skip
+
+
+async def handle_one_by_one(rig: Rig, consumer: Consumer, count: int) -> None:
+    """Append ``count`` events one at a time, each handled as its own batch."""
+    for _ in range(count):
+        target = consumer.position + 1
+        await append_events(rig.store, 1)
+        await wait_for(lambda n=target: consumer.position == n)
+
+
+async def test_a_lone_batch_is_checkpointed_at_once_and_a_quick_run_once_per_interval() -> None:
+    rig, progress = Rig(), ProgressBoard()
+    consumer = paced(rig, Recorder(), "a", progress)
+    async with running(consumer):
+        await handle_one_by_one(rig, consumer, 1)
+        assert (await rig.checkpoints.load("recorder")).position == 1  # written at once
+
+        await handle_one_by_one(rig, consumer, 3)  # within the interval: held back
+        assert (await rig.checkpoints.load("recorder")).position == 1
+        assert progress.position("recorder") == 4  # this process's waiters see it at once
+
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await durable(rig.checkpoints, "recorder", 4)  # one write once the interval is over
+        assert loop.time() - started < PACED.checkpoint_interval + 1.0
+
+
+async def test_a_crash_replays_only_what_was_handled_since_the_last_durable_checkpoint() -> None:
+    rig = Rig()
+    first, second = Recorder(), Recorder()
+    a, b = paced(rig, first, "a"), paced(rig, second, "b")
+    a.start()
+    await wait_for(lambda: a.state == "running")
+    b.start()
+    try:
+        await handle_one_by_one(rig, a, 1)  # durable at once
+        await handle_one_by_one(rig, a, 3)  # held back
+        await a.stop(release=False)  # a crash before the held-back write
+        await append_events(rig.store, 2)
+        await wait_for(lambda: b.position == 6, timeout=PACED.lease_ttl * 5)
+        assert first.applied == {1, 2, 3, 4}
+        assert second.applied == {2, 3, 4, 5, 6}  # from the durable checkpoint: 2-4 again
+    finally:
+        await b.stop()
+
+
+async def test_stopping_writes_the_held_back_checkpoint() -> None:
+    rig = Rig()
+    consumer = paced(rig, Recorder(), "a")
+    consumer.start()
+    await handle_one_by_one(rig, consumer, 1)
+    await handle_one_by_one(rig, consumer, 2)
+    assert (await rig.checkpoints.load("recorder")).position == 1
+    await consumer.stop()
+    assert (await rig.checkpoints.load("recorder")).position == 3
+
+
 async def test_a_holder_paused_past_its_lease_is_fenced_out_and_stops_handling() -> None:
     clock = ManualClock()
     rig = Rig(leases=InMemoryLeases(clock_ms=clock))
@@ -273,6 +350,7 @@ async def test_a_holder_paused_past_its_lease_is_fenced_out_and_stops_handling()
             await wait_for(lambda: b.position == 6)
             stalled.resume.set()  # the paused holder wakes up, finishes its batch
             await wait_for(lambda: a.state == "standby")
+            await durable(rig.checkpoints, "recorder", 6)
             checkpoint = await rig.checkpoints.load("recorder")
             assert (checkpoint.owner, checkpoint.position) == ("b", 6)
             holder = await rig.leases.holder("recorder")

@@ -28,6 +28,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--owner", required=True)
     parser.add_argument("--lease-ttl", type=float, default=2.0)
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument(
+        "--checkpoint-interval", type=float, default=ConsumerSettings().checkpoint_interval
+    )
     return parser.parse_args(argv)
 
 
@@ -35,6 +38,7 @@ async def serve(args: argparse.Namespace) -> None:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(args.url)
     settings = ConsumerSettings(
         batch_size=args.batch_size,
+        checkpoint_interval=args.checkpoint_interval,
         poll_interval=0.05,
         lease_ttl=args.lease_ttl,
         max_attempts=3,
