@@ -282,8 +282,12 @@ async def handle_one_by_one(rig: Rig, consumer: Consumer, count: int) -> None:
     """Append ``count`` events one at a time, each handled as its own batch."""
     for _ in range(count):
         target = consumer.position + 1
+
+        def handled(n: int = target) -> bool:
+            return consumer.position == n
+
         await append_events(rig.store, 1)
-        await wait_for(lambda n=target: consumer.position == n)
+        await wait_for(handled)
 
 
 async def test_a_lone_batch_is_checkpointed_at_once_and_a_quick_run_once_per_interval() -> None:
