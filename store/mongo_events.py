@@ -50,7 +50,7 @@ from store.protocol import (
     StoreObserver,
 )
 from store.records import NO_METADATA, Clock, check_append, epoch_ms, to_stored_time, utc_now
-from store.stamping import Stamper, read_head
+from store.stamping import FULL_PASS_EVERY, Stamper, read_head
 
 _KNOWN_ENDS_LIMIT = 100_000
 # Commit ends this process's sequencer stamped, kept for ``position_of``: enough
@@ -173,7 +173,9 @@ class MongoEventStore:
     Call ``await ensure_indexes()`` once before use (idempotent). ``clock``
     fixes ``recorded_at`` in tests. ``notifier`` advances whenever this process
     stamps or observes positions. Positions are stamped by ``sequence()``
-    passes only: it needs a sequencer.
+    passes only: it needs a sequencer. A pass claims the commits appended
+    through this object without reading the backlog for up to
+    ``full_pass_every`` seconds after one that read it (``store.stamping.Stamper``).
     """
 
     needs_sequencer = True
@@ -187,6 +189,7 @@ class MongoEventStore:
         clock: Clock = utc_now,
         observer: StoreObserver = UNOBSERVED,
         position_wait: float = 0.5,
+        full_pass_every: float = FULL_PASS_EVERY,
     ) -> None:
         self._observer = observer
         # The longest ``position_of`` waits for this process's sequencer.
@@ -196,7 +199,12 @@ class MongoEventStore:
         self.positions: Collection = database[positions or f"{collection}_positions"]
         self.notifier = HeadNotifier()
         self.inserts = GroupInsert(self.collection)
-        self._stamper = Stamper(self.collection, self.positions, on_claimed=self._learn_stamped)
+        self._stamper = Stamper(
+            self.collection,
+            self.positions,
+            full_pass_every=full_pass_every,
+            on_claimed=self._learn_stamped,
+        )
         self._clock = clock
         self._listeners: list[Callable[[], None]] = []
         self._stamp_listeners: list[Callable[[Sequence[RecordedEvent]], None]] = []
@@ -278,6 +286,7 @@ class MongoEventStore:
                 raise
             raise await self._collision(stream_id, expected_version, metadata) from error
         self._learn(doc)
+        self._stamper.note_local(doc)
         appended = self._appended_here
         appended[(stream_id, last_version(doc))] = None
         if len(appended) > _STAMPED_ENDS_LIMIT:

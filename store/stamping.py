@@ -42,6 +42,11 @@ from store.mongo_commits import PENDING, last_position
 DEFAULT_BATCH = 500
 _COPY_LIMIT = 5000
 _ENDS_LIMIT = 100_000
+# How long a Stamper may go on claiming this process's own commits without reading
+# the backlog (``Stamper`` below): what a commit from another process may wait longer
+# while this process keeps appending. Well inside the 1 s bound an idle sequencer's
+# poll gives such a commit anyway (store.sequencer).
+FULL_PASS_EVERY = 0.25
 
 
 async def read_head(events: Collection) -> int:
@@ -89,6 +94,19 @@ class Stamper:
     ``trust_seconds`` old (another pass may have stamped meanwhile, which the
     backlog would not show), the next pass reads both heads as
     ``stamp_pending`` does.
+
+    Local passes: the store hands over the commits appended in this process
+    (``note_local``), as inserted. A pass within ``full_pass_every`` seconds of
+    the last pass that read the backlog claims those alone, without reading it,
+    when each one is the next commit of its stream: version 1, or right after
+    the end this stamper stamped last (or a commit before it in the same pass).
+    Every commit below such a commit is stamped, so per-stream order holds; the
+    order across streams is free. Anything else (a commit following one this
+    stamper did not stamp, a head not trusted, a refused claim) makes it a full
+    pass. A commit already claimed elsewhere is refused by the unique
+    ``commit`` index, as in a full pass. Commits of other processes are read by
+    full passes only, so while this process keeps appending they wait up to
+    ``full_pass_every`` more than before.
     """
 
     def __init__(
@@ -98,6 +116,7 @@ class Stamper:
         *,
         batch: int = DEFAULT_BATCH,
         trust_seconds: float = 3.0,
+        full_pass_every: float = FULL_PASS_EVERY,
         on_claimed: Callable[[list[Document]], None] | None = None,
     ) -> None:
         self.events = events
@@ -115,10 +134,23 @@ class Stamper:
         self.drained = False  # the last pass claimed the whole backlog it read
         # The commits the last pass stamped, with their positions, in position order.
         self.stamped: list[Document] = []
+        self.full_pass_every = full_pass_every
+        self._full_at = -float("inf")  # monotonic start of the last pass that read the backlog
+        # Commits appended in this process not yet seen stamped, by _id, oldest first;
+        # at most ``batch`` (a dropped one is still pending and found by a full pass).
+        self._local: dict[object, Document] = {}
+        self.local_passes = 0  # passes that read no backlog (for tests and benchmarks)
 
     def forget(self) -> None:
         self._head = None
         self.drained = False
+
+    def note_local(self, doc: Document) -> None:
+        """``doc`` was inserted in this process: a local pass may claim it unread."""
+        local = self._local
+        local[doc["_id"]] = doc
+        if len(local) > self.batch:
+            del local[next(iter(local))]
 
     async def stamp(self) -> tuple[int, int]:
         """One pass, as ``stamp_pending``: (commits claimed, highest position visible)."""
@@ -127,6 +159,7 @@ class Stamper:
         except BaseException:
             self._head = None
             self.drained = False
+            self._forget_local()
             raise
 
     async def _stamp(self) -> tuple[int, int]:
@@ -140,11 +173,19 @@ class Stamper:
             self._head = None
             self._remember(head)
         self.stamped = []
-        backlog = await read_backlog(self.events, self.batch)
-        ordered = await in_stream_order(self.events, backlog, stamped_ends=self._ends)
+        ordered = self._local_run()
+        local = ordered is not None
+        if ordered is None:
+            self._full_at = time.monotonic()
+            backlog = await read_backlog(self.events, self.batch)
+            ordered = await in_stream_order(self.events, backlog, stamped_ends=self._ends)
+            complete = len(backlog) < self.batch
+        else:
+            self.local_passes += 1
+            backlog, complete = ordered, True
         claims = _claims(ordered, head + 1)
         made = await _insert_claims(self.positions, claims)
-        self.drained = len(backlog) < self.batch and made == len(backlog)
+        self.drained = complete and made == len(backlog)
         if made:
             stamped = [
                 {**doc, "position": int(claim["position"])}
@@ -158,15 +199,44 @@ class Stamper:
             self.stamped = stamped
         if made < len(claims):  # refused: another pass claimed first; read the heads again
             self._head = None
+            if local:  # and read the backlog: what is left here may be claimed elsewhere
+                self._forget_local()
         else:
             self._remember(head)
         return made, head
 
+    def _local_run(self) -> list[Document] | None:
+        """This process's pending commits, if a pass may claim them without the backlog.
+
+        None when a full pass is due or any of them is not the next commit of
+        its stream as far as this stamper knows.
+        """
+        local = self._local
+        if not local or time.monotonic() - self._full_at > self.full_pass_every:
+            return None
+        ends: dict[str, int] = {}
+        run: list[Document] = []
+        for doc in local.values():
+            stream, version = doc["stream_id"], int(doc["version"])
+            end = ends.get(stream, self._ends.get(stream))
+            if version != 1 and end != version - 1:
+                return None
+            ends[stream] = version + len(doc["events"]) - 1
+            run.append(doc)
+        return run
+
+    def _forget_local(self) -> None:
+        """Make the next pass a full one; the commits noted so far are left to full passes."""
+        self._local.clear()
+        self._full_at = -float("inf")
+
     def _learn(self, stamped: list[Document]) -> None:
         if len(self._ends) >= _ENDS_LIMIT:
             self._ends.clear()
+        local = self._local
         for doc in stamped:
             self._ends[doc["stream_id"]] = int(doc["version"]) + len(doc["events"]) - 1
+            local.pop(doc["_id"], None)
 
     def _remember(self, head: int) -> None:
         if self._head is None:

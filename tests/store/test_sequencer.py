@@ -237,6 +237,121 @@ async def test_a_stream_is_never_stamped_out_of_version_order(
     assert [(e.stream_id, e.version) for e in events] == [("x", 1), ("x", 2), ("x", 3), ("y", 1)]
 
 
+class BacklogReads(monitoring.CommandListener):
+    """The backlog reads (``find`` on ``pending``) a client sends to ``events``."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command.get("find") == "events":
+            self.count += "pending" in event.command.get("filter", {})
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+async def counted_pair(
+    mongo_url: str,
+) -> AsyncIterator[tuple[MongoEventStore, MongoEventStore, BacklogReads]]:
+    """``here`` (its backlog reads counted, full passes 30 s apart) and another process."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    reads = BacklogReads()
+    clients: list[Client] = [
+        AsyncMongoClient(mongo_url, event_listeners=[reads]),
+        AsyncMongoClient(mongo_url),
+    ]
+    try:
+        here = MongoEventStore(clients[0][name], full_pass_every=30.0)
+        there = MongoEventStore(clients[1][name])
+        await here.ensure_indexes()
+        yield here, there, reads
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_a_pass_claims_the_commits_appended_here_without_reading_the_backlog(
+    counted_pair: tuple[MongoEventStore, MongoEventStore, BacklogReads],
+) -> None:
+    here, _, reads = counted_pair
+    await here.append("x", "t", 0, [NewEvent("x1", "T", {})])
+    assert await here.sequence() == 1
+    assert reads.count == 1  # the first pass reads the backlog
+    await here.append("x", "t", 1, [NewEvent("x2", "T", {}), NewEvent("x3", "T", {})])
+    await here.append("y", "t", 0, [NewEvent("y1", "T", {})])  # a new stream
+    assert await here.sequence() == 2
+    assert reads.count == 1  # claimed from what this process appended
+    assert await here.position_of("x", 3) == 3
+    assert await here.position_of("y", 1) == 4
+    events = await read_everything(here)
+    assert_global_order(events)
+    assert [(e.stream_id, e.version) for e in events] == [("x", 1), ("x", 2), ("x", 3), ("y", 1)]
+
+
+async def test_another_process_s_commit_is_left_to_a_full_pass_never_passed_in_its_stream(
+    counted_pair: tuple[MongoEventStore, MongoEventStore, BacklogReads],
+) -> None:
+    here, there, reads = counted_pair
+    await here.append("x", "t", 0, [NewEvent("x1", "T", {})])
+    await here.sequence()
+    await there.append("f", "t", 0, [NewEvent("f1", "T", {})])  # pending, unknown here
+    await here.append("x", "t", 1, [NewEvent("x2", "T", {})])
+    assert await here.sequence() == 1  # a local pass: x2 only
+    assert reads.count == 1
+    assert await there.position_of("f", 1) is None  # still pending
+    # A commit after f1, appended here: not the next commit as far as this process
+    # knows, so the pass reads the backlog and stamps f1 before it.
+    await here.append("f", "t", 1, [NewEvent("f2", "T", {})])
+    assert await here.sequence() == 2
+    assert reads.count == 2
+    events = await read_everything(here)
+    assert_global_order(events)
+    assert [(e.stream_id, e.version) for e in events] == [("x", 1), ("x", 2), ("f", 1), ("f", 2)]
+
+
+async def test_a_commit_claimed_by_another_pass_makes_the_next_pass_a_full_one(
+    counted_pair: tuple[MongoEventStore, MongoEventStore, BacklogReads],
+) -> None:
+    here, there, reads = counted_pair
+    await here.append("x", "t", 0, [NewEvent("x1", "T", {})])
+    await here.sequence()
+    await here.append("x", "t", 1, [NewEvent("x2", "T", {})])
+    assert await there.sequence() == 1  # a stale twin claims this process's commit first
+    assert await here.sequence() == 0  # refused by the unique commit index
+    await here.append("y", "t", 0, [NewEvent("y1", "T", {})])
+    assert await here.sequence() == 1
+    assert reads.count == 2  # after a refusal the pass read the backlog again
+    events = await read_everything(here)
+    assert_global_order(events)
+    assert [(e.stream_id, e.version) for e in events] == [("x", 1), ("x", 2), ("y", 1)]
+
+
+async def test_another_process_s_commit_is_stamped_while_this_one_keeps_appending(
+    two_processes: tuple[MongoEventStore, MongoEventStore],
+) -> None:
+    a, b = two_processes  # full passes at the default pace
+    sequencer = Sequencer(a, MongoLeases(a.collection.database), poll_interval=60.0)
+    task = asyncio.create_task(sequencer.run())
+    try:
+        await a.append("warm", "t", 0, [NewEvent("w", "T", {})])
+        assert await a.notifier.wait_beyond(0, 10.0) == 1
+        await b.append("f", "t", 0, [NewEvent("f1", "T", {})])
+        deadline, version = time.monotonic() + 10.0, 0
+        while await b.position_of("f", 1) is None:  # only a's appends wake the sequencer
+            assert time.monotonic() < deadline
+            await a.append("busy", "t", version, [NewEvent(uuid.uuid4().hex, "T", {})])
+            version += 1
+            await asyncio.sleep(0.01)
+    finally:
+        sequencer.stop()
+        await asyncio.wait_for(task, 10)
+
+
 async def skewed_backlog(
     fast: MongoEventStore, normal: MongoEventStore, streams: list[str], behind: int
 ) -> None:
