@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import strawberry
+from graphql import Executor
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 
@@ -221,3 +222,28 @@ def test_the_schema_of_the_features_runs_on_the_engine_the_limits_name(engine: E
     query = core_schema(schema).query_type
     assert query is not None
     assert {"account", "transfer", "ledger", "goal"} <= set(query.fields)
+
+
+@pytest.mark.parametrize("engine", ["tuned", "plain"])
+async def test_the_tuned_engine_frees_an_operation_s_executor_without_the_cycle_collector(
+    engine: Engine,
+) -> None:
+    paths = Settings.model_fields["features"].default
+    schema = build_schema(load_features(paths).features, Limits(graphql_engine=engine))
+    await schema.execute("{ __typename }")  # caches warm
+    gc.collect()
+    gc.disable()
+    try:
+        result = await schema.execute("{ __typename }")
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = [found for found in gc.garbage if isinstance(found, Executor)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert result.errors is None
+    # graphql-core's executor keeps helpers bound to itself: a reference cycle, so the
+    # plain engine leaves every operation's executor (and what it holds) to the cycle
+    # collector. The tuned one's helpers reach it weakly (schema._engine.fanout).
+    assert bool(left) is (engine == "plain")
