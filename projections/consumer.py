@@ -28,6 +28,9 @@ the batch), so handlers must be idempotent.
   no accepted event is not handed over, and its checkpoint write is held back up
   to ``SKIPPED_CHECKPOINT_DELAY`` (the next handled batch's write covers it):
   a deposit costs the transfer consumers no write at all.
+- Batches under load: the loop reads at most once per ``batch_interval``
+  (20 ms): what arrives meanwhile is handled as one batch, one write per
+  collection; a read after a quiet moment goes at once (``_pace``).
 - Checkpoints under load: a handled batch's checkpoint is written at once when
   the previous write is at least ``checkpoint_interval`` old, else held back
   until it is (``_handled``): one write per interval while batches keep coming.
@@ -134,13 +137,16 @@ class ConsumerSettings:
     event with exponential backoff, then stops it. ``checkpoint_interval`` is
     the shortest time between two checkpoint writes of a consumer handling
     batch after batch (``Consumer._handled``): under load its writes coalesce
-    to one per interval; 0 writes one per batch.
+    to one per interval; 0 writes one per batch. ``batch_interval`` is the
+    shortest time between two reads of the loop (``Consumer._pace``): under
+    load the events of that time make one batch; 0 reads as soon as it can.
     """
 
     batch_size: int = 500
     poll_interval: float = 0.5
     lease_ttl: float = 10.0
     checkpoint_interval: float = 0.1
+    batch_interval: float = 0.02
     max_attempts: int = 5
     backoff_initial: float = 0.05
     backoff_max: float = 2.0
@@ -408,6 +414,7 @@ class Consumer:
         self._log = shared_log(store)  # one read of the global order for the whole process
         self._unsaved_by: float | None = None  # when a held-back checkpoint is due
         self._saved_at = float("-inf")  # monotonic start of the last checkpoint write
+        self._read_at = float("-inf")  # monotonic start of the last paced read
         self._read_since_takeover = False
 
     @property
@@ -497,8 +504,22 @@ class Consumer:
         if self._quiet():
             await self._idle_wait()
             return
+        await self._pace()
         if self._drained(await self._next_batch()):
             await self._idle_wait()
+
+    async def _pace(self) -> None:
+        """Read at most one batch per ``batch_interval``: under load, events coalesce.
+
+        A read right after the previous one waits out the rest of the interval,
+        so what arrived meanwhile is handled as one batch, with one write per
+        collection instead of one per sequencer pass; a read after a quiet
+        moment goes at once.
+        """
+        pause = self._read_at + self.settings.batch_interval - time.monotonic()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        self._read_at = time.monotonic()
 
     async def step(self) -> bool:
         """Handle the next batch, if any, as the lease holder; return whether there was one.

@@ -107,7 +107,9 @@ async def test_a_subscriber_that_never_reads_keeps_server_memory_bounded() -> No
     """Backpressure reaches the hub, which keeps one update; reading later gives the latest.
 
     ledgerChanged messages carry every currency (~25 kB here), so a few hundred
-    of them fill the socket buffers and the server's sends block.
+    of them fill the socket buffers and the server's sends block. The ledger
+    projector handles the deposits of each 20 ms as one batch (one message),
+    so the deposits are spread out for the messages to add up.
     """
     async with serve() as served:
         accounts = [(new_account_id(), _currency(i)) for i in range(200)]
@@ -116,10 +118,11 @@ async def test_a_subscriber_that_never_reads_keeps_server_memory_bounded() -> No
         idle = await subscribe_raw(served.url, "graphql-transport-ws", LEDGER_CHANGED, rcvbuf=1024)
         deposits = 0
         async with asyncio.timeout(60):
-            while served.hub.dropped < 20 and deposits < 2_000:
+            while served.hub.dropped < 20 and deposits < 20_000:
                 await served.service.handle(Deposit(accounts[0][0], 1))
                 deposits += 1
                 assert served.hub.pending_count() <= served.hub.subscriber_count() <= 1
+                await asyncio.sleep(0.002)
         assert served.hub.dropped >= 20, "the socket never pushed back"
         expected = f"{deposits / 100:.2f}"
         async with asyncio.timeout(30):

@@ -26,6 +26,7 @@ class Recorder:
         self.broken = set(broken)
         self.deliveries: list[int] = []
         self.applied: set[int] = set()
+        self.batches: list[int] = []  # the size of each batch handed over
 
     async def prepare(self) -> None:
         return None
@@ -34,6 +35,7 @@ class Recorder:
         return True
 
     async def handle_batch(self, events: Sequence[RecordedEvent]) -> None:
+        self.batches.append(len(events))
         for event in events:
             assert event.position is not None
             self.deliveries.append(event.position)
@@ -335,6 +337,20 @@ async def test_stopping_writes_the_held_back_checkpoint() -> None:
     assert (await rig.checkpoints.load("recorder")).position == 1
     await consumer.stop()
     assert (await rig.checkpoints.load("recorder")).position == 3
+
+
+async def test_events_arriving_within_the_batch_interval_are_handled_as_one_batch() -> None:
+    rig, recorder = Rig(), Recorder()
+    settings = replace(FAST, batch_interval=0.5)
+    consumer = Consumer(recorder, rig.store, rig.checkpoints, rig.leases, settings=settings)
+    async with running(consumer):
+        await append_events(rig.store, 1)
+        await wait_for(lambda: consumer.position == 1)  # after a quiet moment: read at once
+        for _ in range(3):
+            await append_events(rig.store, 1)
+            await asyncio.sleep(0.01)
+        await wait_for(lambda: consumer.position == 4)
+    assert recorder.batches == [1, 3]
 
 
 async def test_a_holder_paused_past_its_lease_is_fenced_out_and_stops_handling() -> None:
