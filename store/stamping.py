@@ -139,7 +139,6 @@ class Stamper:
         # Commits appended in this process not yet seen stamped, by _id, oldest first;
         # at most ``batch`` (a dropped one is still pending and found by a full pass).
         self._local: dict[object, Document] = {}
-        self.local_passes = 0  # passes that read no backlog (for tests and benchmarks)
 
     def forget(self) -> None:
         self._head = None
@@ -181,7 +180,6 @@ class Stamper:
             ordered = await in_stream_order(self.events, backlog, stamped_ends=self._ends)
             complete = len(backlog) < self.batch
         else:
-            self.local_passes += 1
             backlog, complete = ordered, True
         claims = _claims(ordered, head + 1)
         made = await _insert_claims(self.positions, claims)
