@@ -173,7 +173,7 @@ class Stamper:
             self._remember(head)
         self.stamped = []
         ordered = self._local_run()
-        local = ordered is not None
+        from_local = ordered is not None
         if ordered is None:
             self._full_at = time.monotonic()
             backlog = await read_backlog(self.events, self.batch)
@@ -197,7 +197,7 @@ class Stamper:
             self.stamped = stamped
         if made < len(claims):  # refused: another pass claimed first; read the heads again
             self._head = None
-            if local:  # and read the backlog: what is left here may be claimed elsewhere
+            if from_local:  # and read the backlog: what is left here may be claimed elsewhere
                 self._forget_local()
         else:
             self._remember(head)
