@@ -30,7 +30,7 @@ the batch), so handlers must be idempotent.
   a deposit costs the transfer consumers no write at all.
 - Batches under load: the loop reads at most once per ``batch_interval``
   (20 ms): what arrives meanwhile is handled as one batch, one write per
-  collection; a read after a quiet moment goes at once (``_pace``).
+  collection; a read after a quiet moment or a full batch goes at once (``_pace``).
 - Checkpoints under load: a handled batch's checkpoint is written at once when
   the previous write is at least ``checkpoint_interval`` old, else held back
   until it is (``_handled``): one write per interval while batches keep coming.
@@ -505,7 +505,10 @@ class Consumer:
             await self._idle_wait()
             return
         await self._pace()
-        if self._drained(await self._next_batch()):
+        read = await self._next_batch()
+        if read >= self.settings.batch_size:
+            self._read_at = float("-inf")  # a full batch: more is waiting, read on at once
+        if self._drained(read):
             await self._idle_wait()
 
     async def _pace(self) -> None:
@@ -514,7 +517,7 @@ class Consumer:
         A read right after the previous one waits out the rest of the interval,
         so what arrived meanwhile is handled as one batch, with one write per
         collection instead of one per sequencer pass; a read after a quiet
-        moment goes at once.
+        moment, or after a full batch (catching up), goes at once.
         """
         pause = self._read_at + self.settings.batch_interval - time.monotonic()
         if pause > 0:

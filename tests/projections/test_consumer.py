@@ -353,6 +353,17 @@ async def test_events_arriving_within_the_batch_interval_are_handled_as_one_batc
     assert recorder.batches == [1, 3]
 
 
+async def test_a_consumer_catching_up_reads_full_batches_without_waiting() -> None:
+    rig, recorder = Rig(), Recorder()
+    settings = replace(FAST, batch_size=10, batch_interval=5.0)
+    await append_events(rig.store, 35)
+    consumer = Consumer(recorder, rig.store, rig.checkpoints, rig.leases, settings=settings)
+    async with running(consumer):
+        # Three full batches and the rest, well inside one batch interval.
+        await wait_for(lambda: consumer.position == 35, timeout=2.5)
+    assert recorder.batches == [10, 10, 10, 5]
+
+
 async def test_a_holder_paused_past_its_lease_is_fenced_out_and_stops_handling() -> None:
     clock = ManualClock()
     rig = Rig(leases=InMemoryLeases(clock_ms=clock))
