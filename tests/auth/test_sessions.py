@@ -22,7 +22,7 @@ from schema.auth import AuthSettings, User, session_expired
 from schema.oidc import JwksKeys, OidcSettings, OidcVerifier
 from tests.auth.idp import AUDIENCE, IdP
 from tests.live.helpers import eventually
-from tests.wiring import Served, serve
+from tests.wiring import Served, serve, settle
 
 TRANSPORT, LEGACY = "graphql-transport-ws", "graphql-ws"
 ACCOUNT = "subscription ($id: ID!) { accountChanged(id: $id) { owner version } }"
@@ -42,6 +42,7 @@ def oidc(idp: IdP) -> AuthSettings:
 async def opened(served: Served, owner: str) -> str:
     account_id = new_account_id()
     await served.service.handle(OpenAccount(account_id, owner, "EUR"))
+    await settle(served.consumers, served.store)
     await served.live.feed.wait_for(await served.store.head_position(), within=10)
     return account_id
 

@@ -24,7 +24,7 @@ from schema.context import Context
 from schema.errors import ClientError, forbidden_query
 from schema.subscriptions import documents
 from tests.live.helpers import eventually, take
-from tests.wiring import Served, serve
+from tests.wiring import Served, serve, settle
 
 SECRET = "test-secret-for-live-subscriptions-0123456789"
 FORGED = "not-the-secret-but-just-as-long-0123456789"
@@ -54,6 +54,7 @@ async def accounts(served: Served) -> dict[str, str]:
         await served.service.handle(OpenAccount(ids[owner], owner, "EUR"))
     await served.service.handle(Deposit(ids["alice"], 1000))
     await served.service.handle(RequestTransfer(ids["transfer"], ids["alice"], ids["bob"], 100))
+    await settle(served.consumers, served.store)
     await served.live.feed.wait_for(await served.store.head_position(), within=10)
     return ids
 
