@@ -14,6 +14,7 @@ from projections.consumer import Consumer
 from projections.documents import FencedOut, InMemoryDocumentStore
 from store.memory import InMemoryEventStore, InMemoryLeases
 from store.protocol import LeaseHolder, NewEvent, RecordedEvent
+from tests.projections.cluster import until
 from tests.wiring import FAST, dump, memory_world, rebuilt, settle, wait_for
 
 
@@ -46,11 +47,11 @@ class Recorder:
 
 async def durable(checkpoints: CheckpointStore, name: str, position: int) -> None:
     """Wait until ``name``'s durable checkpoint is at ``position`` (held-back writes land)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5.0
-    while (await checkpoints.load(name)).position != position:
-        assert loop.time() < deadline, (await checkpoints.load(name)).position
-        await asyncio.sleep(0.01)
+
+    async def reached() -> bool:
+        return (await checkpoints.load(name)).position == position
+
+    await until(reached, 5.0, f"{name}'s durable checkpoint never reached {position}", poll=0.01)
 
 
 async def append_events(store: InMemoryEventStore, count: int) -> None:
